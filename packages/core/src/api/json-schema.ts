@@ -1,0 +1,4 @@
+/** A JSON Schema (draft-07) object, as plugins contribute them. Kept loose on purpose. */
+export interface JSONSchema7 {
+  [key: string]: any;
+}

@@ -1,0 +1,57 @@
+import type { JSONSchema7 } from './json-schema.js';
+import type { StepLogger } from './logger.js';
+
+/**
+ * The kind of PEFT method, in HF PEFT's terms: how it changes the model.
+ * - `adapter-layers`: wraps or inserts modules (LoRA, bottleneck adapters, IA3).
+ * - `prompt-learning`: adds virtual tokens (prompt tuning, prefix tuning).
+ * - `full`: every base parameter is trained (the baseline).
+ */
+export type MethodFamily = 'adapter-layers' | 'prompt-learning' | 'full';
+
+/** What a method may use while injecting itself. */
+export interface MethodContext {
+  logger: StepLogger;
+  /** Seed for the method's initialisation. */
+  seed: number;
+}
+
+/**
+ * A PEFT method: how it injects itself into a model and how its adapter is saved and loaded.
+ *
+ * Bind one under {@link TYPES.PeftMethod} in a plugin's `ContainerModule`. The model type `M` is the
+ * model class of `@peftkit/models` (the core does not depend on it); the returned `A` is the
+ * method's handle on what it injected.
+ *
+ * @typeParam C - the method's config type, generated from `configSchema`.
+ */
+export interface PeftMethod<C = any, M = any, A = any> {
+  /** The value of `settings.method` in an `inject` step, e.g. `lora`. */
+  name: string;
+  /** HF PEFT's `peft_type` written to `adapter_config.json`, e.g. `LORA`; null when not exportable to HF PEFT. */
+  peftType: string | null;
+  family: MethodFamily;
+  description: string;
+  /** JSON Schema of the method's config, with HF PEFT's field names and defaults. */
+  configSchema: JSONSchema7;
+  /** Checks that need more than the schema (e.g. regexes that must compile). Pointers relative to the config. */
+  validateConfig?(config: C): { pointer: string; message: string; hint?: string }[];
+  /**
+   * Injects the method into `model` in place: freezes the base, adds trainable parameters.
+   * @throws Error naming the model's candidate modules when the config matches none.
+   */
+  inject(model: M, config: C, ctx: MethodContext): A | Promise<A>;
+}
+
+/**
+ * A weight quantization scheme (e.g. NF4) that the `quantize` step applies to a model's linear layers.
+ * Bind one under {@link TYPES.QuantScheme}.
+ */
+export interface QuantScheme<C = any, M = any> {
+  /** The value of `settings.quant_type`, e.g. `nf4`. */
+  name: string;
+  description: string;
+  configSchema: JSONSchema7;
+  /** Replaces the selected linear layers of `model` in place by quantized ones. */
+  quantize(model: M, config: C, ctx: MethodContext): void | Promise<void>;
+}

@@ -1,0 +1,97 @@
+import type * as tf from '@tensorflow/tfjs';
+import { Module } from './nn/module.js';
+import type { Embedding } from './nn/layers.js';
+
+/** A model's `config.json` as Hugging Face writes it (snake_case keys, `model_type` names the architecture). */
+export interface ModelConfig {
+  model_type: string;
+  architectures?: string[];
+  [key: string]: unknown;
+}
+
+/** One layer's key/value cache: key and value [batch, num_key_value_heads, seq, head_dim]. */
+export interface LayerKV {
+  key: tf.Tensor4D;
+  value: tf.Tensor4D;
+}
+
+/** Per-layer key/value tensors: the generation cache, or prefix tuning's virtual keys and values. */
+export type KVCache = LayerKV[];
+
+/** Inputs of {@link PreTrainedModel.forward}. Give `inputIds` or `inputsEmbeds`. */
+export interface ModelInputs {
+  /** Token ids [batch, seq], int32. */
+  inputIds?: tf.Tensor2D;
+  /** Input embeddings [batch, seq, hidden] in place of `inputIds` (prompt tuning prepends to these). */
+  inputsEmbeds?: tf.Tensor3D;
+  /**
+   * [batch, past + seq]: 1 where a position may be attended to, 0 for padding. Covers the cached
+   * (or prefix) positions first, then the current ones. Absent: everything is attended to.
+   */
+  attentionMask?: tf.Tensor2D;
+  /** Position ids [batch, seq]; absent: `past .. past + seq - 1`, as HF computes them. */
+  positionIds?: tf.Tensor2D;
+  /** Keys and values to attend to before the current positions (cache or prefix). Not disposed by the model. */
+  pastKeyValues?: KVCache;
+  /** When true, `forward` returns the new cache (past + current keys/values). */
+  useCache?: boolean;
+}
+
+/** Outputs of {@link PreTrainedModel.forward}. */
+export interface ModelOutput {
+  /** Causal LM: [batch, seq, vocab]. Sequence classification: [batch, num_labels]. */
+  logits: tf.Tensor;
+  /** Last hidden states [batch, seq, hidden]. */
+  lastHiddenState?: tf.Tensor3D;
+  /** Present when `useCache` was set. */
+  pastKeyValues?: KVCache;
+}
+
+/** What a model is for, as HF's `*ForCausalLM` / `*ForSequenceClassification` / bare `*Model`. */
+export type ModelTask = 'causal-lm' | 'sequence-classification' | 'base';
+
+/** Shapes a PEFT method needs to know about a transformer, whatever its architecture. */
+export interface TransformerDims {
+  numLayers: number;
+  hiddenSize: number;
+  numAttentionHeads: number;
+  numKeyValueHeads: number;
+  headDim: number;
+  vocabSize: number;
+}
+
+/**
+ * A Hugging Face architecture on tfjs. Its {@link Module.namedParameters} are exactly the HF
+ * state-dict names of the matching transformers class.
+ */
+export abstract class PreTrainedModel extends Module {
+  abstract readonly config: ModelConfig;
+  abstract readonly task: ModelTask;
+  /** Architecture dimensions. */
+  abstract dims(): TransformerDims;
+  /** Runs the model. All returned tensors are new; the caller disposes them. */
+  abstract forward(inputs: ModelInputs): ModelOutput;
+  /** The token embedding table (`transformer.wte`, `model.embed_tokens`, ...). */
+  abstract getInputEmbeddings(): Embedding;
+  /** Dotted names of output heads (`lm_head`, `score`, `classifier`): never targets of `all-linear`. */
+  abstract outputHeadNames(): string[];
+  /**
+   * Per layer, the modules whose outputs feed the residual stream after attention and after the
+   * feed-forward block (`transformer.h.0.attn.c_proj`, `transformer.h.0.mlp.c_proj`): where
+   * bottleneck adapters are inserted.
+   */
+  abstract adapterPoints(): { layer: number; attentionOutput: string; feedForwardOutput: string }[];
+}
+
+/** What flows through a `base-model` or `quantized-model` port: the model and what it was loaded with. */
+export interface LoadedModel {
+  model: PreTrainedModel;
+  /** The tokenizer from the same folder, when it has one. */
+  tokenizer?: import('./tokenizer/tokenizer.js').Tokenizer;
+  /** Local folder or hub id it came from (written as `base_model_name_or_path`). */
+  source: string;
+  /** Quantization applied to the base, if any (e.g. `{quant_type: 'nf4', blocksize: 64}`). */
+  quantization?: Record<string, unknown>;
+}
+
+export type { Embedding };

@@ -1,0 +1,107 @@
+import * as tf from '@tensorflow/tfjs';
+import { Module } from './module.js';
+import { nextSeed } from './rng.js';
+
+/**
+ * `y = x Wᵀ + b` with PyTorch's layout: weight [out_features, in_features], bias [out_features].
+ * Default init as `torch.nn.Linear`: U(-1/√in, 1/√in) for weight and bias.
+ * Shapes: x [..., in] → y [..., out].
+ */
+export class Linear extends Module {
+  weight: tf.Variable;
+  bias?: tf.Variable;
+  constructor(readonly inFeatures: number, readonly outFeatures: number, bias = true) {
+    super();
+    const k = 1 / Math.sqrt(inFeatures);
+    this.weight = this.registerParameter('weight', tf.randomUniform([outFeatures, inFeatures], -k, k, 'float32', nextSeed()));
+    if (bias) this.bias = this.registerParameter('bias', tf.randomUniform([outFeatures], -k, k, 'float32', nextSeed()));
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      const y = matMulLast(x, this.weight, true);
+      return this.bias ? tf.add(y, this.bias) : y;
+    });
+  }
+}
+
+/**
+ * GPT-2's Conv1D (a linear layer with the weight stored transposed): weight [in, out] (`nf` = out),
+ * `y = x W + b`. HF init: weight N(0, 0.02), bias zeros. Shapes: x [..., in] → y [..., out].
+ */
+export class Conv1D extends Module {
+  weight: tf.Variable;
+  bias: tf.Variable;
+  constructor(readonly inFeatures: number, readonly outFeatures: number) {
+    super();
+    this.weight = this.registerParameter('weight', tf.randomNormal([inFeatures, outFeatures], 0, 0.02, 'float32', nextSeed()));
+    this.bias = this.registerParameter('bias', tf.zeros([outFeatures]));
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => tf.add(matMulLast(x, this.weight, false), this.bias));
+  }
+}
+
+/**
+ * `x` [..., in] times `w` over the last axis: w is [out, in] when `transposeW`, else [in, out].
+ * Folds the leading axes into one so that the product is a plain 2-D matMul (the WASM backend's
+ * fast path). Result [..., out].
+ */
+export function matMulLast(x: tf.Tensor, w: tf.Tensor, transposeW: boolean): tf.Tensor {
+  const lead = x.shape.slice(0, -1);
+  const inF = x.shape[x.shape.length - 1];
+  const out = transposeW ? w.shape[0] : w.shape[1];
+  const y = tf.matMul(x.reshape([-1, inF]), w as tf.Tensor2D, false, transposeW);
+  return y.reshape([...lead, out] as number[]);
+}
+
+/** A lookup table: weight [num_embeddings, dim]; ids [...] (int32) → [..., dim]. HF init N(0, 0.02). */
+export class Embedding extends Module {
+  weight: tf.Variable;
+  constructor(readonly numEmbeddings: number, readonly dim: number) {
+    super();
+    this.weight = this.registerParameter('weight', tf.randomNormal([numEmbeddings, dim], 0, 0.02, 'float32', nextSeed()));
+  }
+  forward(ids: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => tf.gather(this.weight, ids.cast('int32')));
+  }
+}
+
+/** LayerNorm over the last axis (Ba et al. 2016): weight and bias [dim]; `eps` as HF's `layer_norm_epsilon`. */
+export class LayerNorm extends Module {
+  weight: tf.Variable;
+  bias: tf.Variable;
+  constructor(readonly dim: number, readonly eps = 1e-5) {
+    super();
+    this.weight = this.registerParameter('weight', tf.ones([dim]));
+    this.bias = this.registerParameter('bias', tf.zeros([dim]));
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      const { mean, variance } = tf.moments(x, -1, true);
+      return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, this.eps))), this.weight), this.bias);
+    });
+  }
+}
+
+/** RMSNorm (Zhang and Sennrich 2019), as HF's LlamaRMSNorm: `x / sqrt(mean(x²) + eps) * weight`; weight [dim]. */
+export class RMSNorm extends Module {
+  weight: tf.Variable;
+  constructor(readonly dim: number, readonly eps = 1e-6) {
+    super();
+    this.weight = this.registerParameter('weight', tf.ones([dim]));
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), this.eps))), this.weight));
+  }
+}
+
+/** Inverted dropout with probability `p`; identity in eval mode or when p = 0. Masks are seeded ({@link nextSeed}). */
+export class Dropout extends Module {
+  constructor(readonly p: number) {
+    super();
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    if (!this.training || this.p === 0) return x;
+    return tf.dropout(x, this.p, undefined, nextSeed());
+  }
+}
