@@ -43,16 +43,44 @@ export class Conv1D extends Module {
 
 /**
  * `x` [..., in] times `w` over the last axis: w is [out, in] when `transposeW`, else [in, out].
- * Folds the leading axes into one so that the product is a plain 2-D matMul (the WASM backend's
- * fast path). Result [..., out].
+ * Result [..., out].
+ *
+ * Leading axes are folded so that every product is a plain 2-D matMul without transpose flags:
+ * on the WASM backend only that form reaches XNNPACK's fast path, and a transposed operand ran
+ * 10 to 30 times slower (docs/benchmarks.md). The gradient is written out for the same reason:
+ * tfjs's own matMul gradient uses the transposed forms.
  */
 export function matMulLast(x: tf.Tensor, w: tf.Tensor, transposeW: boolean): tf.Tensor {
   const lead = x.shape.slice(0, -1);
   const inF = x.shape[x.shape.length - 1];
   const out = transposeW ? w.shape[0] : w.shape[1];
-  const y = tf.matMul(x.reshape([-1, inF]), w as tf.Tensor2D, false, transposeW);
+  const y = (transposeW ? matMulNT : matMulNN)(x.reshape([-1, inF]) as tf.Tensor2D, w as tf.Tensor2D);
   return y.reshape([...lead, out] as number[]);
 }
+
+// y = x·wᵀ with w [out, in]; dx = dy·w, dw = dyᵀ·x, all as plain products.
+const matMulNT = tf.customGrad((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
+  save([x, w]);
+  return {
+    value: tf.matMul(x as tf.Tensor2D, tf.transpose(w) as tf.Tensor2D),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [sx, sw] = saved as tf.Tensor2D[];
+      return [tf.matMul(dy as tf.Tensor2D, sw), tf.matMul(tf.transpose(dy) as tf.Tensor2D, sx)];
+    },
+  };
+}) as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
+
+// y = x·w with w [in, out]; dx = dy·wᵀ, dw = xᵀ·dy.
+const matMulNN = tf.customGrad((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
+  save([x, w]);
+  return {
+    value: tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [sx, sw] = saved as tf.Tensor2D[];
+      return [tf.matMul(dy as tf.Tensor2D, tf.transpose(sw) as tf.Tensor2D), tf.matMul(tf.transpose(sx) as tf.Tensor2D, dy as tf.Tensor2D)];
+    },
+  };
+}) as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
 
 /** A lookup table: weight [num_embeddings, dim]; ids [...] (int32) → [..., dim]. HF init N(0, 0.02). */
 export class Embedding extends Module {

@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '@peftkit/core';
+import { Conv1D, LayerNorm, Linear, RMSNorm, matMulLast } from './layers.js';
+import { Module, ModuleList, StateDictError } from './module.js';
+import { manualSeed } from './rng.js';
+
+await initBackend('wasm');
+
+function close(a: tf.Tensor, b: tf.Tensor, tol = 1e-5) {
+  const d = tf.max(tf.abs(tf.sub(a, b))).dataSync()[0];
+  assert.ok(d < tol, `max abs diff ${d}`);
+}
+
+test('matMulLast and its hand-written gradient agree with tfjs matMul and autodiff', () => {
+  manualSeed(1);
+  const x = tf.randomNormal([2, 3, 5], 0, 1, 'float32', 1);
+  for (const transposeW of [true, false]) {
+    const w = tf.randomNormal(transposeW ? [4, 5] : [5, 4], 0, 1, 'float32', 2);
+    const ref = (xx: tf.Tensor, ww: tf.Tensor) => tf.matMul(xx.reshape([6, 5]) as tf.Tensor2D, ww as tf.Tensor2D, false, transposeW).reshape([2, 3, 4]);
+    close(matMulLast(x, w, transposeW), ref(x, w));
+    const loss = (f: typeof ref) => (xx: tf.Tensor, ww: tf.Tensor) => tf.sum(tf.square(f(xx, ww)));
+    const [gx, gw] = tf.grads(loss((a, b) => matMulLast(a, b, transposeW)))([x, w]);
+    const [rx, rw] = tf.grads(loss(ref))([x, w]);
+    close(gx, rx, 1e-4);
+    close(gw, rw, 1e-4);
+  }
+});
+
+test('Linear is x Wᵀ + b with PyTorch layout; Conv1D is x W + b', () => {
+  const lin = new Linear(3, 2);
+  lin.weight.assign(tf.tensor2d([[1, 2, 3], [4, 5, 6]]));
+  lin.bias!.assign(tf.tensor1d([0.5, -1]));
+  assert.deepEqual([...lin.forward(tf.tensor2d([[1, 0, -1]])).dataSync()], [1 - 3 + 0.5, 4 - 6 - 1]);
+  const conv = new Conv1D(3, 2);
+  conv.weight.assign(tf.tensor2d([[1, 4], [2, 5], [3, 6]]));
+  assert.deepEqual([...conv.forward(tf.tensor2d([[1, 0, -1]])).dataSync()], [-2, -2]);
+});
+
+test('LayerNorm and RMSNorm normalise the last axis', () => {
+  const x = tf.tensor2d([[1, 2, 3, 4]]);
+  const ln = new LayerNorm(4, 0).forward(x).dataSync();
+  const sd = Math.sqrt(1.25);
+  [-1.5, -0.5, 0.5, 1.5].forEach((v, i) => assert.ok(Math.abs(ln[i] - v / sd) < 1e-5));
+  const rms = new RMSNorm(4, 0).forward(x).dataSync();
+  const r = Math.sqrt((1 + 4 + 9 + 16) / 4);
+  [1, 2, 3, 4].forEach((v, i) => assert.ok(Math.abs(rms[i] - v / r) < 1e-5));
+});
+
+class Block extends Module {
+  fc = this.registerModule('fc', new Linear(2, 2));
+}
+class Net extends Module {
+  h = this.registerModule('h', new ModuleList([new Block(), new Block()]));
+  head = this.registerModule('head', new Linear(2, 1, false));
+}
+
+test('HF-style names, setSubmodule keeps fields in step, strict loadStateDict names problems', () => {
+  const net = new Net();
+  assert.deepEqual(net.namedParameters().map(([n]) => n), ['h.0.fc.weight', 'h.0.fc.bias', 'h.1.fc.weight', 'h.1.fc.bias', 'head.weight']);
+  const replacement = new Linear(2, 2);
+  net.setSubmodule('h.1.fc', replacement);
+  assert.equal(net.h.at(1).fc, replacement);
+  const sd = new Map(net.stateDict());
+  sd.delete('head.weight');
+  sd.set('h.0.fc.weight', tf.zeros([3, 2]));
+  sd.set('extra', tf.zeros([1]));
+  assert.throws(() => net.loadStateDict(sd), (e: unknown) => {
+    assert.ok(e instanceof StateDictError);
+    assert.deepEqual(e.report.missing, ['head.weight']);
+    assert.deepEqual(e.report.unexpected, ['extra']);
+    assert.match(e.report.mismatched[0], /h\.0\.fc\.weight: expected \[2, 2\], got \[3, 2\]/);
+    return true;
+  });
+});
