@@ -22,4 +22,10 @@ export interface Tokenizer {
   decode(ids: number[], options?: { skipSpecialTokens?: boolean }): string;
   /** Renders messages with the chat template. @throws Error when the tokenizer has no chat template. */
   applyChatTemplate(messages: ChatMessage[], options?: { addGenerationPrompt?: boolean }): string;
+  /** The id of a token string (added tokens included), or undefined. Optional. */
+  tokenToId?(token: string): number | undefined;
+  /** The token string of an id, or undefined. Optional. */
+  idToToken?(id: number): string | undefined;
+  /** Writes the tokenizer's files into `folder` so that transformers can load them; returns the file names. Optional. */
+  save?(folder: string): string[];
 }

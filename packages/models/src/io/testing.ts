@@ -1,0 +1,28 @@
+/** Helpers for this folder's tests: where the shared HF fixtures are, and scratch folders. */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repo root: the nearest folder above this file whose package.json is `peftkit-workspace`. */
+export function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg) && JSON.parse(readFileSync(pkg, 'utf8')).name === 'peftkit-workspace') return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new Error('repo root (package.json "peftkit-workspace") not found');
+    dir = up;
+  }
+}
+
+/** `../shared/fixtures/hf/<set>` relative to the repo root. */
+export function hfFixture(set: string): string {
+  return resolve(repoRoot(), '..', 'shared', 'fixtures', 'hf', set);
+}
+
+/** A fresh temporary folder and a function that removes it. */
+export function scratch(prefix = 'peftkit-io-'): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}

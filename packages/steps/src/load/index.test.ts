@@ -1,0 +1,87 @@
+import assert from 'node:assert/strict';
+import { before, test } from 'node:test';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { initBackend, schemaIssues, UserError, type StepContext } from '@peftkit/core';
+import type { LoadedPretrained } from '@peftkit/models';
+import { loadStep, resolveModelSetting } from './index.js';
+
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!(existsSync(join(dir, 'package.json')) && JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).name === 'peftkit-workspace')) dir = dirname(dir);
+  return dir;
+}
+const fixtures = resolve(repoRoot(), '..', 'shared', 'fixtures', 'hf');
+
+function fakeContext(pipelineDir: string) {
+  const lines: string[] = [];
+  const metrics: Record<string, unknown>[] = [];
+  const log = (level: string) => (m: string) => lines.push(`${level}: ${m}`);
+  const ctx = {
+    pipeline: 'p', step: 'base', pipelineDir, runDir: pipelineDir, stepDir: pipelineDir, seed: 42, backend: 'wasm', resume: false,
+    signal: new AbortController().signal,
+    logger: { error: log('error'), warn: log('warn'), info: log('info'), debug: log('debug') },
+    registry: {} as StepContext['registry'],
+    recordMetrics: (row: Record<string, unknown>) => metrics.push(row),
+  } satisfies StepContext;
+  return { ctx, lines, metrics };
+}
+
+before(async () => {
+  await initBackend('wasm');
+});
+
+test('settings schema: defaults filled, unknown dtype and missing model refused', () => {
+  const s: Record<string, unknown> = { model: './m' };
+  assert.deepEqual(schemaIssues('p.json', '/steps/base/settings', loadStep.settingsSchema, s), []);
+  assert.deepEqual(s, { model: './m', revision: 'main', dtype: 'float32', task: 'causal-lm', num_labels: null, strict: true });
+  const bad = schemaIssues('p.json', '/steps/base/settings', loadStep.settingsSchema, { model: 'x', dtype: 'float16' });
+  assert.equal(bad.length, 1);
+  assert.equal(bad[0].pointer, '/steps/base/settings/dtype');
+  assert.equal(schemaIssues('p.json', '', loadStep.settingsSchema, {}).length, 1);
+});
+
+test('validate: num_labels only with sequence-classification', () => {
+  const issues = loadStep.validate!({ model: 'x', task: 'causal-lm', num_labels: 3 }, {} as never);
+  assert.deepEqual(issues.map((i) => i.pointer), ['/num_labels']);
+  assert.deepEqual(loadStep.validate!({ model: 'x', task: 'sequence-classification', num_labels: 3 }, {} as never), []);
+});
+
+test('model paths resolve from the pipeline folder; hub ids stay hub ids', () => {
+  assert.equal(resolveModelSetting('ckpt-gpt2-tiny-vocab', fixtures), join(fixtures, 'ckpt-gpt2-tiny-vocab'));
+  assert.equal(resolveModelSetting('./models/x', '/p'), '/p/models/x');
+  assert.equal(resolveModelSetting('openai-community/gpt2', fixtures), 'openai-community/gpt2');
+  assert.equal(resolveModelSetting('/abs/folder', fixtures), '/abs/folder');
+});
+
+test('run: loads a relative folder, outputs a base-model with its tokenizer, logs the parameter count', async () => {
+  const { ctx, lines, metrics } = fakeContext(join(fixtures, 'ckpt-gpt2-fake-nembd2', '..'));
+  const settings = { model: 'ckpt-gpt2-fake-nembd2', revision: 'main', dtype: 'float32' as const, task: 'causal-lm' as const, num_labels: null, strict: true };
+  const out = await loadStep.run(ctx, {}, settings);
+  const loaded = out.model as LoadedPretrained;
+  assert.deepEqual(Object.keys(out), ['model']);
+  assert.equal(loaded.model.task, 'causal-lm');
+  assert.equal(loaded.source, join(fixtures, 'ckpt-gpt2-fake-nembd2'));
+  assert.deepEqual(loaded.tokenizer!.encode('Hello world'), [15496, 995]);
+  const params = loaded.model.numParameters();
+  assert.equal(lines[0], `info: loading ${join(fixtures, 'ckpt-gpt2-fake-nembd2')}`);
+  assert.ok(lines.some((l) => l.startsWith('info: loaded gpt2 (causal-lm, 1 layers, hidden 2, vocab 50257): 16 tensors (16 F32) from 1 file(s), ' + params.toLocaleString('en-US') + ' parameters')), lines.join('\n'));
+  assert.ok(lines.some((l) => l === 'info: tokenizer: 50,257 tokens'));
+  assert.deepEqual(metrics, [{ num_parameters: params, tensors_loaded: 16 }]);
+  loaded.model.dispose();
+});
+
+test('run: sequence classification warns about the new head', async () => {
+  const { ctx, lines } = fakeContext(fixtures);
+  const out = await loadStep.run(ctx, {}, { model: 'ckpt-gpt2-tiny-vocab', task: 'sequence-classification', num_labels: 4, strict: true });
+  const loaded = out.model as LoadedPretrained;
+  assert.equal(loaded.model.task, 'sequence-classification');
+  assert.ok(lines.includes('warn: newly initialized (not in the checkpoint): score.weight'), lines.join('\n'));
+  loaded.model.dispose();
+});
+
+test('run: a folder that does not exist is a UserError naming the resolved path', async () => {
+  const { ctx } = fakeContext(fixtures);
+  await assert.rejects(loadStep.run(ctx, {}, { model: './no/such/model' }), (e: unknown) => e instanceof UserError && e.message.includes(join(fixtures, 'no/such/model')));
+});
