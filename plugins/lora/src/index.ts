@@ -1,0 +1,36 @@
+/**
+ * @peftkit/lora: LoRA (Hu et al. 2021) for peftkit, with HF PEFT's settings and adapter format.
+ *
+ * `export default` is the plugin's inversify `ContainerModule`; the named exports are the LoRA
+ * layer and injection API (QLoRA builds on {@link LinearBase} and {@link LoraLayer}).
+ */
+export {
+  ALL_LINEAR,
+  DEFAULT_TARGET_MODULES,
+  assertValidConfig,
+  fullMatch,
+  layerIndexOf,
+  loraConfigSchema,
+  matchesNameList,
+  patternKeyFor,
+  resolveLoraConfig,
+  validateConfig,
+  type ConfigIssue,
+  type LoraConfig,
+  type ResolvedLoraConfig,
+} from './config.js';
+export { LoraLayer, MergeError, isLinearBase, loraScaling, type LinearBase, type LoraAdapterSpec, type LoraInit } from './layer.js';
+export { ModulesToSaveWrapper, cloneModule } from './modules-to-save.js';
+export {
+  HF_PREFIX,
+  LoraAdapterHandle,
+  injectLora,
+  linearLayerNames,
+  summarizeNames,
+  type InjectLoraOptions,
+  type LoraTargetModel,
+  type ParameterReport,
+} from './model.js';
+export { loadHfLoraAdapter, loraConfigFromHf, readHfAdapter, writeHfAdapter, type HfLoraAdapter } from './hf-format.js';
+export { loraMethod } from './method.js';
+export { default } from './module.js';
