@@ -59,7 +59,7 @@ export function matMulLast(x: tf.Tensor, w: tf.Tensor, transposeW: boolean): tf.
 }
 
 // y = x·wᵀ with w [out, in]; dx = dy·w, dw = dyᵀ·x, all as plain products.
-const matMulNT = tf.customGrad((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
+const matMulNT = tf.customGrad(((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
   save([x, w]);
   return {
     value: tf.matMul(x as tf.Tensor2D, tf.transpose(w) as tf.Tensor2D),
@@ -68,10 +68,11 @@ const matMulNT = tf.customGrad((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFun
       return [tf.matMul(dy as tf.Tensor2D, sw), tf.matMul(tf.transpose(dy) as tf.Tensor2D, sx)];
     },
   };
-}) as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
+  // tfjs types the callback as variadic over tensors and the save function.
+}) as unknown as tf.CustomGradientFunc<tf.Tensor>) as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
 
 // y = x·w with w [in, out]; dx = dy·wᵀ, dw = xᵀ·dy.
-const matMulNN = tf.customGrad((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
+const matMulNN = tf.customGrad(((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
   save([x, w]);
   return {
     value: tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D),
@@ -80,7 +81,8 @@ const matMulNN = tf.customGrad((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFun
       return [tf.matMul(dy as tf.Tensor2D, tf.transpose(sw) as tf.Tensor2D), tf.matMul(tf.transpose(sx) as tf.Tensor2D, dy as tf.Tensor2D)];
     },
   };
-}) as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
+  // tfjs types the callback as variadic over tensors and the save function.
+}) as unknown as tf.CustomGradientFunc<tf.Tensor>) as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
 
 /** A lookup table: weight [num_embeddings, dim]; ids [...] (int32) → [..., dim]. HF init N(0, 0.02). */
 export class Embedding extends Module {
