@@ -69,7 +69,7 @@ const matMulNT = tf.customGrad(((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFu
     },
   };
   // tfjs types the callback as variadic over tensors and the save function.
-}) as unknown as tf.CustomGradientFunc<tf.Tensor>) as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
 
 // y = x·w with w [in, out]; dx = dy·wᵀ, dw = xᵀ·dy.
 const matMulNN = tf.customGrad(((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
@@ -82,7 +82,7 @@ const matMulNN = tf.customGrad(((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFu
     },
   };
   // tfjs types the callback as variadic over tensors and the save function.
-}) as unknown as tf.CustomGradientFunc<tf.Tensor>) as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
 
 /** A lookup table: weight [num_embeddings, dim]; ids [...] (int32) → [..., dim]. HF init N(0, 0.02). */
 export class Embedding extends Module {
