@@ -16,18 +16,18 @@ export const PLUGIN_MARKER = 'peftkit';
  */
 export async function importPlugin(name: string, fromDir: string): Promise<LoadedPlugin> {
   const require = createRequire(join(resolve(fromDir), 'noop.js'));
-  let pkgJsonPath: string;
-  try {
-    pkgJsonPath = require.resolve(`${name}/package.json`);
-  } catch {
+  // `require.resolve('<name>/package.json')` fails for packages whose "exports" do not list it
+  // (ERR_PACKAGE_PATH_NOT_EXPORTED), so look for the folder along Node's lookup paths instead.
+  const pkgJsonPath = (require.resolve.paths(name) ?? []).map((d) => join(d, name, 'package.json')).find((p) => existsSync(p));
+  if (!pkgJsonPath) {
     throw new Error(`plugin package "${name}" is not installed (looked from ${resolve(fromDir)}); install it with \`npm install ${name}\` or remove it from "plugins"`);
   }
   const pkg = JSON.parse(readFileSync(pkgJsonPath, 'utf8'));
   const mod = await import(name).catch(async (e) => {
-    // Fallback for a package resolvable only from fromDir (not from this file's location).
-    const entry = require.resolve(name);
-    if (!entry) throw e;
-    return import(pathToFileURL(entry).href);
+    // Fallback for a package resolvable only from fromDir (not from this file's location). Any other
+    // failure (a syntax error or a missing export inside the plugin) is reported as it is.
+    if ((e as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND' || !String((e as Error).message).includes(`'${name}'`)) throw e;
+    return import(pathToFileURL(require.resolve(name)).href);
   });
   const module = mod.default ?? mod.containerModule;
   if (!(module instanceof ContainerModule) && typeof module?.load !== 'function') {
