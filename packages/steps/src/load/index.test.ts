@@ -39,7 +39,8 @@ test('settings schema: defaults filled, unknown dtype and missing model refused'
   const bad = schemaIssues('p.json', '/steps/base/settings', loadStep.settingsSchema, { model: 'x', dtype: 'float16' });
   assert.equal(bad.length, 1);
   assert.equal(bad[0].pointer, '/steps/base/settings/dtype');
-  assert.equal(schemaIssues('p.json', '', loadStep.settingsSchema, {}).length, 1);
+  assert.deepEqual(loadStep.validate!({}, {} as never).map((i) => i.pointer), ['/model']);
+  assert.deepEqual(loadStep.validate!({ model: 'x', from_config: 'c.json' }, {} as never).map((i) => i.pointer), ['/from_config']);
 });
 
 test('validate: num_labels only with sequence-classification', () => {
@@ -84,4 +85,21 @@ test('run: sequence classification warns about the new head', async () => {
 test('run: a folder that does not exist is a UserError naming the resolved path', async () => {
   const { ctx } = fakeContext(fixtures);
   await assert.rejects(loadStep.run(ctx, {}, { model: './no/such/model' }), (e: unknown) => e instanceof UserError && e.message.includes(join(fixtures, 'no/such/model')));
+});
+
+test('run: from_config builds a seeded random model whose vocabulary is the tokenizer\'s', async () => {
+  const { ctx } = fakeContext(fixtures);
+  const config = { model_type: 'gpt2', n_embd: 8, n_layer: 1, n_head: 2, n_positions: 16 };
+  const a = (await loadStep.run(ctx, {}, { from_config: config, tokenizer: 'ckpt-gpt2-tiny-vocab' })).model as LoadedPretrained;
+  const b = (await loadStep.run(ctx, {}, { from_config: config, tokenizer: 'ckpt-gpt2-tiny-vocab' })).model as LoadedPretrained;
+  const vocab = a.tokenizer!.vocabSize;
+  assert.equal(a.model.dims().vocabSize, vocab);
+  assert.equal(a.model.config.vocab_size, vocab);
+  const wa = a.model.stateDict().get('transformer.wte.weight')!.dataSync();
+  const wb = b.model.stateDict().get('transformer.wte.weight')!.dataSync();
+  assert.deepEqual([...wa], [...wb], 'same seed, same weights');
+  assert.ok(wa.some((v) => v !== 0));
+  await assert.rejects(loadStep.run(ctx, {}, { from_config: { ...config, vocab_size: vocab + 1 }, tokenizer: 'ckpt-gpt2-tiny-vocab' }), (e: unknown) => e instanceof UserError && /vocab_size/.test(e.message));
+  a.model.dispose();
+  b.model.dispose();
 });

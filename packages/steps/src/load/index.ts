@@ -1,7 +1,7 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import type { SettingsIssue, StepContext, StepKind } from '@peftkit/core';
-import { isHubId, loadPretrained, type LoadedPretrained } from '@peftkit/models';
+import { UserError, type SettingsIssue, type StepContext, type StepKind } from '@peftkit/core';
+import { createModel, isHubId, loadPretrained, loadTokenizer, manualSeed, type LoadedModel, type LoadedPretrained, type ModelConfig } from '@peftkit/models';
 import schema from './load.schema.json' with { type: 'json' };
 import type { LoadSettings } from './load.generated.js';
 
@@ -30,13 +30,17 @@ export const loadStep: StepKind<LoadSettings> = {
   outputs: { model: { type: 'base-model', description: 'The loaded model with its tokenizer (a LoadedModel).' } },
   settingsSchema: schema,
   validate(settings): SettingsIssue[] {
+    if ((settings.model == null) === (settings.from_config == null)) {
+      return [{ pointer: settings.model == null ? '/model' : '/from_config', message: 'give exactly one of "model" (a checkpoint to load) and "from_config" (a config to initialise randomly)', hint: 'set "model" to a folder or hub id, or "from_config" to a config.json' }];
+    }
     if (settings.num_labels != null && settings.task !== 'sequence-classification') {
       return [{ pointer: '/num_labels', message: `num_labels applies to the sequence-classification head, but task is "${settings.task ?? 'causal-lm'}"`, hint: 'set "task": "sequence-classification" or remove num_labels' }];
     }
     return [];
   },
   async run(ctx: StepContext, _inputs, settings) {
-    const source = resolveModelSetting(settings.model, ctx.pipelineDir);
+    if (settings.from_config) return { model: fromConfig(ctx, settings) };
+    const source = resolveModelSetting(settings.model!, ctx.pipelineDir);
     const fromHub = !existsSync(source) && isHubId(source);
     ctx.logger.info(`loading ${source}${fromHub ? ` (Hugging Face Hub, revision ${settings.revision ?? 'main'})` : ''}`);
     const loaded = await loadPretrained(source, {
@@ -65,3 +69,38 @@ export const loadStep: StepKind<LoadSettings> = {
     return { model: loaded };
   },
 };
+
+/**
+ * `from_config`: a model of the given configuration with fresh random weights (seeded by the
+ * pipeline seed), as transformers' `AutoModel.from_config`, plus the tokenizer from `tokenizer`.
+ * @throws UserError when the config file cannot be read or its vocab_size disagrees with the tokenizer.
+ */
+function fromConfig(ctx: StepContext, settings: LoadSettings): LoadedModel {
+  const at = (p: string) => resolve(ctx.pipelineDir, p);
+  let config: ModelConfig;
+  let source = 'from_config';
+  if (typeof settings.from_config === 'string') {
+    source = at(settings.from_config);
+    try {
+      config = JSON.parse(readFileSync(source, 'utf8'));
+    } catch (e) {
+      throw new UserError(`load: cannot read the config ${source}: ${(e as Error).message}`, { pointer: `/steps/${ctx.step}/settings/from_config`, hint: 'point from_config at a config.json, or give the config object inline' });
+    }
+  } else config = structuredClone(settings.from_config) as ModelConfig;
+  const tokenizer = settings.tokenizer ? loadTokenizer(at(settings.tokenizer)) : undefined;
+  if (tokenizer) {
+    if (config.vocab_size == null) config.vocab_size = tokenizer.vocabSize;
+    else if (config.vocab_size !== tokenizer.vocabSize) {
+      throw new UserError(`load: from_config has vocab_size ${config.vocab_size} but the tokenizer in ${settings.tokenizer} has ${tokenizer.vocabSize} tokens`, { pointer: `/steps/${ctx.step}/settings/from_config/vocab_size`, hint: 'remove vocab_size to take the tokenizer\'s, or use the matching tokenizer' });
+    }
+    for (const [key, id] of [['bos_token_id', tokenizer.bosTokenId], ['eos_token_id', tokenizer.eosTokenId], ['pad_token_id', tokenizer.padTokenId]] as const) {
+      if (config[key] == null && id != null) config[key] = id;
+    }
+  }
+  manualSeed(ctx.seed);
+  const model = createModel(config, settings.task ?? 'causal-lm');
+  const dims = model.dims();
+  ctx.logger.info(`initialised ${config.model_type} from its config with random weights (seed ${ctx.seed}): ${dims.numLayers} layers, hidden ${dims.hiddenSize}, vocab ${dims.vocabSize}, ${n(model.numParameters())} parameters`);
+  ctx.recordMetrics({ num_parameters: model.numParameters(), from_config: true });
+  return { model, tokenizer, source };
+}
