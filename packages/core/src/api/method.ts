@@ -14,6 +14,8 @@ export interface MethodContext {
   logger: StepLogger;
   /** Seed for the method's initialisation. */
   seed: number;
+  /** Name of the adapter being injected (the `inject` step's `adapter_name`; `default` unless set). */
+  adapterName?: string;
 }
 
 /**
@@ -41,6 +43,15 @@ export interface PeftMethod<C = any, M = any, A = any> {
    * @throws Error naming the model's candidate modules when the config matches none.
    */
   inject(model: M, config: C, ctx: MethodContext): A | Promise<A>;
+  /**
+   * Reads an adapter folder saved in the method's own format (not HF PEFT's; e.g. AdapterHub's for
+   * bottleneck adapters), injects it into `model` and loads its weights. Methods whose adapters are
+   * HF PEFT folders may also implement it to map `adapter_config.json` onto their config.
+   * @throws Error (UserError for bad files) naming the file and field.
+   */
+  loadAdapter?(model: M, dir: string, ctx: MethodContext): A | Promise<A>;
+  /** True when `adapterConfig` (the parsed `adapter_config.json` of a folder) is in this method's own format, so that a loader picks {@link PeftMethod.loadAdapter}. */
+  recognizesAdapterConfig?(adapterConfig: Record<string, unknown>): boolean;
 }
 
 /**
@@ -52,6 +63,10 @@ export interface QuantScheme<C = any, M = any> {
   name: string;
   description: string;
   configSchema: JSONSchema7;
-  /** Replaces the selected linear layers of `model` in place by quantized ones. */
-  quantize(model: M, config: C, ctx: MethodContext): void | Promise<void>;
+  /**
+   * Replaces the selected linear layers of `model` in place by quantized ones. May return what it
+   * did (plain JSON: type, layers, bits per parameter), which the `quantize` step puts in
+   * `LoadedModel.quantization`.
+   */
+  quantize(model: M, config: C, ctx: MethodContext): void | Record<string, unknown> | Promise<void | Record<string, unknown>>;
 }
