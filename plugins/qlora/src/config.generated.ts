@@ -1,0 +1,93 @@
+/* Generated from plugins/qlora/src/config.schema.json by tools/typegen. Do not edit: change the schema and run `npm run typegen`. */
+
+/**
+ * QLoRA (Dettmers et al. 2023, arXiv:2305.14314): LoRA on a 4-bit quantized base. The fields are LoRA's (HF PEFT's LoraConfig, see @peftkit/lora config.schema.json); only the defaults differ, set to the QLoRA recipe: LoRA on all linear layers, r 64, lora_alpha 16, lora_dropout 0.1 (paper, Appendix B.2: r = 64, alpha = 16, dropout 0.1 for models up to 13B and 0.05 for 33B and 65B; the qlora.py script's own defaults are r 64, alpha 16, dropout 0.0). Adapters are kept in float32.
+ */
+export type QLoraConfig = LoraConfig & {
+  /**
+   * LoRA rank (QLoRA recipe: 64).
+   */
+  r?: number;
+  /**
+   * LoRA alpha; the update is scaled by lora_alpha / r (QLoRA recipe: 16, so 0.25 at r 64).
+   */
+  lora_alpha?: number;
+  /**
+   * Dropout on the LoRA branch's input (QLoRA recipe: 0.1 up to 13B parameters, 0.05 above).
+   */
+  lora_dropout?: number;
+  /**
+   * Modules to wrap, as LoRA's target_modules. QLoRA puts LoRA on every linear layer ("all-linear": all but the output head), which the paper finds necessary to match 16-bit fine-tuning (§4).
+   */
+  target_modules?: string[] | string | null;
+};
+
+/**
+ * LoRA settings (Hu et al. 2021, arXiv:2106.09685), with the field names and defaults of HF PEFT's LoraConfig (peft/tuners/lora/config.py).
+ */
+export interface LoraConfig {
+  /**
+   * LoRA rank: A is [r, in_features], B is [out_features, r].
+   */
+  r?: number;
+  /**
+   * LoRA alpha: the update B·A is scaled by lora_alpha / r (lora_alpha / sqrt(r) with use_rslora).
+   */
+  lora_alpha?: number;
+  /**
+   * Dropout probability applied to the LoRA branch's input during training.
+   */
+  lora_dropout?: number;
+  /**
+   * Modules to wrap. A list: names matched against the end of each module's dotted name ("c_proj" matches attn.c_proj and mlp.c_proj). A single string: a regular expression that must match the whole module name. "all-linear": every linear layer except the output head. null: HF PEFT's default for the architecture (gpt2: c_attn; llama, mistral, qwen2: q_proj, v_proj; ...).
+   */
+  target_modules?: string[] | string | null;
+  /**
+   * Modules never to wrap, matched like target_modules (a list by name suffix, a string as a full-match regular expression).
+   */
+  exclude_modules?: string[] | string | null;
+  /**
+   * Modules (besides the LoRA layers) trained in full and saved whole in the adapter, e.g. a classification head ["score"]. Matched by name suffix. For SEQ_CLS the model's head is added automatically, as HF PEFT does.
+   */
+  modules_to_save?: string[] | null;
+  /**
+   * Which biases are trained and saved: none; all (every bias of the model); lora_only (the biases of the wrapped layers).
+   */
+  bias?: 'none' | 'all' | 'lora_only';
+  /**
+   * True when the wrapped layer stores its weight as [in, out] (GPT-2's Conv1D). Set automatically per layer, with a warning when the given value is wrong for the layer, as HF PEFT does.
+   */
+  fan_in_fan_out?: boolean;
+  /**
+   * true: A Kaiming-uniform (a = sqrt(5)), B zeros, so the model starts as the base; "gaussian": A ~ N(0, (1/r)^2), B zeros; false: A and B both random (the adapter changes outputs from the start; for tests).
+   */
+  init_lora_weights?: true | false | 'gaussian';
+  /**
+   * Rank-stabilized LoRA (Kalajdzievski 2023, arXiv:2312.03732): scaling lora_alpha / sqrt(r) instead of lora_alpha / r.
+   */
+  use_rslora?: boolean;
+  /**
+   * Per-module ranks overriding r: keys are regular expressions matched at the end of the module name (HF's `(.*\.)?(key)$`), first match wins.
+   */
+  rank_pattern?: {
+    [k: string]: number;
+  };
+  /**
+   * Per-module alphas overriding lora_alpha, keyed like rank_pattern.
+   */
+  alpha_pattern?: {
+    [k: string]: number;
+  };
+  /**
+   * Only wrap modules in these layer indices (the number after e.g. `h.` or `layers.` in the module name). Applies when target_modules is a list. null: every layer.
+   */
+  layers_to_transform?: number[] | number | null;
+  /**
+   * Name(s) of the layer list whose index layers_to_transform refers to (e.g. "h", "layers"). null: the last numbered list in the module name.
+   */
+  layers_pattern?: string[] | string | null;
+  /**
+   * HF PEFT task type written to adapter_config.json. null: taken from the model (CAUSAL_LM for causal LMs, SEQ_CLS for sequence classifiers).
+   */
+  task_type?: 'CAUSAL_LM' | 'SEQ_CLS' | 'TOKEN_CLS' | 'SEQ_2_SEQ_LM' | 'QUESTION_ANS' | 'FEATURE_EXTRACTION' | null;
+}
