@@ -113,7 +113,7 @@ export async function runPipeline(prepared: PreparedPipeline, opts: RunOptions =
     const ctx: StepContext = {
       pipeline: pipeline.name, step: name, pipelineDir: dirname(resolve(file)), runDir, stepDir, seed: pipeline.seed, backend: backend.name,
       resume: !!opts.resume, signal, logger, registry,
-      recordMetrics: (row) => appendFileSync(join(runDir, 'metrics.jsonl'), JSON.stringify({ step: name, time: new Date().toISOString(), ...row }) + '\n'),
+      recordMetrics: (row) => appendFileSync(join(runDir, 'metrics.jsonl'), JSON.stringify({ pipeline_step: name, time: new Date().toISOString(), ...row }) + '\n'),
     };
     status({ state: 'running', step: name });
     const t0 = performance.now();

@@ -1,0 +1,87 @@
+import * as tf from '@tensorflow/tfjs';
+import type { Dataset, SplitName, TokenizedExample } from '@peftkit/data';
+import type { PeftModel } from '@peftkit/models';
+import { forwardBatch } from './batches.js';
+import { IGNORE_INDEX, causalLmNllPerSequence } from './losses.js';
+
+/** Predicted and gold class ids of a split's examples, in split order. */
+export interface Predictions {
+  predictions: Int32Array;
+  labels: Int32Array;
+}
+
+/** Index of the largest value of each row of a [rows, cols] row-major array; ties: the first. */
+function argmaxRows(values: ArrayLike<number>, rows: number, cols: number, sign = 1): Int32Array {
+  const out = new Int32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let best = 0;
+    for (let c = 1; c < cols; c++) if (sign * values[r * cols + c] > sign * values[r * cols + best]) best = c;
+    out[r] = best;
+  }
+  return out;
+}
+
+/**
+ * Class predictions of a sequence-classification head: argmax of logits [B, num_labels] over the
+ * split, in eval mode. Examples without a class label are skipped.
+ */
+export async function predictWithHead(model: PeftModel, data: Dataset, split: SplitName, batchSize: number): Promise<Predictions> {
+  const preds: number[] = [];
+  const gold: number[] = [];
+  for (const batch of data.batches(split, { batchSize, shuffle: false, dropLast: false, epochs: 1 })) {
+    if (!batch.classLabels) throw new Error(`split "${split}" has no class labels`);
+    const { logits } = forwardBatch(model, batch);
+    const values = await logits.data();
+    const [B, C] = logits.shape as [number, number];
+    logits.dispose();
+    const p = argmaxRows(values, B, C);
+    for (let i = 0; i < B; i++) {
+      if (batch.classLabels[i] < 0) continue;
+      preds.push(p[i]);
+      gold.push(batch.classLabels[i]);
+    }
+  }
+  return { predictions: Int32Array.from(preds), labels: Int32Array.from(gold) };
+}
+
+/**
+ * Classification with a causal LM by label-word likelihood: for each example, the prompt (its first
+ * `promptLength` tokens) is followed by each label's word and scored by the summed log-probability
+ * of the word's tokens, `Σ_j log p(w_j | prompt, w_<j)`; the most likely label is the prediction.
+ *
+ * @param labelWordIds - the token ids of each label's word, index = class id.
+ * @param batchSize - examples per forward pass (each makes one row per label).
+ * @throws Error when an example has no prompt token (its first word token could not be scored).
+ */
+export async function predictWithLabelWords(model: PeftModel, examples: readonly TokenizedExample[], labelWordIds: number[][], batchSize: number, padId: number): Promise<Predictions> {
+  const C = labelWordIds.length;
+  const scored = examples.filter((e) => e.label !== undefined && e.label >= 0);
+  const preds = new Int32Array(scored.length);
+  for (let s = 0; s < scored.length; s += batchSize) {
+    const chunk = scored.slice(s, s + batchSize);
+    const rows: { ids: number[]; labels: number[] }[] = [];
+    for (const e of chunk) {
+      if (e.promptLength < 1) throw new Error(`example ${e.row} has no prompt tokens to score label words after`);
+      const prompt = Array.from(e.inputIds.subarray(0, e.promptLength));
+      for (const w of labelWordIds) rows.push({ ids: [...prompt, ...w], labels: [...prompt.map(() => IGNORE_INDEX), ...w] });
+    }
+    const T = Math.max(...rows.map((r) => r.ids.length));
+    const R = rows.length;
+    const ids = new Int32Array(R * T).fill(padId);
+    const mask = new Int32Array(R * T);
+    const labels = new Int32Array(R * T).fill(IGNORE_INDEX);
+    rows.forEach((r, i) => {
+      ids.set(r.ids, i * T);
+      labels.set(r.labels, i * T);
+      mask.fill(1, i * T, i * T + r.ids.length);
+    });
+    const nll = tf.tidy(() => {
+      const { logits } = forwardBatch(model, { shape: [R, T], inputIds: ids, attentionMask: mask, labels, promptLengths: new Int32Array(R), indices: new Int32Array(R), epoch: 0, batch: 0 });
+      return causalLmNllPerSequence(logits, tf.tensor2d(labels, [R, T], 'int32')); // [R]
+    });
+    const values = await nll.data();
+    nll.dispose();
+    preds.set(argmaxRows(values, chunk.length, C, -1), s);
+  }
+  return { predictions: preds, labels: Int32Array.from(scored, (e) => e.label!) };
+}

@@ -1,0 +1,74 @@
+import * as tf from '@tensorflow/tfjs';
+
+/** Label value whose position contributes nothing to the loss (PyTorch's `ignore_index`). */
+export const IGNORE_INDEX = -100;
+
+/** What a training objective is: next-token prediction, or one label per sequence. */
+export type TrainingTask = 'causal-lm' | 'sequence-classification';
+
+/**
+ * Number of positions that carry a causal-LM target once labels are shifted left by one (as HF's
+ * `ForCausalLMLoss`): labels [batch, seq] row-major, position 0 of each row never is a target.
+ */
+export function countCausalTargets(labels: Int32Array, batch: number, seq: number): number {
+  let n = 0;
+  for (let b = 0; b < batch; b++) for (let t = 1; t < seq; t++) if (labels[b * seq + t] !== IGNORE_INDEX) n++;
+  return n;
+}
+
+/**
+ * Summed negative log-likelihood of the next token, as HF's `ForCausalLMLoss` with
+ * `reduction="sum"`: logits at position t predict labels at t + 1; labels equal to -100 are ignored.
+ * Uses a one-hot product instead of `gather` so that its gradient needs no UnsortedSegmentSum
+ * (missing on the WASM backend).
+ *
+ * @param logits - [batch, seq, vocab] float32.
+ * @param labels - [batch, seq] int32, -100 where ignored.
+ * @returns a scalar: the sum of per-token NLL (nats) over the targets; divide by the target count
+ *   ({@link countCausalTargets}) for the mean.
+ */
+export function causalLmNllSum(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => {
+    const [B, T, V] = logits.shape as [number, number, number];
+    if (labels.shape[0] !== B || labels.shape[1] !== T) throw new Error(`labels [${labels.shape}] do not match logits [${logits.shape}]`);
+    const shiftLogits = tf.reshape(tf.slice(logits, [0, 0, 0], [B, T - 1, V]), [-1, V]); // [B·(T-1), V]
+    const shiftLabels = tf.reshape(tf.slice(labels.toInt(), [0, 1], [B, T - 1]), [-1]); // [B·(T-1)]
+    return tokenNllSum(shiftLogits, shiftLabels);
+  });
+}
+
+/**
+ * Summed cross-entropy of one label per sequence (HF's single-label classification loss with
+ * `reduction="sum"`). Labels equal to -100 are ignored.
+ * @param logits - [batch, num_labels]. @param labels - [batch] int32.
+ */
+export function classificationNllSum(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => tokenNllSum(logits as tf.Tensor2D, labels.toInt() as tf.Tensor1D));
+}
+
+/** Σ over rows with label ≠ -100 of −log softmax(logits)[label]. logits [N, C], labels [N]. */
+function tokenNllSum(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
+  const C = logits.shape[1]!;
+  const mask = tf.notEqual(labels, IGNORE_INDEX); // [N]
+  const safe = tf.where(mask, labels, tf.zerosLike(labels)); // [N]
+  const logp = tf.logSoftmax(logits); // [N, C]
+  const picked = tf.sum(tf.mul(logp, tf.oneHot(safe, C)), -1); // [N]
+  return tf.neg(tf.sum(tf.mul(picked, tf.cast(mask, 'float32')))) as tf.Scalar;
+}
+
+/**
+ * Per-sequence summed NLL of the targets (causal LM, shifted), for scoring candidate continuations.
+ * @param logits - [batch, seq, vocab]; @param labels - [batch, seq] with -100 outside the scored span.
+ * @returns [batch] sums in nats.
+ */
+export function causalLmNllPerSequence(logits: tf.Tensor, labels: tf.Tensor): tf.Tensor1D {
+  return tf.tidy(() => {
+    const [B, T, V] = logits.shape as [number, number, number];
+    const l = tf.slice(logits, [0, 0, 0], [B, T - 1, V]);
+    const y = tf.slice(labels.toInt(), [0, 1], [B, T - 1]);
+    const mask = tf.notEqual(y, IGNORE_INDEX);
+    const safe = tf.where(mask, y, tf.zerosLike(y));
+    const picked = tf.sum(tf.mul(tf.logSoftmax(l), tf.oneHot(safe, V)), -1); // [B, T-1]
+    return tf.neg(tf.sum(tf.mul(picked, tf.cast(mask, 'float32')), -1)) as tf.Tensor1D;
+  });
+}

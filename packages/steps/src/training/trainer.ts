@@ -1,0 +1,291 @@
+import * as tf from '@tensorflow/tfjs';
+import { UserError, validatorFor, type StepLogger } from '@peftkit/core';
+import type { Batch, Dataset } from '@peftkit/data';
+import { LayerNorm, RMSNorm, getRngState, manualSeed, setRngState, type PeftModel } from '@peftkit/models';
+import schema from '../train/train.schema.json' with { type: 'json' };
+import type { TrainSettings } from '../train/train.generated.js';
+import { AdamW } from './adamw.js';
+import { batchNllSum, targetCount, tokenCount } from './batches.js';
+import { disposeCheckpoint, latestCheckpointFolder, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoints.js';
+import { clipGradNorm } from './clip.js';
+import { splitLoss } from './evaluation.js';
+import type { TrainingTask } from './losses.js';
+import { checkMemory, defaultMemoryLimitMb } from './memory.js';
+import { TrainProgress } from './progress.js';
+import { lrMultiplier, warmupStepsFor } from './schedules.js';
+
+/** {@link TrainSettings} with every default filled in. */
+export type ResolvedTrainSettings = Required<TrainSettings>;
+
+/** Fills in the schema's defaults (on a copy). @throws UserError listing schema violations. */
+export function resolveTrainSettings(settings: TrainSettings = {}): ResolvedTrainSettings {
+  const s = structuredClone(settings);
+  const validate = validatorFor(schema);
+  if (!validate(s)) throw new UserError(`invalid train settings: ${(validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ')}`);
+  return s as ResolvedTrainSettings;
+}
+
+/** Everything the loop needs from its surroundings (a step context, or a test). */
+export interface TrainEnv {
+  /** Folder of `step-N/` checkpoints and the `latest` pointer. */
+  checkpointDir: string;
+  /** Continue from the latest checkpoint in `checkpointDir`, when there is one. */
+  resume: boolean;
+  /** When aborted, a checkpoint is written and the loop returns. */
+  signal: AbortSignal;
+  logger: StepLogger;
+  recordMetrics(row: Record<string, unknown>): void;
+  /** The pipeline's seed (used when `settings.seed` is null). */
+  seed: number;
+  /** The tfjs backend name (for the memory guard's default). */
+  backend: string;
+  /** Show a progress bar; default: whether stdout is a terminal. */
+  progressBar?: boolean;
+}
+
+/** What a training run did. */
+export interface TrainResult {
+  /** Optimizer steps done in total (including those before a resume). */
+  globalStep: number;
+  /** Steps the run was planned for. */
+  totalSteps: number;
+  task: TrainingTask;
+  /** The loss of every optimizer step (mean over its target tokens), from step 1. */
+  lossHistory: number[];
+  /** Logged rows: `{global_step, loss, lr, grad_norm, tokens_per_s, epoch}` and `{global_step, eval_loss}`. */
+  logHistory: Record<string, number>[];
+  /** Stopped by the abort signal (a checkpoint was written). */
+  interrupted: boolean;
+  /** Stopped by early stopping. */
+  earlyStopped: boolean;
+  /** The last checkpoint folder written or resumed from. */
+  checkpoint?: string;
+}
+
+/** Which objective: the setting, or the model's head when `auto`. */
+export function resolveTask(setting: TrainSettings['task'], model: PeftModel): TrainingTask {
+  if (setting && setting !== 'auto') return setting;
+  return model.base.model.task === 'sequence-classification' ? 'sequence-classification' : 'causal-lm';
+}
+
+// HF Trainer's `get_decay_parameter_names`: no decay for biases and normalization layers.
+const NO_DECAY_NAME = /(^|\.)bias$|layernorm|rmsnorm|(^|\.)norm($|\.)|_norm($|\.)|(^|\.)ln_[^.]*\./i;
+
+function noDecayFor(model: PeftModel): (name: string) => boolean {
+  const base = model.base.model;
+  return (name) => {
+    if (NO_DECAY_NAME.test(name)) return true;
+    const path = name.replace(/^base_model\.model\./, '').split('.').slice(0, -1).join('.');
+    const m = base.getSubmodule(path);
+    return m instanceof LayerNorm || m instanceof RMSNorm;
+  };
+}
+
+/** A seed for dropout masks distinct from the initialisation's stream. */
+function trainingSeed(seed: number): number {
+  return (Math.imul(seed ^ 0x74726169, 0x9e3779b1) >>> 0) ^ 0x6e;
+}
+
+const nextTick = () => new Promise<void>((r) => setImmediate(r));
+
+/**
+ * Trains the active adapter(s) of `model` on the `train` split of `data` with AdamW, an LR schedule
+ * with warmup, global-norm clipping and gradient accumulation (see {@link TrainSettings}), writing
+ * checkpoints that {@link TrainEnv.resume} continues from exactly (same per-step losses).
+ *
+ * Each optimizer step: `gradient_accumulation_steps` micro-batches; each contributes
+ * `Σ NLL / N` where N counts the target tokens of all the step's micro-batches (HF Trainer's
+ * `num_items_in_batch`), so accumulation equals one big batch; gradients by `tf.variableGrads`
+ * over the trainable parameters, summed, clipped, then the AdamW update at
+ * `learning_rate · lrMultiplier(step)`.
+ *
+ * @throws UserError when the loss or the gradient norm is NaN or infinite (naming the step; the last
+ *   checkpoint is kept), when memory exceeds the guard, or when there is nothing to train.
+ */
+export async function runTraining(model: PeftModel, data: Dataset, settings: TrainSettings, env: TrainEnv): Promise<TrainResult> {
+  const s = resolveTrainSettings(settings);
+  const task = resolveTask(s.task, model);
+  const seed = s.seed ?? env.seed;
+  const batchSize = s.batch_size ?? s.per_device_train_batch_size;
+  const accum = s.gradient_accumulation_steps;
+  const memLimit = s.max_memory_mb ?? defaultMemoryLimitMb(env.backend);
+  const log = env.logger;
+
+  const params = model.trainableParameters();
+  if (!params.length) throw new UserError('the model has no trainable parameters', { hint: 'inject a PEFT method (an `inject` step) before training' });
+  const vars = params.map(([, v]) => v);
+  const nameOf = new Map(params.map(([n, v]) => [v.name, n]));
+  const opt = new AdamW(params, { beta1: s.adam_beta1, beta2: s.adam_beta2, epsilon: s.adam_epsilon, weightDecay: s.weight_decay, noDecay: noDecayFor(model) });
+
+  let state: TrainerState = { global_step: 0, epoch: 0, scheduler_last_step: 0, data_state: null, rng_state: 0, log_history: [], loss_history: [], best_eval_loss: null, patience_counter: 0, tokens_seen: 0 };
+  let lastSaved = -1;
+  let checkpoint: string | undefined;
+  const resumeFrom = env.resume ? latestCheckpointFolder(env.checkpointDir) : undefined;
+  if (resumeFrom) {
+    const ck = loadCheckpoint(resumeFrom);
+    try {
+      const problems: string[] = [];
+      for (const [n, v] of params) {
+        const t = ck.weights.get(n);
+        if (!t) problems.push(`${n} is missing`);
+        else if (t.shape.join(',') !== v.shape.join(',')) problems.push(`${n} has shape [${t.shape}], the model [${v.shape}]`);
+      }
+      if (problems.length) throw new UserError(`checkpoint ${resumeFrom} does not fit the model: ${problems.join('; ')}`, { hint: 'the pipeline changed since it was written; run without --resume' });
+      for (const [n, v] of params) v.assign(ck.weights.get(n)!);
+      opt.setState(ck.optimizer);
+      state = ck.state;
+      setRngState(state.rng_state);
+    } finally {
+      disposeCheckpoint(ck);
+    }
+    lastSaved = state.global_step;
+    checkpoint = resumeFrom;
+    log.info(`resumed from ${resumeFrom} at step ${state.global_step}`);
+  } else {
+    manualSeed(trainingSeed(seed));
+  }
+
+  let iter: ReturnType<Dataset['batches']>;
+  try {
+    iter = data.batches('train', {
+      batchSize, shuffle: true, seed, dropLast: s.dataloader_drop_last, epochs: Infinity,
+      position: (state.data_state as Parameters<Dataset['batches']>[1]['position']) ?? undefined,
+    });
+  } catch (e) {
+    if (!resumeFrom) throw e;
+    throw new UserError(`cannot resume from ${resumeFrom}: ${(e as Error).message}`, { hint: 'resume with the batch size and dataset the checkpoint was written with, or run without --resume' });
+  }
+  const perEpoch = iter.batchesPerEpoch;
+  if (perEpoch < 1) throw new UserError(`the train split has fewer examples than one batch (${batchSize}) and dataloader_drop_last is on`, { hint: 'lower per_device_train_batch_size or turn off dataloader_drop_last' });
+  const updatesPerEpoch = Math.max(1, Math.floor(perEpoch / accum));
+  const totalSteps = s.max_steps > 0 ? s.max_steps : Math.ceil(s.num_train_epochs * updatesPerEpoch);
+  const sched = { type: s.lr_scheduler_type, warmupSteps: warmupStepsFor(totalSteps, s.warmup_steps, s.warmup_ratio), totalSteps };
+  const hasValidation = !!data.splits.validation;
+  if ((s.eval_steps || s.early_stopping_patience) && !hasValidation) log.warn('eval_steps / early_stopping_patience are set but the dataset has no validation split: no evaluation during training');
+  if (s.early_stopping_patience && !s.eval_steps) log.warn('early_stopping_patience needs eval_steps: early stopping is off');
+  log.info(`training ${task}: ${totalSteps} optimizer steps (${updatesPerEpoch} per epoch), batch ${batchSize} x ${accum} accumulation, ${params.length} trainable tensors, lr ${s.learning_rate} ${s.lr_scheduler_type} with ${sched.warmupSteps} warmup steps`);
+
+  const save = (reason: string) => {
+    state.rng_state = getRngState();
+    state.data_state = iter.position;
+    const optState = opt.getState();
+    try {
+      checkpoint = saveCheckpoint(env.checkpointDir, { step: state.global_step, weights: new Map(params), optimizer: optState, state }, s.save_total_limit);
+    } finally {
+      for (const t of [...optState.expAvg.values(), ...optState.expAvgSq.values()]) t.dispose();
+    }
+    lastSaved = state.global_step;
+    progress.log(`checkpoint (${reason}): ${checkpoint}`);
+  };
+
+  const evaluate = async () => {
+    const { loss } = await splitLoss(model, data, 'validation', s.per_device_eval_batch_size, task);
+    const row = { global_step: state.global_step, eval_loss: loss };
+    state.log_history.push(row);
+    env.recordMetrics(row);
+    progress.log(`step ${state.global_step}: eval_loss ${loss.toFixed(4)}`);
+    return loss;
+  };
+
+  const progress = new TrainProgress(totalSteps, s.logging_steps, log, state.global_step, env.progressBar);
+  let interrupted = false;
+  let earlyStopped = false;
+  let window = { loss: 0, steps: 0, tokens: 0, t0: performance.now() };
+  model.base.model.train();
+  try {
+    while (state.global_step < totalSteps) {
+      await nextTick(); // lets a SIGINT handler abort the signal
+      if (env.signal.aborted) {
+        interrupted = true;
+        break;
+      }
+      const step = state.global_step + 1;
+      const micro: Batch[] = [];
+      for (let i = 0; i < accum; i++) micro.push(iter.next().value as Batch);
+      const n = micro.reduce((a, b) => a + targetCount(b, task), 0);
+      const tokens = micro.reduce((a, b) => a + tokenCount(b), 0);
+      const lr = s.learning_rate * lrMultiplier(state.scheduler_last_step, sched);
+      let loss = 0;
+      let gradNorm = 0;
+      if (n === 0) {
+        log.warn(`step ${step}: its batches have no target token (every label is -100); no update`);
+      } else {
+        const acc = new Map<string, tf.Tensor>();
+        try {
+          for (const b of micro) {
+            const { value, grads } = tf.tidy(() => tf.variableGrads(() => tf.div(batchNllSum(model, b, task), n) as tf.Scalar, vars));
+            const v = (await value.data())[0];
+            value.dispose();
+            for (const [vn, g] of Object.entries(grads)) {
+              if (!g) continue;
+              const name = nameOf.get(vn)!;
+              const prev = acc.get(name);
+              if (prev) {
+                acc.set(name, tf.add(prev, g));
+                prev.dispose();
+                g.dispose();
+              } else acc.set(name, g);
+            }
+            if (!Number.isFinite(v)) throw nonFinite('loss', v, step, lr, checkpoint);
+            loss += v;
+          }
+          gradNorm = clipGradNorm(acc, s.max_grad_norm);
+          if (!Number.isFinite(gradNorm)) throw nonFinite('gradient norm', gradNorm, step, lr, checkpoint);
+          opt.applyGradients(acc, lr);
+        } finally {
+          for (const g of acc.values()) g.dispose();
+        }
+      }
+      state.global_step = step;
+      state.scheduler_last_step += 1;
+      state.epoch = (iter.position.epoch * perEpoch + iter.position.batch) / perEpoch;
+      state.tokens_seen += tokens;
+      state.loss_history.push(loss);
+      checkMemory(memLimit, step);
+
+      window.loss += loss;
+      window.steps += 1;
+      window.tokens += tokens;
+      const elapsed = (performance.now() - window.t0) / 1000;
+      const tokensPerSecond = elapsed > 0 ? window.tokens / elapsed : 0;
+      progress.update({ step, loss, lr, tokensPerSecond });
+      if (step % s.logging_steps === 0 || step === totalSteps) {
+        const row = { global_step: step, loss: window.loss / window.steps, lr, grad_norm: gradNorm, tokens_per_s: tokensPerSecond, epoch: state.epoch };
+        state.log_history.push(row);
+        env.recordMetrics(row);
+        window = { loss: 0, steps: 0, tokens: 0, t0: performance.now() };
+      }
+      if (s.eval_steps && hasValidation && step % s.eval_steps === 0) {
+        const evalLoss = await evaluate();
+        if (s.early_stopping_patience) {
+          const best = state.best_eval_loss;
+          if (best === null || (evalLoss < best && Math.abs(evalLoss - best) > s.early_stopping_threshold)) {
+            state.best_eval_loss = evalLoss;
+            state.patience_counter = 0;
+          } else if (++state.patience_counter >= s.early_stopping_patience) {
+            earlyStopped = true;
+            progress.log(`early stopping at step ${step}: eval_loss has not improved on ${state.best_eval_loss!.toFixed(4)} for ${state.patience_counter} evaluations`);
+          }
+        }
+      }
+      if (s.save_steps > 0 && step % s.save_steps === 0) save(`every ${s.save_steps} steps`);
+      if (earlyStopped) break;
+    }
+    if (!interrupted && !s.eval_steps && hasValidation && state.global_step > lastSaved) await evaluate();
+    if (state.global_step > lastSaved && state.global_step > 0) save(interrupted ? 'interrupted' : 'end of training');
+  } finally {
+    progress.stop();
+    opt.dispose();
+    model.base.model.eval();
+  }
+  if (interrupted) log.warn(`interrupted at step ${state.global_step}/${totalSteps}; continue with --resume (from ${checkpoint ?? 'the start'})`);
+  return { globalStep: state.global_step, totalSteps, task, lossHistory: state.loss_history, logHistory: state.log_history, interrupted, earlyStopped, checkpoint };
+}
+
+function nonFinite(what: string, value: number, step: number, lr: number, checkpoint: string | undefined): UserError {
+  return new UserError(
+    `the ${what} is ${value} at step ${step} (learning rate ${lr.toExponential(2)}): training stopped. ` +
+      (checkpoint ? `The last good checkpoint is kept: ${checkpoint}` : 'No checkpoint was written before this step.'),
+    { hint: 'lower learning_rate (e.g. by 10x), add warmup (warmup_ratio 0.03) and keep max_grad_norm at 1.0; then run again with --resume to continue from the last good checkpoint' },
+  );
+}
