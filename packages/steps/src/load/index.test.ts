@@ -89,7 +89,7 @@ test('run: a folder that does not exist is a UserError naming the resolved path'
 
 test('run: from_config builds a seeded random model whose vocabulary is the tokenizer\'s', async () => {
   const { ctx } = fakeContext(fixtures);
-  const config = { model_type: 'gpt2', n_embd: 8, n_layer: 1, n_head: 2, n_positions: 16 };
+  const config: { model_type: string; [k: string]: unknown } = { model_type: 'gpt2', n_embd: 8, n_layer: 1, n_head: 2, n_positions: 16 };
   const a = (await loadStep.run(ctx, {}, { from_config: config, tokenizer: 'ckpt-gpt2-tiny-vocab' })).model as LoadedPretrained;
   const b = (await loadStep.run(ctx, {}, { from_config: config, tokenizer: 'ckpt-gpt2-tiny-vocab' })).model as LoadedPretrained;
   const vocab = a.tokenizer!.vocabSize;
