@@ -99,7 +99,7 @@ test('run: from_config builds a seeded random model whose vocabulary is the toke
   const wb = b.model.stateDict().get('transformer.wte.weight')!.dataSync();
   assert.deepEqual([...wa], [...wb], 'same seed, same weights');
   assert.ok(wa.some((v) => v !== 0));
-  await assert.rejects(loadStep.run(ctx, {}, { from_config: { ...config, vocab_size: vocab + 1 }, tokenizer: 'ckpt-gpt2-tiny-vocab' }), (e: unknown) => e instanceof UserError && /vocab_size/.test(e.message));
+  await assert.rejects(loadStep.run(ctx, {}, { from_config: { ...config, vocab_size: vocab + 1 } as typeof config, tokenizer: 'ckpt-gpt2-tiny-vocab' }), (e: unknown) => e instanceof UserError && /vocab_size/.test(e.message));
   a.model.dispose();
   b.model.dispose();
 });
