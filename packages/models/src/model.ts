@@ -31,6 +31,8 @@ export interface ModelInputs {
   attentionMask?: tf.Tensor2D;
   /** Position ids [batch, seq]; absent: `past .. past + seq - 1`, as HF computes them. */
   positionIds?: tf.Tensor2D;
+  /** BERT's segment ids [batch, seq], int32; absent: zeros. Decoders ignore them. */
+  tokenTypeIds?: tf.Tensor2D;
   /** Keys and values to attend to before the current positions (cache or prefix). Not disposed by the model. */
   pastKeyValues?: KVCache;
   /** When true, `forward` returns the new cache (past + current keys/values). */

@@ -32,5 +32,6 @@ export {
   type ParameterReport,
 } from './model.js';
 export { loadHfLoraAdapter, loraConfigFromHf, readHfAdapter, writeHfAdapter, type HfLoraAdapter } from './hf-format.js';
+export { addWeightedLoraAdapter, COMBINATION_TYPES, type CombinationType } from './weighted.js';
 export { loraMethod } from './method.js';
 export { default } from './module.js';

@@ -15,7 +15,7 @@
  * see `LoraAdapterHandle.stateDict` in model.ts.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Conv1D, Dropout, Linear, Module, nextSeed } from '@peftkit/models';
+import { BASE_ADAPTER_NAME, Conv1D, Dropout, Linear, Module, applyPerRow, mixedBatchAdapterNames, nextSeed } from '@peftkit/models';
 
 /**
  * What LoRA can wrap: a module mapping x [..., in] to y [..., out].
@@ -110,6 +110,8 @@ export class LoraLayer extends Module {
    * Merging then adds (B·A)ᵀ · scaling.
    */
   readonly fanInFanOut: boolean;
+  /** Computes each row with its own adapter inside a mixed batch (see `@peftkit/models`' mixed-batch.ts). */
+  readonly supportsMixedBatch = true as const;
   private readonly adapters = new Map<string, AdapterState>();
 
   /**
@@ -184,7 +186,7 @@ export class LoraLayer extends Module {
     const a = new Linear(this.inFeatures, spec.r, false);
     const b = new Linear(spec.r, this.outFeatures, false);
     if (spec.init === 'gaussian') a.weight.assign(tf.tidy(() => tf.randomNormal([spec.r, this.inFeatures], 0, 1 / spec.r, 'float32', nextSeed())));
-    if (spec.init !== false) b.weight.assign(tf.zerosLike(b.weight));
+    if (spec.init !== false) tf.tidy(() => b.weight.assign(tf.zerosLike(b.weight)));
     const A = new LoraWeight(a.weight);
     const B = new LoraWeight(b.weight);
     (this.getSubmodule('lora_A') as Module).registerModule(name, A);
@@ -233,20 +235,51 @@ export class LoraLayer extends Module {
     s.scaling = scaling;
   }
 
-  /** x [..., in] → base(x) + Σ over enabled, unmerged adapters of (dropout(x) Aᵀ) Bᵀ · scaling. */
+  /**
+   * x [..., in] → base(x) + Σ over enabled, unmerged adapters of (dropout(x) Aᵀ) Bᵀ · scaling.
+   * Inside a mixed batch (`mixedBatchAdapterNames()` set, x [B, ...]) each row instead adds the
+   * update of the adapter named for it, whatever is enabled (HF PEFT's `_mixed_batch_forward`).
+   */
   forward(x: tf.Tensor): tf.Tensor {
+    const rowNames = mixedBatchAdapterNames();
+    if (rowNames) return this.mixedBatchForward(x, rowNames);
     return tf.tidy(() => {
       let y = this.baseLayer.forward(x); // [..., out]
-      const lead = x.shape.slice(0, -1);
       for (const s of this.adapters.values()) {
         if (!s.enabled || s.merged) continue;
         const xd = s.dropout && this.training ? s.dropout.forward(x) : x;
-        // Plain 2-D products with the small A and B transposed explicitly: the WASM backend's fast path.
-        const h = tf.matMul(xd.reshape([-1, this.inFeatures]), s.A.transpose()); // [N, r]
-        const d = tf.matMul(h, s.B.transpose()); // [N, out]
-        y = tf.add(y, tf.mul(d.reshape([...lead, this.outFeatures]), s.scaling));
+        y = tf.add(y, this.loraUpdate(s, xd));
       }
       return y;
+    });
+  }
+
+  /** (x Aᵀ) Bᵀ · scaling: x [..., in] → [..., out]. */
+  private loraUpdate(s: AdapterState, x: tf.Tensor): tf.Tensor {
+    const lead = x.shape.slice(0, -1);
+    // Plain 2-D products with the small A and B transposed explicitly: the WASM backend's fast path.
+    const h = tf.matMul(x.reshape([-1, this.inFeatures]), s.A.transpose()); // [N, r]
+    const d = tf.matMul(h, s.B.transpose()); // [N, out]
+    return tf.mul(d.reshape([...lead, this.outFeatures]), s.scaling);
+  }
+
+  /**
+   * HF PEFT's `lora.Linear._mixed_batch_forward`: the base layer once for the whole batch, then per
+   * distinct adapter name the LoRA update of its rows only. Rows named `__base__` or an adapter
+   * this layer does not hold get the base output. Inference only: no dropout.
+   * @throws Error when an adapter of this layer is merged (HF: "Cannot pass `adapter_names` when
+   *   there are merged adapters") or the batch size differs from the number of names.
+   */
+  private mixedBatchForward(x: tf.Tensor, rowNames: readonly string[]): tf.Tensor {
+    const merged = this.mergedAdapters();
+    if (merged.length) throw new Error(`${this.path || 'LoRA layer'}: cannot run a mixed-adapter batch while adapter(s) ${merged.join(', ')} are merged into the base weights; unmerge them first`);
+    return tf.tidy(() => {
+      const y = this.baseLayer.forward(x); // [B, ..., out]
+      const delta = applyPerRow(x, rowNames, (name, rows) => {
+        const s = name === BASE_ADAPTER_NAME ? undefined : this.adapters.get(name);
+        return s ? this.loraUpdate(s, rows) : null;
+      }, this.path || 'LoRA layer');
+      return delta ? tf.add(y, delta) : y;
     });
   }
 

@@ -1,6 +1,7 @@
 import type { MethodContext, PeftMethod } from '@peftkit/core';
 import { loraConfigSchema, validateConfig, type LoraConfig } from './config.js';
 import { injectLora, type LoraAdapterHandle, type LoraTargetModel } from './model.js';
+import { loadHfLoraAdapter } from './hf-format.js';
 
 /**
  * The `lora` method (HF PEFT's `LORA`): low-rank updates on linear layers (Hu et al. 2021,
@@ -16,4 +17,9 @@ export const loraMethod: PeftMethod<LoraConfig, LoraTargetModel, LoraAdapterHand
   inject(model: LoraTargetModel, config: LoraConfig, ctx: MethodContext): LoraAdapterHandle {
     return injectLora(model, config, { adapterName: ctx.adapterName, logger: ctx.logger, seed: ctx.seed });
   },
+  /** HF PEFT's `PeftModel.from_pretrained` for a LoRA folder (see {@link loadHfLoraAdapter}). */
+  loadAdapter(model: LoraTargetModel, dir: string, ctx: MethodContext): LoraAdapterHandle {
+    return loadHfLoraAdapter(model, dir, { adapterName: ctx.adapterName, logger: ctx.logger });
+  },
+  recognizesAdapterConfig: (json) => json.peft_type === 'LORA',
 };

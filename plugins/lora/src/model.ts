@@ -23,6 +23,7 @@ import {
 } from './config.js';
 import { LoraLayer, MergeError, isLinearBase, type LinearBase } from './layer.js';
 import { ModulesToSaveWrapper } from './modules-to-save.js';
+import { addWeightedLoraAdapter } from './weighted.js';
 
 /** The prefix HF PEFT puts before every saved key (`PeftModel.base_model.model`). */
 export const HF_PREFIX = 'base_model.model.';
@@ -531,6 +532,16 @@ export class LoraAdapterHandle implements AdapterHandle {
     }
     for (const [, v] of this.model.namedParameters()) if (!keep.has(v)) v.trainable = false;
     for (const [, v] of this.biasParameters()) v.trainable = true;
+  }
+
+  /**
+   * HF PEFT's `add_weighted_adapter` with this adapter first in `adapters`: a new adapter in the
+   * same model, returned disabled. See {@link addWeightedLoraAdapter} for the math.
+   * @throws UserError as {@link addWeightedLoraAdapter}.
+   */
+  addWeightedAdapter(adapters: AdapterHandle[], weights: number[], adapterName: string, combinationType: string): LoraAdapterHandle {
+    this.check();
+    return addWeightedLoraAdapter(adapters as LoraAdapterHandle[], weights, adapterName, combinationType);
   }
 
   /** Removes the adapter from the model without merging and frees its tensors ({@link LoraAdapterHandle.unload}). */

@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '@peftkit/core';
-import { Conv1D, Embedding, LayerNorm, Linear, Module, RMSNorm } from '@peftkit/models';
+import { BASE_ADAPTER_NAME, Conv1D, Embedding, LayerNorm, Linear, Module, RMSNorm, applyPerRow, mixedBatchAdapterNames } from '@peftkit/models';
 
 /**
  * A trainable copy of a layer with its own (new) variables holding the same values.
@@ -41,6 +41,8 @@ export function cloneModule(m: Module, path = ''): Module {
 
 /** A module replaced by a frozen original plus one trainable copy per adapter (HF's `ModulesToSaveWrapper`). */
 export class ModulesToSaveWrapper extends Module {
+  /** Runs each row through its own adapter's copy inside a mixed batch (see `@peftkit/models`' mixed-batch.ts). */
+  readonly supportsMixedBatch = true as const;
   private readonly enabled: string[] = [];
 
   /**
@@ -116,9 +118,20 @@ export class ModulesToSaveWrapper extends Module {
     if (on) this.enabled.push(name);
   }
 
-  /** Runs the active copy (or the original) with the same arguments. */
+  /**
+   * Runs the active copy (or the original) with the same arguments. Inside a mixed batch the first
+   * argument's rows (x [B, ...]) go through the copy of the adapter named for them, or the original
+   * for `__base__` and adapters without a copy here (HF PEFT's `ModulesToSaveWrapper._mixed_batch_forward`).
+   */
   forward(...args: unknown[]): unknown {
-    return (this.activeModule() as unknown as { forward(...a: unknown[]): unknown }).forward(...args);
+    const rowNames = mixedBatchAdapterNames();
+    const run = (m: Module, a: unknown[]) => (m as unknown as { forward(...a: unknown[]): unknown }).forward(...a);
+    if (!rowNames || !(args[0] instanceof tf.Tensor)) return run(this.activeModule(), args);
+    const [x, ...rest] = args as [tf.Tensor, ...unknown[]];
+    return applyPerRow(x, rowNames, (name, rows) => {
+      const m = (name !== BASE_ADAPTER_NAME && this.copyOf(name)) || this.originalModule;
+      return run(m, [rows, ...rest]) as tf.Tensor;
+    }, this.path || 'modules_to_save');
   }
 
   /** The active module's weight (what model code reading `layer.weight` should see). */
