@@ -6,3 +6,21 @@ export * from './nn/index.js';
 export * from './model.js';
 export * from './tokenizer/tokenizer.js';
 export * from './peft/peft-model.js';
+export * from './peft/mixed-batch.js';
+export * from './peft/inspect.js';
+export * from './peft/serve.js';
+export * from './peft/hf-adapter-io.js';
+export * from './io/safetensors.js';
+export * from './tokenizer/hf-tokenizer.js';
+export * from './tokenizer/load.js';
+export { gpt2TokenizerJson, wordPieceTokenizerJson, type TokenizerJson, type AddedTokenJson } from './tokenizer/convert.js';
+export * from './io/hub.js';
+export * from './io/checkpoint.js';
+export * from './architectures/index.js';
+export * from './generation.js';
+export { registerKernels, KERNEL_CONFIGS, KERNEL_OVERRIDES } from './kernels/index.js';
+// Once a backend is chosen: the WASM backend gets UnsortedSegmentSum (the gather gradient) and a
+// copy-free Identity (what tfjs saves for gradients goes through it).
+import { onBackendReady as onBackendReadyForKernels } from '@peftkit/core';
+import { registerKernels as registerKernelsOnReady } from './kernels/index.js';
+onBackendReadyForKernels(registerKernelsOnReady);

@@ -1,0 +1,123 @@
+/**
+ * Small pieces every architecture uses: HF's activation functions, an output head tied to the
+ * token embedding, sequence-classification pooling and state-dict key normalisation.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Module } from '../nn/module.js';
+import { matMulLast } from '../nn/layers.js';
+import { nextSeed } from '../nn/rng.js';
+import type { ModelOutput } from '../model.js';
+
+/** `tf.tidy` for a forward pass: keeps the tensors of the returned {@link ModelOutput}, frees the rest. */
+export function tidyOutput(fn: () => ModelOutput): ModelOutput {
+  return tf.tidy(fn as unknown as () => tf.TensorContainer) as unknown as ModelOutput;
+}
+
+/**
+ * HF's `ACT2FN` (transformers/activations.py) for the names configs use.
+ * `gelu` is the exact erf form; `gelu_new`, `gelu_pytorch_tanh` and `gelu_fast` are the tanh
+ * approximation 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))) (Hendrycks and Gimpel 2016, section 2).
+ * @throws Error for a name not listed.
+ */
+export function activation(name: string): (x: tf.Tensor) => tf.Tensor {
+  switch (name) {
+    case 'gelu':
+      return (x) => tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))));
+    case 'gelu_new':
+    case 'gelu_pytorch_tanh':
+    case 'gelu_fast':
+      return (x) =>
+        tf.tidy(() => {
+          const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
+          return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(inner)));
+        });
+    case 'relu':
+      return (x) => tf.relu(x);
+    case 'silu':
+    case 'swish':
+      return (x) => tf.tidy(() => tf.mul(x, tf.sigmoid(x)));
+    case 'tanh':
+      return (x) => tf.tanh(x);
+    default:
+      throw new Error(`unsupported activation "${name}"; supported: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu, silu, swish, tanh`);
+  }
+}
+
+/**
+ * An output projection that shares its weight with the token embedding (`lm_head` when
+ * `tie_word_embeddings`, GPT-2's LM head): `y = x Eᵀ`, E [vocab, hidden]. The shared variable is
+ * listed once by `namedParameters` (under the embedding's name) and under both names by `stateDict`.
+ * Shapes: x [..., hidden] → [..., vocab].
+ */
+export class TiedLinear extends Module {
+  readonly weight: tf.Variable;
+  readonly bias = undefined;
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  constructor(embeddingWeight: tf.Variable<tf.Rank.R2> | tf.Variable) {
+    super();
+    this.weight = this.registerParameter('weight', embeddingWeight, embeddingWeight.trainable);
+    this.outFeatures = embeddingWeight.shape[0];
+    this.inFeatures = embeddingWeight.shape[1]!;
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return matMulLast(x, this.weight, true);
+  }
+}
+
+/** Re-draws a new head's weight from N(0, std) and zeroes its bias, as HF's `_init_weights` does for `nn.Linear`. */
+export function initNormal(layer: { weight: tf.Variable; bias?: tf.Variable }, std: number): void {
+  tf.tidy(() => {
+    layer.weight.assign(tf.randomNormal(layer.weight.shape, 0, std, 'float32', nextSeed()));
+    layer.bias?.assign(tf.zerosLike(layer.bias));
+  });
+}
+
+/**
+ * The hidden state of each row's last non-padding token, as HF's `*ForSequenceClassification`
+ * of decoder models (modeling_gpt2.py, modeling_llama.py): the rightmost position whose id is
+ * not `pad_token_id` (0 when all are padding); with `inputs_embeds` or without a pad token, the
+ * last position.
+ * @param hidden - [B, T, C]
+ * @param inputIds - [B, T] or undefined when the model was given embeddings
+ * @returns [B, C]
+ * @throws Error when the batch has more than one row and there is no pad token (as HF).
+ */
+export function poolLastNonPadToken(hidden: tf.Tensor3D, inputIds: tf.Tensor2D | undefined, padTokenId: number | null | undefined): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [B, T] = hidden.shape;
+    if (padTokenId === null || padTokenId === undefined) {
+      if (B > 1) throw new Error('Cannot handle batch sizes > 1 if no padding token is defined: set pad_token_id in the model config');
+    }
+    let last: tf.Tensor1D;
+    if (inputIds && padTokenId !== null && padTokenId !== undefined) {
+      const nonPad = tf.notEqual(inputIds.cast('int32'), padTokenId).cast('int32'); // [B, T]
+      last = tf.argMax(tf.mul(nonPad, tf.range(0, T, 1, 'int32')), -1) as tf.Tensor1D; // [B]
+    } else {
+      last = tf.fill([B], T - 1, 'int32') as tf.Tensor1D;
+    }
+    // A one-hot weighted sum instead of gather: its gradient needs no scatter kernel.
+    const pick = tf.oneHot(last, T).cast('float32').expandDims(-1); // [B, T, 1]
+    return tf.sum(tf.mul(hidden, pick), 1) as tf.Tensor2D; // [B, C]
+  });
+}
+
+/**
+ * Renames and filters checkpoint keys the way HF's `from_pretrained` does before loading:
+ * adds or strips the base model prefix (`transformer.`, `model.`, `bert.`, `distilbert.`) when
+ * only that separates a key from the model's own name, and drops non-parameter buffers that older
+ * checkpoints carry (`_keys_to_ignore_on_load_unexpected`).
+ */
+export function normalizeStateDict(own: Set<string>, sd: Map<string, tf.Tensor>, prefix: string, ignore: RegExp[]): Map<string, tf.Tensor> {
+  const out = new Map<string, tf.Tensor>();
+  for (const [name, t] of sd) {
+    let key = name;
+    if (!own.has(key)) {
+      if (own.has(`${prefix}.${key}`)) key = `${prefix}.${key}`;
+      else if (key.startsWith(`${prefix}.`) && own.has(key.slice(prefix.length + 1))) key = key.slice(prefix.length + 1);
+    }
+    if (!own.has(key) && ignore.some((r) => r.test(key))) continue;
+    out.set(key, t);
+  }
+  return out;
+}
