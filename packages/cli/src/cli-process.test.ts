@@ -80,3 +80,21 @@ test('Ctrl-C twice exits at once even when the step ignores the abort', async ()
     rmSync(runs, { recursive: true, force: true });
   }
 });
+
+test('generate reads a piped prompt and streams to stdout; inspect exits 1 for an adapter that does not fit', async () => {
+  const { runCli } = await import('./cli.js');
+  const args = ['generate', '--model', '../shared/fixtures/hf/ckpt-gpt2-tiny-vocab', '--backend', 'wasm', '-n', '5', '--ignore-eos'];
+  const piped = spawnSync(process.execPath, [bin, ...args], { cwd: root, env, encoding: 'utf8', input: ' lower\n' });
+  assert.equal(piped.status, 0, piped.stderr);
+  // The same generation in-process, with the prompt as an argument.
+  let out = '';
+  assert.equal(await runCli([...args, ' lower'], { cwd: root, out: (s) => void (out += s), err: () => {} }), 0);
+  assert.ok(out.length > 1);
+  assert.equal(piped.stdout, out);
+  assert.match(piped.stderr, /^backend: wasm /m);
+  assert.match(piped.stderr, /^5 tokens in .* stopped at --max-new-tokens 5$/m);
+
+  const inspect = spawnSync(process.execPath, [bin, 'inspect', '../shared/fixtures/hf/gpt2-lora-tigrinya', '--base', '../shared/fixtures/hf/ckpt-gpt2-fake-nembd2'], { cwd: root, env, encoding: 'utf8' });
+  assert.equal(inspect.status, 1, inspect.stderr);
+  assert.match(inspect.stdout, /compatibility with \.\.\/shared\/fixtures\/hf\/ckpt-gpt2-fake-nembd2: 39 mismatches in 36 checked/);
+});

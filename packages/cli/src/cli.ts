@@ -7,6 +7,7 @@ import {
 } from '@peftkit/core';
 import { describeRegistry, formatPlan, formatRegistry } from './describe.js';
 import { loadPlugins, type FailedPlugin, type PluginLoadOptions } from './plugin-loading.js';
+import { addServeCommands } from './serve.js';
 
 /** Exit code of a run stopped by Ctrl-C (128 + SIGINT), as shells report it. */
 export const EXIT_INTERRUPTED = 130;
@@ -26,13 +27,21 @@ export interface CliOptions {
   handleSignals?: boolean;
   /** Aborts a `run` from outside (tests); combined with the signal handlers. */
   signal?: AbortSignal;
+  /** Standard input, read by `generate` and `classify` when no text is given (default: process.stdin). */
+  stdin?: NodeJS.ReadableStream;
 }
 
-interface Io {
+/** What a command sees of the world (built by {@link runCli} from {@link CliOptions}). */
+export interface Io {
+  /** Writes a line to standard output. */
   out(line: string): void;
+  /** Writes a line to standard error. */
   err(line: string): void;
+  /** Writes text to standard output as it is (streaming). */
+  write(text: string): void;
   cwd: string;
   load: PluginLoadOptions;
+  stdin?: NodeJS.ReadableStream;
 }
 
 /**
@@ -44,8 +53,10 @@ export async function runCli(argv: string[], options: CliOptions = {}): Promise<
   const io: Io = {
     out: (l) => write.out(l + '\n'),
     err: (l) => write.err(l + '\n'),
+    write: write.out,
     cwd: options.cwd ?? process.cwd(),
     load: { builtins: options.builtins, env: options.env ?? process.env },
+    stdin: options.stdin,
   };
   let code = 0;
   const program = buildProgram(io, options, (c) => (code = c), { writeOut: write.out, writeErr: write.err });
@@ -63,7 +74,9 @@ function reportError(io: Io, e: unknown): number {
   if (e instanceof PipelineValidationError) {
     for (const i of e.issues) io.err(formatIssue(i));
   } else if (e instanceof UserError) {
-    const where = e.details.file ? `${e.details.file}: ${e.details.pointer ? `${e.details.pointer}: ` : ''}` : 'error: ';
+    const { file, pointer } = e.details;
+    // A message that already begins with its file is printed as it is.
+    const where = !file ? 'error: ' : e.message.startsWith(file) ? '' : `${file}: ${pointer ? `${pointer}: ` : ''}`;
     io.err(`${where}${e.message}${e.details.hint ? `\n  hint: ${e.details.hint}` : ''}`);
   } else {
     io.err((e as Error)?.stack ?? String(e));
@@ -143,6 +156,7 @@ function buildProgram(io: Io, options: CliOptions, setCode: (c: number) => void,
       io.out(o.json ? JSON.stringify(report, null, 2) : formatRegistry(report));
     });
 
+  addServeCommands(program, io, setCode);
   return program;
 }
 

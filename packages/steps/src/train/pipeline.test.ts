@@ -60,10 +60,10 @@ test('a LoRA pipeline on a real (tiny) GPT-2 checkpoint trains, evaluates, expor
     assert.match(md, /## Samples\n\n1. prompt: `[^`]+`\n   - with adapter: `[^`]*`\n   - without adapter: /);
     assert.ok(existsSync(join(run, 'out', 'adapter', 'adapter_model.safetensors')));
     const metrics = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    const trainRows = metrics.filter((m) => m.step === 'fit' && 'loss' in m);
+    const trainRows = metrics.filter((m) => m.pipeline_step === 'fit' && 'loss' in m);
     assert.deepEqual(trainRows.map((m) => m.global_step), [2, 4, 6]);
-    assert.equal(metrics.filter((m) => m.step === 'fit' && 'eval_loss' in m).length, 2);
-    const evalRow = metrics.find((m) => m.step === 'score');
+    assert.equal(metrics.filter((m) => m.pipeline_step === 'fit' && 'eval_loss' in m).length, 2);
+    const evalRow = metrics.find((m) => m.pipeline_step === 'score');
     assert.ok(evalRow.perplexity < evalRow.base_perplexity, `perplexity ${evalRow.perplexity} vs base ${evalRow.base_perplexity}`);
 
     // --resume reuses the run folder; train finds its final checkpoint and does no more steps.
@@ -72,8 +72,8 @@ test('a LoRA pipeline on a real (tiny) GPT-2 checkpoint trains, evaluates, expor
     const log = readFileSync(join(run, 'run.log'), 'utf8');
     assert.match(log, /resumed from [^"]*step-6 at step 6/);
     const after = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    assert.equal(after.filter((m) => m.step === 'fit' && 'loss' in m).length, 3, 'no new training rows');
-    const evalAgain = after.filter((m) => m.step === 'score').at(-1);
+    assert.equal(after.filter((m) => m.pipeline_step === 'fit' && 'loss' in m).length, 3, 'no new training rows');
+    const evalAgain = after.filter((m) => m.pipeline_step === 'score').at(-1);
     assert.ok(Math.abs(evalAgain.perplexity - evalRow.perplexity) < 1e-9 * evalRow.perplexity);
   } finally {
     cleanup();

@@ -1,0 +1,412 @@
+/**
+ * The serving commands: `generate` (text from a causal LM with adapters, streamed), `classify`
+ * (labels from a sequence-classification base with SEQ_CLS adapters) and `inspect` (what an
+ * adapter folder holds and whether it fits a base). Thin shells over `@peftkit/models`'
+ * `loadPretrained`, `loadAdapters`, `generateText`, `classify` and `inspectAdapter`.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { UserError, createRegistry, initBackend, type BackendChoice, type BackendInfo, type PeftMethod, type StepLogger } from '@peftkit/core';
+import type { AdapterInspection, AdapterSource, LoadedModel, LoadedPretrained, ModelTask, PeftModel } from '@peftkit/models';
+import type { Io } from './cli.js';
+import { loadPlugins } from './plugin-loading.js';
+
+/**
+ * `@peftkit/models`, imported when a serving command runs: the other commands (validate, --help)
+ * then start without compiling and loading the model code.
+ */
+const models = () => import('@peftkit/models');
+/** `@peftkit/models`' BASE_ADAPTER_NAME (HF PEFT's name for "no adapter"), for the help texts. */
+const BASE_ADAPTER_NAME = '__base__';
+
+/** Backends `--backend` accepts (`initBackend`'s choices). */
+const BACKENDS: BackendChoice[] = ['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu'];
+/** Mismatches listed in an error before "... and N more" (`peftkit inspect --base` lists them all). */
+const SHOWN_MISMATCHES = 5;
+
+/** An adapter given on the command line: the name to serve it under, its folder, and as typed. */
+interface AdapterArg extends AdapterSource {
+  shown: string;
+}
+
+interface CommonOptions {
+  model: string;
+  adapter: string[];
+  use?: string;
+  backend: BackendChoice;
+  discover: boolean;
+}
+
+interface GenerateOptions extends CommonOptions {
+  maxNewTokens: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+  doSample?: boolean;
+  ignoreEos?: boolean;
+  chat?: boolean;
+  json?: boolean;
+}
+
+interface ClassifyOptions extends CommonOptions {
+  labels?: string;
+  batchSize: number;
+  json?: boolean;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** A commander parser for numbers, failing with the option's name. */
+function num(kind: 'int' | 'float', min?: number): (value: string) => number {
+  return (value: string) => {
+    const x = Number(value);
+    if (value.trim() === '' || !Number.isFinite(x) || (kind === 'int' && !Number.isInteger(x)) || (min !== undefined && x < min)) {
+      throw new InvalidArgumentError(`expected ${kind === 'int' ? 'an integer' : 'a number'}${min !== undefined ? ` >= ${min}` : ''}.`);
+    }
+    return x;
+  };
+}
+
+/** Adds `generate`, `classify` and `inspect` to the program. */
+export function addServeCommands(program: Command, io: Io, setCode: (c: number) => void): void {
+  const common = (cmd: Command) =>
+    cmd
+      .requiredOption('-m, --model <folder-or-hub-id>', 'the base model: a folder with config.json and model.safetensors, or a Hugging Face Hub id already in the cache or downloadable')
+      .addOption(new Option('--backend <name>', 'TensorFlow.js backend (auto: tfjs-node-gpu, tfjs-node, wasm, cpu, the first that starts)').choices(BACKENDS).default('auto'))
+      .option('--no-discover', 'load only the built-in plugins, not every installed plugin package (their methods read adapter folders)');
+
+  common(
+    program
+      .command('generate')
+      .description('generate text with a causal LM and its adapters; tokens are streamed to standard output as they come')
+      .argument('[prompt]', 'the prompt; absent: read from standard input'),
+  )
+    .option('-a, --adapter <name=folder>', 'load an adapter folder (HF PEFT or AdapterHub) under a name; repeatable (several adapters on one base); the first is active', collect, [])
+    .option('-u, --use <name>', `the adapter to generate with (${BASE_ADAPTER_NAME}: the base model alone); default: the first adapter`)
+    .option('-n, --max-new-tokens <n>', 'tokens to generate at most', num('int', 0), 50)
+    .option('--temperature <t>', 'sampling temperature (sets sampling on, as in HF)', num('float', 0))
+    .option('--top-k <k>', 'sample from the k most likely tokens (sets sampling on)', num('int', 0))
+    .option('--top-p <p>', 'sample from the most likely tokens whose probability reaches p (sets sampling on)', num('float', 0))
+    .option('--do-sample', 'sample (temperature 1) instead of greedy decoding')
+    .option('--seed <s>', 'seed of the sampling stream', num('int'))
+    .option('--ignore-eos', 'do not stop at the end-of-sequence token')
+    .option('--chat', 'wrap the prompt as a user message with the tokenizer\'s chat template')
+    .option('--json', 'print the result as JSON (prompt, adapter, text, tokenIds, finishReason) instead of streaming')
+    .action(async (prompt: string | undefined, o: GenerateOptions) => {
+      setCode(await generateCommand(io, prompt, o));
+    });
+
+  common(
+    program
+      .command('classify')
+      .description('label texts with a sequence-classification base and its SEQ_CLS adapter(s); prints label and probabilities per text')
+      .argument('[text...]', 'texts to classify; absent: read from standard input, one per line'),
+  )
+    .option('-a, --adapter <name=folder>', 'load a SEQ_CLS adapter folder under a name; repeatable; the first is active; the base\'s head gets the adapter\'s number of labels', collect, [])
+    .option('-u, --use <name>', `the adapter to classify with (${BASE_ADAPTER_NAME}: the base model alone); default: the first adapter`)
+    .option('--labels <names>', 'label names in id order, comma-separated (default: the base config\'s id2label, else LABEL_<i>)')
+    .option('--batch-size <n>', 'texts per forward pass', num('int', 1), 16)
+    .option('--json', 'print the results as JSON')
+    .action(async (texts: string[], o: ClassifyOptions) => {
+      setCode(await classifyCommand(io, texts, o));
+    });
+
+  program
+    .command('inspect')
+    .description('describe an adapter folder (method, task, rank/alpha/targets or virtual tokens, parameters, sizes); with --base, check that it fits a model (exit code 1 when it does not)')
+    .argument('<folder>', 'adapter folder (adapter_config.json + adapter_model.safetensors, or AdapterHub\'s adapter.safetensors)')
+    .option('-b, --base <folder-or-hub-id>', 'a base model folder (or a cached hub id) to check the adapter against; only config.json and the safetensors headers are read')
+    .option('--json', 'print the inspection as JSON')
+    .action(async (folder: string, o: { base?: string; json?: boolean }) => {
+      setCode(await inspectCommand(io, folder, o));
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function inspectCommand(io: Io, folder: string, o: { base?: string; json?: boolean }): Promise<number> {
+  const { inspectAdapter, isHubId } = await models();
+  const paths = new ShownPaths(io.cwd, isHubId);
+  const dir = paths.add(folder);
+  const base = o.base !== undefined ? paths.model(o.base) : undefined;
+  const ins = await paths.rethrow(() => inspectAdapter(dir, { base }));
+  if (o.json) {
+    const rest: Partial<AdapterInspection> = { ...ins };
+    delete rest.text;
+    io.out(JSON.stringify(paths.showIn(rest), null, 2));
+  } else io.out(paths.showText(withEveryMismatch(ins)));
+  return ins.compatibility && !ins.compatibility.compatible ? 1 : 0;
+}
+
+/**
+ * `ins.text` with the compatibility section listing every mismatch: the library's rendering
+ * stops at 20, and the command promises to explain each one. The section is the rendering's last.
+ */
+function withEveryMismatch(ins: AdapterInspection): string {
+  const c = ins.compatibility;
+  const at = c ? ins.text.lastIndexOf('\n  compatibility with ') : -1;
+  if (!c || at < 0) return ins.text;
+  const L = [`  compatibility with ${c.base}: ${c.compatible ? `OK (${c.checked} checked)` : `${c.mismatches.length} mismatch${c.mismatches.length === 1 ? '' : 'es'} in ${c.checked} checked`}`];
+  for (const m of c.mismatches) L.push(`    - ${m.message}`);
+  for (const x of c.notes) L.push(`    (${x})`);
+  return `${ins.text.slice(0, at)}\n${L.join('\n')}`;
+}
+
+async function generateCommand(io: Io, prompt: string | undefined, o: GenerateOptions): Promise<number> {
+  const { generateText, isHubId } = await models();
+  const paths = new ShownPaths(io.cwd, isHubId);
+  return paths.rethrow(async () => {
+    const adapters = parseAdapters(paths, o.adapter);
+    const inspections = await inspectAll(paths, adapters);
+    for (const [a, ins] of zip(adapters, inspections)) {
+      if (ins.taskType === 'SEQ_CLS') throw new UserError(`adapter "${a.name}" (${a.shown}) is a sequence-classification adapter (task_type SEQ_CLS)`, { hint: `classify with it: peftkit classify --model ${o.model} --adapter ${a.name}=${a.shown}` });
+    }
+    checkUse(o.use, adapters);
+    const text = prompt ?? (await readStdin(io, 'the prompt'));
+    if (!text.trim()) throw new UserError('no prompt: give one as an argument or on standard input');
+
+    await startBackend(io, o.backend);
+    const methods = adapters.length ? await adapterMethods(io, o.discover) : [];
+    const base = await loadBase(io, paths, o.model, { task: 'causal-lm' });
+    try {
+      const model = await attachAdapters(io, paths, base, adapters, methods, o.model);
+      const opts = {
+        maxNewTokens: o.maxNewTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed,
+        doSample: o.doSample ? true : undefined, eosTokenId: o.ignoreEos ? null : undefined, chat: o.chat, adapter: o.use,
+      };
+      if (o.json) {
+        const [g] = generateText(model, [text], opts);
+        io.out(JSON.stringify(g, null, 2));
+        return 0;
+      }
+      const started = Date.now();
+      let last = '';
+      const [g] = generateText(model, [text], { ...opts, onText: (e) => io.write((last = e.text)) });
+      if (!last.endsWith('\n')) io.write('\n');
+      const secs = (Date.now() - started) / 1000;
+      const n = g.tokenIds.length;
+      const why = g.finishReason === 'eos' ? 'stopped at the end-of-sequence token' : `stopped at --max-new-tokens ${o.maxNewTokens}`;
+      io.err(`${n} token${n === 1 ? '' : 's'} in ${secs.toFixed(2)} s (${secs > 0 ? (n / secs).toFixed(1) : '-'} tokens/s), ${why}${adapterNote(model, o.use)}`);
+      return 0;
+    } finally {
+      base.model.dispose();
+    }
+  });
+}
+
+async function classifyCommand(io: Io, texts: string[], o: ClassifyOptions): Promise<number> {
+  const { classify, isHubId } = await models();
+  const paths = new ShownPaths(io.cwd, isHubId);
+  return paths.rethrow(async () => {
+    const adapters = parseAdapters(paths, o.adapter);
+    const inspections = await inspectAll(paths, adapters);
+    for (const [a, ins] of zip(adapters, inspections)) {
+      if (ins.taskType === 'CAUSAL_LM') throw new UserError(`adapter "${a.name}" (${a.shown}) is a causal-LM adapter (task_type CAUSAL_LM), not a classifier`, { hint: `generate with it: peftkit generate --model ${o.model} --adapter ${a.name}=${a.shown}` });
+    }
+    checkUse(o.use, adapters);
+    // The base's head is built with the adapter's number of labels, so that its saved head loads.
+    const counts = [...new Set(inspections.map((i) => i.numLabels).filter((x): x is number => x !== null))];
+    if (counts.length > 1) {
+      throw new UserError(`the adapters' heads have different numbers of labels (${zip(adapters, inspections).map(([a, i]) => `${a.name}: ${i.numLabels ?? '?'}`).join(', ')}); one base serves one head size`, { hint: 'classify with each group of adapters in its own run' });
+    }
+    const labels = o.labels?.split(',').map((s) => s.trim());
+    if (labels && (labels.some((l) => !l) || (counts.length && labels.length !== counts[0]))) {
+      throw new UserError(`--labels gives ${labels.length} name(s)${counts.length ? ` but the adapter's head has ${counts[0]} labels` : ''}${labels.some((l) => !l) ? ', with an empty one' : ''}`, { hint: 'give one non-empty name per label, in label-id order, separated by commas' });
+    }
+    const numLabels = counts[0] ?? labels?.length;
+    const input = texts.length ? texts : (await readStdin(io, 'the texts, one per line')).split(/\r?\n/).filter((l) => l.trim());
+    if (!input.length) throw new UserError('no text to classify: give texts as arguments or on standard input, one per line');
+
+    await startBackend(io, o.backend);
+    const methods = adapters.length ? await adapterMethods(io, o.discover) : [];
+    const base = await loadBase(io, paths, o.model, { task: 'sequence-classification', numLabels });
+    try {
+      if (labels) {
+        base.model.config.id2label = Object.fromEntries(labels.map((l, i) => [String(i), l]));
+        base.model.config.label2id = Object.fromEntries(labels.map((l, i) => [l, i]));
+      }
+      const model = await attachAdapters(io, paths, base, adapters, methods, o.model);
+      const results = classify(model, input, { adapter: o.use, batchSize: o.batchSize });
+      if (o.json) io.out(JSON.stringify(results, null, 2));
+      else {
+        for (const r of results) {
+          io.out(`${r.label}\t${r.probabilities[r.label].toFixed(4)}\t${r.text}`);
+          io.out(`  ${Object.entries(r.probabilities).map(([l, p]) => `${l} ${p.toFixed(4)}`).join('  ')}`);
+        }
+      }
+      io.err(`${results.length} text${results.length === 1 ? '' : 's'} classified${adapterNote(model, o.use)}`);
+      return 0;
+    } finally {
+      base.model.dispose();
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Paths as the user typed them and as the library sees them (absolute, from the working
+ * directory): errors and output show the typed form.
+ */
+class ShownPaths {
+  private readonly pairs: [abs: string, shown: string][] = [];
+  constructor(
+    private readonly cwd: string,
+    private readonly isHubId: (s: string) => boolean,
+  ) {}
+
+  /** Resolves a local path and remembers how it was typed. */
+  add(given: string): string {
+    const abs = resolve(this.cwd, given);
+    if (abs !== given) this.pairs.push([abs, given]);
+    // Longest first, so that a folder inside another is replaced whole.
+    this.pairs.sort((a, b) => b[0].length - a[0].length);
+    return abs;
+  }
+
+  /** A model source: an existing folder (resolved), else a hub id as given, else the resolved path (not found). */
+  model(given: string): string {
+    const abs = resolve(this.cwd, given);
+    if (!existsSync(abs) && this.isHubId(given)) return given;
+    return this.add(given);
+  }
+
+  showText(s: string): string {
+    // Whole paths only: a typed `../../tmp/x` contains the absolute `/tmp/x` and must stay as it is.
+    for (const [abs, shown] of this.pairs) s = s.replace(new RegExp(`(?<![\\w./-])${abs.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![\\w.-])`, 'g'), () => shown);
+    return s;
+  }
+
+  /** A deep copy of a JSON-able value with every string's paths shown as typed. */
+  showIn<T>(v: T): T {
+    return JSON.parse(JSON.stringify(v), (_k, x) => (typeof x === 'string' ? this.showText(x) : x));
+  }
+
+  /** Runs `fn`; a UserError it throws is rethrown with the paths shown as typed. */
+  async rethrow<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (!(e instanceof UserError)) throw e;
+      const d = e.details;
+      throw new UserError(this.showText(e.message), {
+        ...(d.file !== undefined ? { file: this.showText(d.file) } : {}), ...(d.pointer !== undefined ? { pointer: d.pointer } : {}), ...(d.hint !== undefined ? { hint: this.showText(d.hint) } : {}),
+      });
+    }
+  }
+}
+
+/** `name=folder` (or a bare folder, named after it), checked for existence. */
+function parseAdapters(paths: ShownPaths, specs: string[]): AdapterArg[] {
+  const out: AdapterArg[] = [];
+  for (const spec of specs) {
+    const eq = spec.indexOf('=');
+    const shown = eq >= 0 ? spec.slice(eq + 1) : spec;
+    const name = eq >= 0 ? spec.slice(0, eq) : basename(resolve(shown)).replace(/[^A-Za-z0-9_.-]/g, '_');
+    if (!name || !shown) throw new UserError(`--adapter ${spec}: expected name=folder`, { hint: 'e.g. --adapter tigrinya=./adapters/gpt2-lora-tigrinya' });
+    if (out.some((a) => a.name === name)) throw new UserError(`--adapter: the name "${name}" is given twice`, { hint: 'give each adapter its own name: --adapter a=folder1 --adapter b=folder2' });
+    const path = paths.add(shown);
+    if (!existsSync(path)) throw new UserError(`adapter folder not found: ${shown}`, { file: shown, hint: 'give the folder that holds adapter_config.json' });
+    if (!statSync(path).isDirectory()) throw new UserError(`${shown} is a file; an adapter is a folder holding adapter_config.json and the weights`, { file: shown, hint: 'give the folder that holds the file' });
+    out.push({ name, path, shown });
+  }
+  return out;
+}
+
+/** Inspects each adapter folder (config and headers only); a model checkpoint given as an adapter is an error. */
+async function inspectAll(paths: ShownPaths, adapters: AdapterArg[]): Promise<AdapterInspection[]> {
+  const { inspectAdapter } = await models();
+  const out: AdapterInspection[] = [];
+  for (const a of adapters) {
+    const ins = await inspectAdapter(a.path);
+    if (ins.kind === 'model') {
+      throw new UserError(`${a.shown} is a model checkpoint (${ins.model?.modelType ?? '?'}), not an adapter: it has config.json but no adapter_config.json`, {
+        file: paths.add(a.shown), hint: 'give it as the base model (--model); adapters are given as --adapter name=folder',
+      });
+    }
+    if (ins.weightsFile === null) {
+      // Say it before loading the base: a pickle-only or weightless folder cannot be served.
+      const why = ins.notes.find((x) => /pickle|no weights file/.test(x)) ?? 'no weights file';
+      throw new UserError(`adapter "${a.name}" (${a.shown}): ${why}`, { hint: 'give a folder with adapter_model.safetensors (HF PEFT: save_pretrained(folder, safe_serialization=True))' });
+    }
+    out.push(ins);
+  }
+  return out;
+}
+
+function checkUse(use: string | undefined, adapters: AdapterArg[]): void {
+  if (use === undefined || use === BASE_ADAPTER_NAME || adapters.some((a) => a.name === use)) return;
+  throw new UserError(`--use ${use}: no adapter of that name; given: ${adapters.map((a) => a.name).join(', ') || 'none'}`, { hint: `load it with --adapter ${use}=folder, or use ${BASE_ADAPTER_NAME} for the base model alone` });
+}
+
+async function startBackend(io: Io, choice: BackendChoice): Promise<BackendInfo> {
+  const b = await initBackend(choice).catch((e: Error) => {
+    throw new UserError(e.message, { hint: 'use --backend wasm (always installed) or --backend cpu' });
+  });
+  io.err(`backend: ${b.name} (${b.detail})${choice === 'auto' && b.skipped.length ? `; not available: ${b.skipped.join('; ')}` : ''}`);
+  return b;
+}
+
+/** The methods of the loaded plugins: they read adapter folders. */
+async function adapterMethods(io: Io, discover: boolean): Promise<PeftMethod[]> {
+  const { plugins, failed } = await loadPlugins([io.cwd], { ...io.load, discover });
+  for (const f of failed) io.err(`warning: plugin package ${f.name} was not loaded (${f.error}); its methods are unavailable`);
+  return createRegistry(plugins).methods();
+}
+
+async function loadBase(io: Io, paths: ShownPaths, given: string, opts: { task: ModelTask; numLabels?: number }): Promise<LoadedPretrained> {
+  const { loadPretrained } = await models();
+  const loaded = await loadPretrained(paths.model(given), { ...opts, log: (m) => io.err(m) });
+  const r = loaded.report;
+  io.err(`model: ${given} (${loaded.model.config.model_type}, ${opts.task}${opts.numLabels ? `, ${opts.numLabels} labels` : ''}, ${r.numParameters.toLocaleString('en-US')} parameters)`);
+  if (r.newlyInitialized.length) io.err(`note: ${r.newlyInitialized.join(', ')} not in the checkpoint: newly initialized${opts.task === 'sequence-classification' ? ' (an adapter\'s saved head replaces it)' : ''}`);
+  return loaded;
+}
+
+/**
+ * Checks each adapter against the loaded base (`inspectAdapter` with the base: module names and
+ * features, heads, widths), then loads them all onto it.
+ * @throws UserError listing the first mismatches when an adapter does not fit.
+ */
+async function attachAdapters(io: Io, paths: ShownPaths, base: LoadedModel, adapters: AdapterArg[], methods: PeftMethod[], modelShown: string): Promise<LoadedModel | PeftModel> {
+  if (!adapters.length) return base;
+  const { inspectAdapter, loadAdapters } = await models();
+  for (const a of adapters) {
+    const c = (await inspectAdapter(a.path, { base })).compatibility;
+    if (!c || c.compatible) continue;
+    const shown = c.mismatches.slice(0, SHOWN_MISMATCHES).map((m) => `\n  - ${m.message}`).join('');
+    const more = c.mismatches.length > SHOWN_MISMATCHES ? `\n  - ... and ${c.mismatches.length - SHOWN_MISMATCHES} more` : '';
+    throw new UserError(`adapter "${a.name}" (${a.shown}) does not fit the base model ${modelShown}: ${c.mismatches.length} mismatch${c.mismatches.length === 1 ? '' : 'es'}${shown}${more}`, {
+      hint: `peftkit inspect ${a.shown} --base ${modelShown} explains each; use the base the adapter was trained on`,
+    });
+  }
+  const logger: StepLogger = {
+    error: (m) => io.err(`error: ${m}`),
+    warn: (m) => io.err(`warning: ${m}`),
+    info: (m) => io.err(paths.showText(m)),
+    debug: () => {},
+  };
+  return loadAdapters(base, adapters.map(({ name, path }) => ({ name, path })), methods, { logger });
+}
+
+function adapterNote(model: LoadedModel | PeftModel, use: string | undefined): string {
+  if (!('active' in model)) return '';
+  return `; adapter: ${use ?? model.active.join(', ')}`;
+}
+
+/** All of standard input (`CliOptions.stdin`, else the process's), as UTF-8 text. */
+async function readStdin(io: Io, what: string): Promise<string> {
+  const stream = io.stdin ?? process.stdin;
+  if ((stream as { isTTY?: boolean }).isTTY) io.err(`reading ${what} from standard input (end with Ctrl-D)`);
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+function zip<A, B>(a: A[], b: B[]): [A, B][] {
+  return a.map((x, i) => [x, b[i]]);
+}
