@@ -28,6 +28,21 @@ test('matMulLast and its hand-written gradient agree with tfjs matMul and autodi
   }
 });
 
+test('with a frozen weight, outputs and the input\'s gradient are unchanged (many rows and few)', () => {
+  for (const rows of [3, 40]) {
+    const x = tf.randomNormal([rows, 5], 0, 1, 'float32', 3);
+    for (const transposeW of [true, false]) {
+      const init = tf.randomNormal(transposeW ? [4, 5] : [5, 4], 0, 1, 'float32', 4);
+      const frozen = tf.variable(init, false);
+      const live = tf.variable(init, true);
+      close(matMulLast(x, frozen, transposeW), matMulLast(x, live, transposeW));
+      const gFrozen = tf.grad((xx: tf.Tensor) => tf.sum(tf.square(matMulLast(xx, frozen, transposeW))))(x);
+      const gLive = tf.grad((xx: tf.Tensor) => tf.sum(tf.square(matMulLast(xx, live, transposeW))))(x);
+      close(gFrozen, gLive, 1e-4);
+    }
+  }
+});
+
 test('Linear is x Wᵀ + b with PyTorch layout; Conv1D is x W + b', () => {
   const lin = new Linear(3, 2);
   lin.weight.assign(tf.tensor2d([[1, 2, 3], [4, 5, 6]]));

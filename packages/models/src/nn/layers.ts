@@ -54,8 +54,27 @@ export function matMulLast(x: tf.Tensor, w: tf.Tensor, transposeW: boolean): tf.
   const lead = x.shape.slice(0, -1);
   const inF = x.shape[x.shape.length - 1];
   const out = transposeW ? w.shape[0] : w.shape[1];
-  const y = (transposeW ? matMulNT : matMulNN)(x.reshape([-1, inF]) as tf.Tensor2D, w as tf.Tensor2D);
+  const x2 = x.reshape([-1, inF]) as tf.Tensor2D;
+  const frozen = w instanceof tf.Variable && !w.trainable;
+  const y = frozen ? frozenProduct(x2, w as tf.Tensor2D, transposeW) : (transposeW ? matMulNT : matMulNN)(x2, w as tf.Tensor2D);
   return y.reshape([...lead, out] as number[]);
+}
+
+/** Below this many rows a transposeB product beats transposing W first (one decoding step of generation). */
+const FEW_ROWS = 16;
+
+/** x·W or x·Wᵀ where W is frozen: only x gets a gradient, so W's (as costly as the forward product) is never computed. */
+function frozenProduct(x: tf.Tensor2D, w: tf.Tensor2D, transposeW: boolean): tf.Tensor2D {
+  const f = tf.customGrad(((xx: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([xx]);
+    const value = !transposeW ? tf.matMul(xx as tf.Tensor2D, w) : xx.shape[0] <= FEW_ROWS ? tf.matMul(xx as tf.Tensor2D, w, false, true) : tf.matMul(xx as tf.Tensor2D, tf.transpose(w) as tf.Tensor2D);
+    return {
+      value,
+      // dx = dy·W (W [out, in]) or dy·Wᵀ (W [in, out]), as plain products.
+      gradFunc: (dy: tf.Tensor) => [transposeW ? tf.matMul(dy as tf.Tensor2D, w) : tf.matMul(dy as tf.Tensor2D, tf.transpose(w) as tf.Tensor2D)],
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor2D) => tf.Tensor2D;
+  return f(x);
 }
 
 // y = x·wᵀ with w [out, in]; dx = dy·w, dw = dyᵀ·x, all as plain products.
