@@ -16,6 +16,8 @@ export interface MethodContext {
   seed: number;
   /** Name of the adapter being injected (the `inject` step's `adapter_name`; `default` unless set). */
   adapterName?: string;
+  /** The model's tokenizer (a `Tokenizer` of @peftkit/models), when it came with one: e.g. prompt tuning's TEXT init. */
+  tokenizer?: unknown;
 }
 
 /**

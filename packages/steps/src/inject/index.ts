@@ -75,7 +75,7 @@ export const injectStep: StepKind<InjectSettings> = {
     // Seeded here so that the adapter's initialisation does not depend on what ran before.
     manualSeed(ctx.seed);
     const names = [...base.model.stateDict().keys()];
-    const handle = (await method.inject(base.model, settings.config ?? {}, { logger: ctx.logger, seed: ctx.seed, adapterName })) as AdapterHandle;
+    const handle = (await method.inject(base.model, settings.config ?? {}, { logger: ctx.logger, seed: ctx.seed, adapterName, tokenizer: base.tokenizer })) as AdapterHandle;
     if (handle.name !== adapterName) handle.name = adapterName;
     const peft = new PeftModel(base);
     peft.addAdapter(handle);

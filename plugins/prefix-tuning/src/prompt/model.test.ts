@@ -137,4 +137,13 @@ describe('prompt tuning: initialisation', () => {
     const ids = tokenizer.encode('abcabc').slice(0, 2);
     assert.equal(maxAbsDiff(h.promptEmbeddings, tf.gather(model.getInputEmbeddings().weight, tf.tensor1d(ids, 'int32'))), 0);
   });
+
+  it('TEXT uses the tokenizer the inject step passes in the method context', () => {
+    const tokDir = hfFixture('ckpt-gpt2-tiny-vocab');
+    const model = tiny({ ...GPT2, vocab_size: 21 });
+    const tokenizer = loadTokenizer(tokDir);
+    const h = promptTuningMethod.inject(model, { num_virtual_tokens: 3, prompt_tuning_init: 'TEXT', prompt_tuning_init_text: 'abcabc' }, { logger: undefined as never, seed: 1, tokenizer });
+    const ids = tokenizer.encode('abcabc').slice(0, 3);
+    assert.equal(maxAbsDiff(h.promptEmbeddings, tf.gather(model.getInputEmbeddings().weight, tf.tensor1d(ids, 'int32'))), 0);
+  });
 });

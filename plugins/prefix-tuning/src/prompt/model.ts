@@ -224,7 +224,7 @@ export function injectPromptTuning(target: InjectTarget, config: PromptTuningCon
   const { model, tokenizer } = resolveTarget(target);
   const c = resolvePromptTuningConfig(config, model);
   if (ctx.seed !== undefined) manualSeed(ctx.seed);
-  const init = initial ? tf.clone(initial) : initialPromptEmbeddings(c, model, tokenizer);
+  const init = initial ? tf.clone(initial) : initialPromptEmbeddings(c, model, tokenizer ?? (ctx.tokenizer as Tokenizer | undefined));
   model.requiresGrad(false);
   const handle = new PromptTuningHandle(ctx.adapterName ?? 'default', model, c, init);
   init.dispose();
