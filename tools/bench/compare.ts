@@ -1,0 +1,104 @@
+/**
+ * peftkit (WASM) against PyTorch (CPU) on the same machine: runs tools/bench/train.ts and
+ * tools/bench/train_torch.py for each (model, mode) of tools/bench/train-spec.json, the two back to
+ * back so that both see about the same load from other processes, and prints one Markdown table
+ * (and a second with CPU time and load) for docs/benchmarks.md.
+ *
+ *   node --conditions=peftkit-source --import tsx tools/bench/compare.ts \
+ *     [--models gpt2,llama] [--modes forward,lora,full,full-sgd] [--batch B] [--seq T] [--warmup W] [--steps N] \
+ *     [--python /usr/bin/python3] [--torch-threads 2,1] [--json results.json]
+ *
+ * PyTorch: Debian's python3-torch with libopenblas0-openmp (train_torch.py sets LD_LIBRARY_PATH
+ * for it and reports the BLAS it loaded), once per `--torch-threads` entry: 2 threads (both cores),
+ * and 1 thread, the per-core comparison with peftkit's single-threaded WASM backend. The Python is `--python`, else $PEFTKIT_TORCH_PYTHON,
+ * else /usr/bin/python3; without torch there the PyTorch columns say so.
+ *
+ * Benchmarks are measured, never asserted in tests.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { writeJsonAtomic } from '@peftkit/core';
+import type { Mode, RunResult } from './train.js';
+import spec from './train-spec.json' with { type: 'json' };
+
+const { values: args } = parseArgs({
+  options: {
+    models: { type: 'string', default: Object.keys(spec.models).join(',') },
+    modes: { type: 'string', default: 'forward,lora,full,full-sgd' },
+    batch: { type: 'string' },
+    seq: { type: 'string' },
+    warmup: { type: 'string' },
+    steps: { type: 'string' },
+    'torch-threads': { type: 'string', default: '2,1' },
+    python: { type: 'string', default: process.env.PEFTKIT_TORCH_PYTHON ?? '/usr/bin/python3' },
+    json: { type: 'string' },
+  },
+});
+
+const here = dirname(fileURLToPath(import.meta.url));
+const tmp = mkdtempSync(join(tmpdir(), 'peftkit-bench-'));
+const pass = (['batch', 'seq', 'warmup', 'steps'] as const).flatMap((k) => (args[k] ? [`--${k}`, args[k]!] : []));
+const torchThreads = args['torch-threads']!.split(',').map(Number);
+const hasTorch = spawnSync(args.python!, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
+
+/** Runs one driver for one (model, mode) and reads its JSON; a crash of the driver itself becomes an error row. */
+function run(cmd: string, argv: string[], impl: RunResult['impl'], model: string, mode: Mode, threads = 1): RunResult {
+  const out = join(tmp, `${impl}-${threads}-${model}-${mode}.json`);
+  const p = spawnSync(cmd, [...argv, '--models', model, '--modes', mode, ...pass, '--json', out], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    return { threads, ...(JSON.parse(readFileSync(out, 'utf8')) as RunResult[])[0] };
+  } catch {
+    return { impl, model, mode, threads, error: `driver exited ${p.status}${p.error ? `: ${p.error.message}` : ''}` } as RunResult;
+  }
+}
+
+const results: RunResult[] = [];
+const started = new Date();
+for (const model of args.models!.split(',')) {
+  for (const mode of args.modes!.split(',') as Mode[]) {
+    results.push(run(process.execPath, [...process.execArgv, join(here, 'train.ts')], 'peftkit', model, mode));
+    if (hasTorch) for (const th of torchThreads) results.push(run(args.python!, [join(here, 'train_torch.py'), '--threads', String(th)], 'pytorch', model, mode, th));
+  }
+}
+rmSync(tmp, { recursive: true, force: true });
+if (args.json) writeJsonAtomic(args.json, results);
+
+const mean = (xs: number[] | undefined) => (xs?.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
+const MiB = (b: number | undefined | null) => (b == null || Number.isNaN(b) ? '-' : (b / 2 ** 20).toFixed(0));
+const num = (x: number, digits = 0) => (Number.isFinite(x) ? x.toFixed(digits) : '-');
+const MODE_LABEL: Record<Mode, string> = { forward: 'forward (no grad)', lora: 'LoRA step (AdamW)', full: 'full step (AdamW)', 'full-sgd': 'full step (SGD)' };
+const failed = (r: RunResult | undefined) => (r ? (r.error ? `failed: ${r.error.replace(/\|/g, '/').slice(0, 240)}` : '') : hasTorch ? 'not run' : `no torch in ${args.python}`);
+
+const engines = [...new Set(results.filter((r) => r.engine).map((r) => `${r.impl}: ${r.engine}`))];
+console.log(`Run ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC.\n\n${engines.map((e) => `- ${e}`).join('\n')}\n`);
+const torchCols = torchThreads.flatMap((th) => [`PyTorch ${th}T tok/s`, `peftkit / PyTorch ${th}T`]);
+console.log(`| model | mode | batch × seq | trainable params | peftkit tok/s | ${torchCols.join(' | ')} | peftkit peak RSS MiB (WASM heap) | PyTorch peak RSS MiB |`);
+console.log(`|---|---|---|---:|---:|${torchCols.map(() => '---:').join('|')}|---:|---:|`);
+const torchOf = (p: RunResult, th: number) => results.find((r) => r.impl === 'pytorch' && r.model === p.model && r.mode === p.mode && r.threads === th);
+const peft = results.filter((r) => r.impl === 'peftkit');
+for (const p of peft) {
+  const pt = p.error ? failed(p) : num(p.tokensPerSecond, 1);
+  const cols = torchThreads.flatMap((th) => {
+    const t = torchOf(p, th);
+    return [!t || t.error ? failed(t) : num(t.tokensPerSecond, 1), !p.error && t && !t.error ? `${(p.tokensPerSecond / t.tokensPerSecond).toFixed(2)}×` : '-'];
+  });
+  const all = [p, ...torchThreads.map((th) => torchOf(p, th))];
+  const trainable = all.find((r) => r && !r.error && Number.isFinite(r.trainable))?.trainable;
+  const t0 = all.slice(1).find((r) => r && !r.error);
+  console.log(
+    `| ${p.model} | ${MODE_LABEL[p.mode]} | ${p.batch} × ${p.seq} | ${trainable === undefined ? '-' : trainable.toLocaleString('en-US')} | ${pt} | ${cols.join(' | ')} | ${p.error ? '-' : `${MiB(p.peakRssBytes)} (${MiB(p.wasmHeapBytes)})`} | ${t0 ? MiB(t0.peakRssBytes) : '-'} |`,
+  );
+}
+const cpuCols = ['peftkit', ...torchThreads.map((th) => `PyTorch ${th}T`)];
+console.log('\nMean wall and CPU seconds per step (CPU: user + system, all threads) and the machine\'s 1-minute load average during the timed steps (2 cores; other processes shared them):\n');
+console.log(`| model | mode | ${cpuCols.map((c) => `${c} wall s / CPU s / load`).join(' | ')} |`);
+console.log(`|---|---|${cpuCols.map(() => '---:').join('|')}|`);
+for (const p of peft) {
+  const cell = (r: RunResult | undefined) =>
+    !r || r.error ? '-' : `${num(mean(r.stepSeconds), 2)} / ${num(mean(r.cpuSeconds), 2)} / ${num(r.loadAverage?.[0] ?? NaN, 1)}`;
+  console.log(`| ${p.model} | ${p.mode} | ${[p, ...torchThreads.map((th) => torchOf(p, th))].map(cell).join(' | ')} |`);
+}
