@@ -3,10 +3,10 @@
  * token embedding, sequence-classification pooling and state-dict key normalisation.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Module } from '../nn/module.js';
+import { Module, ModuleList } from '../nn/module.js';
 import { matMulLast } from '../nn/layers.js';
 import { nextSeed } from '../nn/rng.js';
-import type { ModelOutput } from '../model.js';
+import type { ModelBuildOptions, ModelOutput } from '../model.js';
 
 /** `tf.tidy` for a forward pass: keeps the tensors of the returned {@link ModelOutput}, frees the rest. */
 export function tidyOutput(fn: () => ModelOutput): ModelOutput {
@@ -28,7 +28,8 @@ export function activation(name: string): (x: tf.Tensor) => tf.Tensor {
     case 'gelu_fast':
       return (x) =>
         tf.tidy(() => {
-          const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
+          // x·x·x, not tf.pow(x, 3): pow and its gradient ran 8 times slower on WASM (docs/benchmarks.md).
+          const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.mul(tf.mul(x, x), x))));
           return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(inner)));
         });
     case 'relu':
@@ -120,4 +121,24 @@ export function normalizeStateDict(own: Set<string>, sd: Map<string, tf.Tensor>,
     out.set(key, t);
   }
   return out;
+}
+
+/**
+ * `n` transformer blocks built in order, each handed to `build.onBlock` (with its name `prefix` + i + `.`)
+ * before the next is built (see {@link ModelBuildOptions.onBlock}).
+ */
+export function buildBlocks<M extends Module>(n: number, make: (i: number) => M, prefix: string, build?: ModelBuildOptions): ModuleList<M> {
+  return new ModuleList(
+    Array.from({ length: n }, (_, i) => {
+      const block = make(i);
+      build?.onBlock?.(block, `${prefix}${i}.`);
+      return block;
+    }),
+  );
+}
+
+/** `build` for a sub-model registered under `prefix` (e.g. `model.`): block names get the prefix. */
+export function nestedBuild(build: ModelBuildOptions | undefined, prefix: string): ModelBuildOptions | undefined {
+  const onBlock = build?.onBlock;
+  return onBlock ? { ...build, onBlock: (block, p) => onBlock(block, `${prefix}${p}`) } : build;
 }
