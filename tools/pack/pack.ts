@@ -3,20 +3,8 @@
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-/** The folder whose package.json is named `peftkit-workspace`, above this file. */
-export function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pkg = join(dir, 'package.json');
-    if (existsSync(pkg) && JSON.parse(readFileSync(pkg, 'utf8')).name === 'peftkit-workspace') return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error('repo root (package.json "peftkit-workspace") not found');
-    dir = up;
-  }
-}
+import { join, resolve } from 'node:path';
+import { repoRoot } from '@peftkit/models/testing';
 
 /** One package of the npm workspace (packages/*, plugins/*). */
 export interface WorkspacePackage {

@@ -8,7 +8,8 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpat
 import { tmpdir } from 'node:os';
 import { join, resolve, sep } from 'node:path';
 import { test } from 'node:test';
-import { buildPackages, check, cleanEnv, installTarballs, npmVersion, packPackages, repoRoot, run, workspacePackages, type Ran } from './pack.js';
+import { repoRoot } from '@peftkit/models/testing';
+import { buildPackages, check, cleanEnv, installTarballs, npmVersion, packPackages, run, workspacePackages, type Ran } from './pack.js';
 import { sourceOf } from './prune-dist.js';
 
 /** The plugin the pipeline trains with. */

@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { hfFixture } from '@peftkit/models/testing';
 import { byteAlphabet, EOT, trainTokenizer } from './train.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'peftkit-tok-'));
@@ -15,14 +15,8 @@ const docs = Array.from({ length: 120 }, () => Array.from({ length: 12 }, () => 
 const input = join(dir, 'corpus.jsonl');
 writeFileSync(input, docs.map((text) => JSON.stringify({ text })).join('\n') + '\n');
 
-function repoRoot(): string {
-  let d = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(d, 'package.json')) || JSON.parse(readFileSync(join(d, 'package.json'), 'utf8')).name !== 'peftkit-workspace') d = dirname(d);
-  return d;
-}
-
 test('the byte alphabet is GPT-2\'s: ids 0..255 of the real GPT-2 vocab.json', () => {
-  const gpt2 = JSON.parse(readFileSync(join(repoRoot(), '..', 'shared', 'fixtures', 'hf', 'ckpt-gpt2-fake-nembd2', 'vocab.json'), 'utf8')) as Record<string, number>;
+  const gpt2 = JSON.parse(readFileSync(join(hfFixture('ckpt-gpt2-fake-nembd2'), 'vocab.json'), 'utf8')) as Record<string, number>;
   const { order, byteToChar } = byteAlphabet();
   order.forEach((c, i) => assert.equal(gpt2[c], i, `byte char ${c}`));
   assert.equal(byteToChar[32], 'Ġ');

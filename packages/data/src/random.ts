@@ -6,17 +6,10 @@
  * without replaying epochs 0 to 2 (which is what makes {@link BatchIterator} resumable).
  */
 
-/** A mulberry32 generator: uniform floats in [0, 1) from a 32-bit seed. */
-export function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '@peftkit/models';
+
+/** The seeded mulberry32 stream of @peftkit/models (uniform floats in [0, 1) from a 32-bit seed), which every draw here uses. */
+export { mulberry32 };
 
 /** A 32-bit seed from a base seed and a label (FNV-1a over the label, mixed with the seed). */
 export function deriveSeed(seed: number, label: string): number {

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { KVCache, ModelConfig, ModelInputs, ModelOutput } from './model.js';
 import { PeftModel } from './peft/peft-model.js';
-import { random } from './nn/rng.js';
+import { mulberry32, random } from './nn/rng.js';
 
 /** Anything with a causal-LM forward: a `PreTrainedModel`, a `PeftModel`, or a wrapper. */
 export interface CausalForward {
@@ -207,16 +207,4 @@ function softmax(xs: number[]): number[] {
   const e = xs.map((x) => Math.exp(x - m));
   const s = e.reduce((a, b) => a + b, 0);
   return e.map((x) => x / s);
-}
-
-/** A private mulberry32 stream (same generator as `nn/rng`), so a seeded call does not move the global one. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

@@ -14,7 +14,7 @@ import {
   isAdapterHubBottleneckConfig,
   loadAdapterHub,
 } from './index.js';
-import { cloneModel, logitsOf, maxAbsDiff, sampleIds, scratch, tinyModel } from './testing/tiny-models.js';
+import { cloneModel, logitsOf, maxAbsDiff, sampleIds, scratch, tinyModel } from '@peftkit/models/testing';
 
 const tmp = scratch();
 before(async () => {

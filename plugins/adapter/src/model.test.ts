@@ -15,7 +15,7 @@ import {
   presetSchema,
   reductionFactorFor,
 } from './index.js';
-import { TINY_CONFIGS, logitsOf, maxAbsDiff, sampleIds, tinyModel } from './testing/tiny-models.js';
+import { TINY_CONFIGS, logitsOf, maxAbsDiff, sampleIds, tinyModel } from '@peftkit/models/testing';
 
 before(async () => {
   await initBackend('wasm');

@@ -8,7 +8,7 @@ import { createModel, manualSeed, readSafetensors, readSafetensorsHeader, type P
 import { loadHfLoraAdapter, loraConfigFromHf, readHfAdapter, writeHfAdapter } from './hf-format.js';
 import { LoraLayer } from './layer.js';
 import { injectLora } from './model.js';
-import { hfFixture, maxAbsDiff, scratch } from './testing/tiny-models.js';
+import { hfFixture, maxAbsDiff, scratch } from '@peftkit/models/testing';
 
 const TIGRINYA = hfFixture('gpt2-lora-tigrinya');
 const SMOLLM = hfFixture('smollm-lora-instruct');

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '@peftkit/core';
 import { Conv1D, Linear, Module, manualSeed } from '@peftkit/models';
 import { LoraLayer, MergeError, isLinearBase, loraScaling, type LoraAdapterSpec } from './layer.js';
-import { maxAbsDiff } from './testing/tiny-models.js';
+import { maxAbsDiff } from '@peftkit/models/testing';
 
 before(async () => {
   await initBackend('wasm');

@@ -6,7 +6,8 @@ import { Conv1D, Linear, PeftModel, manualSeed, random, type PreTrainedModel } f
 import { LoraLayer } from './layer.js';
 import { ModulesToSaveWrapper } from './modules-to-save.js';
 import { injectLora, summarizeNames } from './model.js';
-import { maxAbsDiff, sampleIds, tinyGpt2, tinyLlama, tinyLlamaForSequenceClassification } from './testing/tiny-models.js';
+import { maxAbsDiff, sampleIds } from '@peftkit/models/testing';
+import { tinyGpt2, tinyLlama, tinyLlamaForSequenceClassification } from './testing/tiny-models.js';
 
 before(async () => {
   await initBackend('wasm');

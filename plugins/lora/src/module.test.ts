@@ -3,7 +3,8 @@ import { before, test } from 'node:test';
 import { ContainerModule } from 'inversify';
 import { createRegistry, importPlugin, initBackend, validatorFor } from '@peftkit/core';
 import loraModule, { LoraAdapterHandle, loraConfigSchema } from './index.js';
-import { repoRoot, tinyGpt2 } from './testing/tiny-models.js';
+import { repoRoot } from '@peftkit/models/testing';
+import { tinyGpt2 } from './testing/tiny-models.js';
 
 before(async () => {
   await initBackend('wasm');

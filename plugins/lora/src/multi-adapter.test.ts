@@ -14,7 +14,8 @@ import { ModulesToSaveWrapper } from './modules-to-save.js';
 import { injectLora, type LoraAdapterHandle } from './model.js';
 import { loadHfLoraAdapter } from './hf-format.js';
 import { loraMethod } from './method.js';
-import { hfFixture, maxAbsDiff, sampleIds, scratch, tinyGpt2, tinyLlamaForSequenceClassification } from './testing/tiny-models.js';
+import { hfFixture, maxAbsDiff, sampleIds, scratch } from '@peftkit/models/testing';
+import { tinyGpt2, tinyLlamaForSequenceClassification } from './testing/tiny-models.js';
 
 const tmp = scratch('peftkit-multi-');
 before(async () => {

@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import { injectLora } from './model.js';
 import { writeHfAdapter } from './hf-format.js';
 import { loraMethod } from './method.js';
-import { hfFixture, scratch } from './testing/tiny-models.js';
+import { hfFixture, scratch } from '@peftkit/models/testing';
 
 const TINY = hfFixture('ckpt-gpt2-tiny-vocab'); // GPT-2, vocab 21, n_embd 2, 1 layer, with vocab.json + merges.txt
 const tmp = scratch('peftkit-serve-');

@@ -6,7 +6,8 @@ import * as tf from '@tensorflow/tfjs';
 import { UserError, initBackend } from '@peftkit/core';
 import { PeftModel, createModel, readSafetensors, readSafetensorsRaw } from '@peftkit/models';
 import { loadPromptTuningAdapter, promptTuningConfigFromHf, promptTuningMethod, readPromptLearningFolder, savePromptLearningAdapter } from './index.js';
-import { GPT2, hfFixture, logitsOf, maxAbsDiff, sampleIds, scratch, tiny } from './testing/tiny-models.js';
+import { hfFixture, logitsOf, maxAbsDiff, sampleIds, scratch, tinyModel } from '@peftkit/models/testing';
+import { GPT2 } from './testing/tiny-models.js';
 
 const BLOOM = hfFixture('bloom-prompt-tuning');
 const tmp = scratch();
@@ -67,7 +68,7 @@ describe('prompt tuning: HF PEFT format (bigscience/bloomz-560m adapter)', () =>
   });
 
   it('a model of another width is refused, naming token_dim', () => {
-    assert.throws(() => loadPromptTuningAdapter(tiny(GPT2), BLOOM), (e: unknown) => e instanceof UserError && e.details.pointer === '/token_dim' && /1024/.test(e.message));
+    assert.throws(() => loadPromptTuningAdapter(tinyModel(GPT2), BLOOM), (e: unknown) => e instanceof UserError && e.details.pointer === '/token_dim' && /1024/.test(e.message));
   });
 
   it('a prefix-tuning folder is not read as prompt tuning', () => {

@@ -129,6 +129,16 @@ export function readPromptLearningFolder(dir: string, peftType: PromptLearningPe
   }
 }
 
+/** {@link readPromptLearningFolder}, handed to `load`; the table is disposed afterwards, also when `load` throws. */
+export function withPromptLearningFolder<T>(dir: string, peftType: PromptLearningPeftType, load: (folder: PromptLearningFolder) => T): T {
+  const folder = readPromptLearningFolder(dir, peftType);
+  try {
+    return load(folder);
+  } finally {
+    folder.table.dispose();
+  }
+}
+
 /**
  * Writes a prompt-learning adapter as HF PEFT does: `adapter_model.safetensors` with
  * `prompt_embeddings` (metadata `{"format": "pt"}`) and `adapter_config.json` (sorted keys, indent 2).

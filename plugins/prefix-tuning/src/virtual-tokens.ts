@@ -6,7 +6,8 @@
  * `prepare_inputs_for_generation` (peft/peft_model.py).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { AdapterHandle, LoadedModel, ModelInputs, ModelOutput, PreTrainedModel, Tokenizer } from '@peftkit/models';
+import { UserError, type PeftMethod } from '@peftkit/core';
+import { manualSeed, type AdapterHandle, type LoadedModel, type ModelInputs, type ModelOutput, type PreTrainedModel, type Tokenizer } from '@peftkit/models';
 
 /** What `inject` accepts: the model, or a loaded model or PEFT model holding it (then its tokenizer is used for TEXT init). */
 export type InjectTarget = PreTrainedModel | LoadedModel | { base: LoadedModel };
@@ -18,6 +19,38 @@ export function resolveTarget(t: InjectTarget): { model: PreTrainedModel; tokeni
   if ('model' in t && isModel(t.model)) return { model: t.model, tokenizer: t.tokenizer, source: t.source };
   if ('base' in t && isModel(t.base?.model)) return { model: t.base.model, tokenizer: t.base.tokenizer, source: t.base.source };
   throw new Error('inject expects a PreTrainedModel from @peftkit/models (or a LoadedModel / PeftModel holding one)');
+}
+
+/** A problem in a method's config, as `PeftMethod.validateConfig` reports it (pointer relative to the config). */
+export type ConfigIssue = ReturnType<NonNullable<PeftMethod['validateConfig']>>[number];
+
+/** The check both methods' configs need beyond the schema: one transformer submodule (peftkit has no encoder-decoder models). */
+export function promptLearningIssues(config: { num_transformer_submodules?: number | null }): ConfigIssue[] {
+  const n = config.num_transformer_submodules;
+  if (n === undefined || n === null || n === 1) return [];
+  return [{ pointer: '/num_transformer_submodules', message: `num_transformer_submodules ${n} is for encoder-decoder models, which peftkit does not have`, hint: 'use 1 (or leave it null)' }];
+}
+
+/**
+ * What both methods' `inject` begins with: the config checked (its first issue thrown), the model
+ * found in `target`, the config's nulls filled from the model, then the seed set (when given) so that
+ * what `inject` draws next is reproducible.
+ * @throws UserError `<method>: <pointer>: <message>` for the first issue `validate` finds, and what `resolve` throws
+ */
+export function beginInject<C, R>(
+  method: string,
+  target: InjectTarget,
+  config: C,
+  validate: (config: C) => ConfigIssue[],
+  resolve: (config: C, model: PreTrainedModel) => R,
+  seed: number | undefined,
+): { model: PreTrainedModel; tokenizer?: Tokenizer; resolved: R } {
+  const issues = validate(config);
+  if (issues.length) throw new UserError(`${method}: ${issues[0].pointer}: ${issues[0].message}`, { pointer: issues[0].pointer, hint: issues[0].hint });
+  const { model, tokenizer } = resolveTarget(target);
+  const resolved = resolve(config, model);
+  if (seed !== undefined) manualSeed(seed);
+  return { model, tokenizer, resolved };
 }
 
 /** HF PEFT's task type for a model's task. */

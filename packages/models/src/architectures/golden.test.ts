@@ -7,7 +7,7 @@ import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '@peftkit/core';
 import { createModel, generate, readSafetensors, type PreTrainedModel } from '../index.js';
-import { repoRoot } from '../io/testing.js';
+import { repoRoot } from '../testing/index.js';
 
 const GOLDEN = join(repoRoot(), 'packages', 'models', 'test-fixtures', 'golden');
 

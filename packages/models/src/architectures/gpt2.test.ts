@@ -5,7 +5,7 @@ import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '@peftkit/core';
 import { GPT2ForSequenceClassification, GPT2LMHeadModel, GPT2Model, createModel, manualSeed, readSafetensors } from '../index.js';
-import { hfFixture } from '../io/testing.js';
+import { hfFixture } from '../testing/index.js';
 
 const tiny = { model_type: 'gpt2', vocab_size: 23, n_positions: 12, n_embd: 16, n_layer: 2, n_head: 2, resid_pdrop: 0.5, embd_pdrop: 0.5, attn_pdrop: 0.5 };
 const ids = (rows: number[][]) => tf.tensor2d(rows, [rows.length, rows[0].length], 'int32');

@@ -7,7 +7,7 @@ import { initBackend, UserError } from '@peftkit/core';
 import { loadPretrained, savePretrained, weightFiles } from './checkpoint.js';
 import { CheckpointError, readSafetensors, readSafetensorsHeader, writeSafetensors } from './safetensors.js';
 import { createModel, SUPPORTED_MODEL_TYPES } from '../architectures/index.js';
-import { hfFixture, scratch } from './testing.js';
+import { hfFixture, scratch } from '../testing/index.js';
 
 const TINY = hfFixture('ckpt-gpt2-tiny-vocab');
 const FAKE = hfFixture('ckpt-gpt2-fake-nembd2');

@@ -4,7 +4,7 @@ import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { UserError } from '@peftkit/core';
 import { hubCacheDir, isHubId, resolveModelSource } from './hub.js';
-import { hfFixture, scratch } from './testing.js';
+import { hfFixture, scratch } from '../testing/index.js';
 
 const tmp = scratch('peftkit-hub-');
 after(() => tmp.cleanup());

@@ -7,7 +7,7 @@ import { initBackend } from '@peftkit/core';
 import {
   CheckpointError, forEachSafetensor, iterateSafetensors, readSafetensors, readSafetensorsHeader, readSafetensorsRaw, writeSafetensors,
 } from './safetensors.js';
-import { hfFixture, scratch } from './testing.js';
+import { hfFixture, scratch } from '../testing/index.js';
 
 const tiny = join(hfFixture('ckpt-gpt2-tiny-vocab'), 'model.safetensors');
 let tmp: ReturnType<typeof scratch>;

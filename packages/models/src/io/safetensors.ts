@@ -8,9 +8,8 @@
  * buffer beside the tensors made from it.
  */
 import * as tf from '@tensorflow/tfjs';
-import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
-import { UserError } from '@peftkit/core';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { UserError, writeFileAtomic } from '@peftkit/core';
 
 /** A checkpoint file that cannot be read as it is: names the file and says what to do. */
 export class CheckpointError extends UserError {
@@ -446,8 +445,8 @@ function storedBytes(name: string, t: WritableTensor, floatDtype: 'F32' | 'F16' 
  * multiple of 8 bytes. Float tensors are stored as `opts.floatDtype` (F32), int32 as I32, bool as
  * BOOL; raw entries `{dtype, shape, data}` are written as given (e.g. U8 packed 4-bit weights).
  *
- * Written atomically, like `writeFileAtomic` from @peftkit/core (temporary file in the same folder,
- * fsync, rename), but streamed tensor by tensor so the file is never assembled in one buffer.
+ * Written atomically with `writeFileAtomic` from @peftkit/core (temporary file in the same folder,
+ * fsync, rename), streamed tensor by tensor so the file is never assembled in one buffer.
  * @throws Error for a raw entry whose byte length does not match dtype × shape.
  */
 export function writeSafetensors(path: string, tensors: Map<string, WritableTensor> | Record<string, WritableTensor>, metadata?: Record<string, string>, opts: WriteSafetensorsOptions = {}): void {
@@ -479,32 +478,9 @@ export function writeSafetensors(path: string, tensors: Map<string, WritableTens
   if (pad) json = Buffer.concat([json, Buffer.alloc(pad, 0x20)]);
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(json.length));
-  streamFileAtomic(path, function* () {
+  writeFileAtomic(path, (function* () {
     yield len;
     yield json;
     for (const it of items) yield it.bytes();
-  });
-}
-
-/**
- * Writes chunks to a temporary file beside `path`, fsyncs it, then renames it over `path`: the same
- * guarantee as `writeFileAtomic` (old file or new file, never a partial one) without one big buffer.
- */
-export function streamFileAtomic(path: string, chunks: () => Iterable<Uint8Array>): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
-  const fd = openSync(tmp, 'w');
-  try {
-    for (const c of chunks()) {
-      let off = 0;
-      while (off < c.length) off += writeSync(fd, c, off, c.length - off);
-    }
-    fsyncSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  closeSync(fd);
-  renameSync(tmp, path);
+  })());
 }

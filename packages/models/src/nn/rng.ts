@@ -22,13 +22,30 @@ export function setRngState(s: number): void {
   state = s >>> 0;
 }
 
-/** A uniform float in [0, 1) (mulberry32). */
-export function random(): number {
-  state = (state + 0x6d2b79f5) >>> 0;
-  let t = state;
+/** mulberry32's constant step (Tommy Ettinger's generator): the state after `s`. */
+const advance = (s: number): number => (s + 0x6d2b79f5) >>> 0;
+
+/** mulberry32's output for an advanced 32-bit state: a uniform float in [0, 1). */
+function output(s: number): number {
+  let t = s;
   t = Math.imul(t ^ (t >>> 15), t | 1);
   t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
   return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+}
+
+/** A uniform float in [0, 1) (mulberry32) from the global stream. */
+export function random(): number {
+  state = advance(state);
+  return output(state);
+}
+
+/**
+ * A private mulberry32 stream seeded with `seed` (32 bits): uniform floats in [0, 1), the same
+ * sequence as {@link random} after `manualSeed(seed)`, without moving the global stream.
+ */
+export function mulberry32(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => output((s = advance(s)));
 }
 
 /** An integer seed in [0, 2^31) for a tfjs random op. */

@@ -9,10 +9,10 @@
  * An adapter not named `default` lives in a subfolder named after it. Method-specific readers
  * (LoRA's config rules, for instance) build on {@link readHfAdapterFolder}.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
-import { UserError, writeFileAtomic } from '@peftkit/core';
+import { UserError, fsyncDir, writeFileAtomic } from '@peftkit/core';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import type { AdapterHandle } from './peft-model.js';
 
@@ -37,18 +37,6 @@ export function pythonJsonDumps(value: unknown): string {
   return JSON.stringify(sortKeysDeep(value), null, 2).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
-function fsyncPath(path: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, 'r');
-    fsyncSync(fd);
-  } catch {
-    /* folders cannot be opened on some platforms; renames stay atomic */
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
-
 /**
  * Fills a folder atomically: `write` gets a fresh temporary folder beside `folder`; once it returns,
  * the temporary folder replaces `folder` (an existing one is moved aside first, then deleted), so
@@ -64,7 +52,7 @@ export function writeFolderAtomic<T>(folder: string, write: (tmp: string) => T):
   let result: T;
   try {
     result = write(tmp);
-    fsyncPath(tmp);
+    fsyncDir(tmp);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw e;
@@ -73,7 +61,7 @@ export function writeFolderAtomic<T>(folder: string, write: (tmp: string) => T):
   const hadOld = existsSync(folder);
   if (hadOld) renameSync(folder, old);
   renameSync(tmp, folder);
-  fsyncPath(parent);
+  fsyncDir(parent);
   if (hadOld) rmSync(old, { recursive: true, force: true });
   return result;
 }

@@ -7,7 +7,7 @@ import { UserError, initBackend } from '@peftkit/core';
 import { createModel } from '../architectures/index.js';
 import type { LoadedModel, ModelConfig } from '../model.js';
 import { writeSafetensors, type WritableTensor } from '../io/safetensors.js';
-import { hfFixture, scratch } from '../io/testing.js';
+import { hfFixture, scratch } from '../testing/index.js';
 import { inspectAdapter } from './inspect.js';
 
 const tmp = scratch('peftkit-inspect-');

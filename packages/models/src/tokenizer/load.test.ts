@@ -4,7 +4,7 @@ import { copyFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } fro
 import { join } from 'node:path';
 import { UserError } from '@peftkit/core';
 import { loadTokenizer, hasTokenizer } from './load.js';
-import { hfFixture, scratch } from '../io/testing.js';
+import { hfFixture, scratch } from '../testing/index.js';
 
 const tmp = scratch('peftkit-tok-');
 after(() => tmp.cleanup());

@@ -8,7 +8,7 @@ import { createModel, generateText, loadPretrained, manualSeed, savePretrained, 
 import stepsModule from '../module.js';
 import { injectStep } from '../inject/index.js';
 import { scratch, testContext } from '../training/testing/context.js';
-import { hfFixture, repoRoot } from '../training/testing/fixtures.js';
+import { hfFixture, repoRoot } from '@peftkit/models/testing';
 import { generateStep, readPromptsFile } from './index.js';
 
 await initBackend('wasm');

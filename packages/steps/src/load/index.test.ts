@@ -1,17 +1,11 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { initBackend, schemaIssues, UserError, type StepContext } from '@peftkit/core';
 import type { LoadedPretrained } from '@peftkit/models';
+import { repoRoot } from '@peftkit/models/testing';
 import { loadStep, resolveModelSetting } from './index.js';
 
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!(existsSync(join(dir, 'package.json')) && JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).name === 'peftkit-workspace')) dir = dirname(dir);
-  return dir;
-}
 const fixtures = resolve(repoRoot(), '..', 'shared', 'fixtures', 'hf');
 
 function fakeContext(pipelineDir: string) {

@@ -7,7 +7,7 @@ import { importPlugin, initBackend, preparePipeline, runPipeline } from '@peftki
 import { createModel, manualSeed, savePretrained } from '@peftkit/models';
 import stepsModule from '../module.js';
 import { scratch } from '../training/testing/context.js';
-import { hfFixture, repoRoot } from '../training/testing/fixtures.js';
+import { hfFixture, repoRoot } from '@peftkit/models/testing';
 
 const words = ['lowest', 'newer', 'wider', 'lower', 'slow', 'wide', 'new', 'low'];
 

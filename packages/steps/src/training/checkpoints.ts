@@ -1,8 +1,8 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { UserError, writeFileAtomic, writeJsonAtomic } from '@peftkit/core';
-import { readSafetensors, writeSafetensors } from '@peftkit/models';
+import { UserError, fsyncDir, writeFileAtomic, writeJsonAtomic } from '@peftkit/core';
+import { readSafetensors, writeFolderAtomic, writeSafetensors } from '@peftkit/models';
 import type { AdamWState } from './adamw.js';
 
 /**
@@ -55,19 +55,6 @@ export interface Checkpoint {
 const STATE_FILE = 'trainer_state.json';
 const FOLDER = /^step-(\d+)$/;
 
-/** Flushes a folder's entries (the renames in it) to disk; a no-op where folders cannot be opened. */
-function fsyncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(dir, 'r');
-    fsyncSync(fd);
-  } catch {
-    /* not supported on this platform: the renames are still atomic */
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
-
 /** Complete checkpoint folders in `dir` by step, ascending. */
 export function listCheckpoints(dir: string): { step: number; folder: string }[] {
   if (!existsSync(dir)) return [];
@@ -85,11 +72,10 @@ export function listCheckpoints(dir: string): { step: number; folder: string }[]
  * @returns the checkpoint's folder.
  */
 export function saveCheckpoint(dir: string, ckpt: Checkpoint, totalLimit: number | null = null): string {
-  mkdirSync(dir, { recursive: true });
   const name = `step-${ckpt.step}`;
-  const tmp = join(dir, `.${name}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
-  mkdirSync(tmp);
-  try {
+  const target = join(dir, name);
+  // Its temporary and replaced folders are `.step-<n>.*`, which prune() clears after a crash.
+  writeFolderAtomic(target, (tmp) => {
     writeSafetensors(join(tmp, 'model.safetensors'), ckpt.weights, { format: 'pt' });
     const opt = new Map<string, tf.Tensor>();
     for (const [n, t] of ckpt.optimizer.expAvg) opt.set(`exp_avg.${n}`, t);
@@ -97,22 +83,9 @@ export function saveCheckpoint(dir: string, ckpt: Checkpoint, totalLimit: number
     writeSafetensors(join(tmp, 'optimizer.safetensors'), opt, { step: String(ckpt.optimizer.step) });
     // The state file is written last: its presence marks a complete checkpoint.
     writeJsonAtomic(join(tmp, STATE_FILE), ckpt.state);
-    fsyncDir(tmp);
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw e;
-  }
-  const target = join(dir, name);
-  let old: string | undefined;
-  if (existsSync(target)) {
-    old = join(dir, `.${name}.old.${Math.random().toString(36).slice(2)}`);
-    renameSync(target, old);
-  }
-  renameSync(tmp, target);
-  fsyncDir(dir);
+  });
   writeFileAtomic(join(dir, 'latest'), name + '\n');
   fsyncDir(dir);
-  if (old) rmSync(old, { recursive: true, force: true });
   prune(dir, totalLimit, name);
   return target;
 }

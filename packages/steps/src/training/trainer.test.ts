@@ -197,7 +197,7 @@ test('full fine-tuning of a real GPT-2 checkpoint on WASM trains the (tied) embe
   const { dir, cleanup } = scratch();
   try {
     const { loadPretrained } = await import('@peftkit/models');
-    const { hfFixture } = await import('./testing/fixtures.js');
+    const { hfFixture } = await import('@peftkit/models/testing');
     const loaded = await loadPretrained(hfFixture('ckpt-gpt2-tiny-vocab'), { task: 'causal-lm' });
     const model = await inject(loaded, fullMethod, {});
     const wte = loaded.model.getInputEmbeddings().weight;

@@ -6,7 +6,8 @@ import * as tf from '@tensorflow/tfjs';
 import { UserError, initBackend } from '@peftkit/core';
 import { PeftModel, generate, readSafetensors, type KVCache, type PreTrainedModel } from '@peftkit/models';
 import { injectPrefixTuning, loadPrefixTuningAdapter, prefixTuningMethod, savePromptLearningAdapter, type PrefixTuningHandle } from '../index.js';
-import { GPT2, LLAMA_GQA, cacheOf, logitsOf, maxAbsDiff, sampleIds, scratch, tiny } from '../testing/tiny-models.js';
+import { logitsOf, maxAbsDiff, sampleIds, scratch, tinyModel } from '@peftkit/models/testing';
+import { GPT2, LLAMA_GQA, cacheOf } from '../testing/tiny-models.js';
 
 const tmp = scratch();
 before(async () => {
@@ -43,7 +44,7 @@ function prefixedWith(model: PreTrainedModel, promptIds: tf.Tensor2D): { h: Pref
 describe('prefix tuning: forward', () => {
   for (const [name, config] of [['gpt2', GPT2], ['llama (GQA)', LLAMA_GQA]] as const) {
     it(`${name}: a prefix equal to the base's keys/values of some tokens gives the logits of the base reading them first`, () => {
-      const model = tiny(config);
+      const model = tinyModel(config);
       const A = sampleIds(1, 3, 50, 31);
       const B = sampleIds(2, 4, 50, 32);
       const { peft } = prefixedWith(model, A);
@@ -59,7 +60,7 @@ describe('prefix tuning: forward', () => {
   }
 
   it('GQA sizes: token_dim = head_dim × key/value heads, HF config fields', () => {
-    const model = tiny(LLAMA_GQA); // 4 heads of 4, 2 key/value heads
+    const model = tinyModel(LLAMA_GQA); // 4 heads of 4, 2 key/value heads
     const h = injectPrefixTuning(model, { num_virtual_tokens: 5 }, { seed: 2 });
     assert.equal(h.resolved.token_dim, 8);
     assert.equal(h.resolved.num_attention_heads, 2);
@@ -81,7 +82,7 @@ describe('prefix tuning: forward', () => {
   });
 
   it('the attention mask gets P ones in front; positions start after the prefix', () => {
-    const model = tiny(GPT2);
+    const model = tinyModel(GPT2);
     const h = injectPrefixTuning(model, { num_virtual_tokens: 2 }, { seed: 2 });
     const inputs = { inputIds: sampleIds(1, 3, 50), attentionMask: tf.tensor2d([[0, 1, 1]], [1, 3], 'int32'), positionIds: tf.tensor2d([[0, 0, 1]], [1, 3], 'int32') };
     const prepared = h.prepareInputs(inputs);
@@ -94,7 +95,7 @@ describe('prefix tuning: forward', () => {
   });
 
   it('generation: greedy tokens equal the base model continuing the prefix tokens (GQA)', () => {
-    const model = tiny(LLAMA_GQA);
+    const model = tinyModel(LLAMA_GQA);
     const A = sampleIds(1, 4, 50, 41);
     const { peft } = prefixedWith(model, A);
     const prompt = [[1, 2, 3], [4, 5, 6]];
@@ -105,7 +106,7 @@ describe('prefix tuning: forward', () => {
   });
 
   it('no tensors leak across forward passes, with and without a returned cache', () => {
-    const model = tiny(LLAMA_GQA);
+    const model = tinyModel(LLAMA_GQA);
     const { peft } = prefixedWith(model, sampleIds(1, 2, 50));
     const ids = sampleIds(2, 3, 50);
     const mask = tf.ones([2, 3], 'int32') as tf.Tensor2D;
@@ -122,7 +123,7 @@ describe('prefix tuning: forward', () => {
   });
 
   it('gradients reach the prefix table', () => {
-    const model = tiny(GPT2);
+    const model = tinyModel(GPT2);
     const h = injectPrefixTuning(model, { num_virtual_tokens: 3 }, { seed: 2 });
     const peft = new PeftModel({ model, source: 'tiny' });
     peft.addAdapter(h);
@@ -137,7 +138,7 @@ describe('prefix tuning: forward', () => {
 
 describe('prefix tuning: prefix_projection', () => {
   it('the MLP is trained; the export is its output, which loads as a plain table with the same outputs', () => {
-    const model = tiny(LLAMA_GQA);
+    const model = tinyModel(LLAMA_GQA);
     const h = injectPrefixTuning(model, { num_virtual_tokens: 3, prefix_projection: true, encoder_hidden_size: 12 }, { seed: 5 });
     assert.ok(h.projected);
     const names = h.trainableParameters().map(([k, v]) => `${k} [${v.shape.join(', ')}]`);
@@ -189,15 +190,15 @@ describe('prefix tuning: prefix_projection', () => {
 
 describe('prefix tuning: HF format', () => {
   it('save → load round trip is bit-identical; a prefix for another model is refused', () => {
-    const model = tiny(GPT2);
+    const model = tinyModel(GPT2);
     const h = injectPrefixTuning(model, { num_virtual_tokens: 4 }, { seed: 6 });
     const dir = join(tmp.dir, 'prefix');
     savePromptLearningAdapter(dir, h, null);
-    const loaded = prefixTuningMethod.loadAdapter(tiny(GPT2), dir, { seed: 1, logger: undefined as never });
+    const loaded = prefixTuningMethod.loadAdapter(tinyModel(GPT2), dir, { seed: 1, logger: undefined as never });
     assert.deepEqual(Array.from(loaded.stateDict().get('prompt_embeddings')!.dataSync()), Array.from(h.stateDict().get('prompt_embeddings')!.dataSync()));
-    assert.throws(() => loadPrefixTuningAdapter(tiny(LLAMA_GQA), dir), (e: unknown) => e instanceof UserError && /needs \[4, 32\]/.test(e.message));
+    assert.throws(() => loadPrefixTuningAdapter(tinyModel(LLAMA_GQA), dir), (e: unknown) => e instanceof UserError && /needs \[4, 32\]/.test(e.message));
     const json = JSON.parse(readFileSync(join(dir, 'adapter_config.json'), 'utf8'));
     writeFileSync(join(dir, 'adapter_config.json'), JSON.stringify({ ...json, peft_type: 'PROMPT_TUNING' }));
-    assert.throws(() => loadPrefixTuningAdapter(tiny(GPT2), dir), (e: unknown) => e instanceof UserError && e.details.pointer === '/peft_type');
+    assert.throws(() => loadPrefixTuningAdapter(tinyModel(GPT2), dir), (e: unknown) => e instanceof UserError && e.details.pointer === '/peft_type');
   });
 });

@@ -6,11 +6,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { UserError, type MethodContext, type PeftMethod } from '@peftkit/core';
-import { Linear, Module, manualSeed, nextSeed, type KVCache, type ModelInputs, type PreTrainedModel } from '@peftkit/models';
+import { Linear, Module, nextSeed, type KVCache, type ModelInputs, type PreTrainedModel } from '@peftkit/models';
 import schema from './config.schema.json' with { type: 'json' };
 import type { PrefixTuningConfig } from './config.generated.js';
-import { PromptLearningHandle, batchSize, extendAttentionMask, resolveTarget, shiftPositionIds, taskTypeOf, type InjectTarget } from '../virtual-tokens.js';
-import { PROMPT_EMBEDDINGS_KEY, prefixTuningConfigFromHf, promptEmbeddingsFrom, readPromptLearningFolder } from '../hf-format.js';
+import { PromptLearningHandle, batchSize, beginInject, extendAttentionMask, promptLearningIssues, resolveTarget, shiftPositionIds, taskTypeOf, type ConfigIssue, type InjectTarget } from '../virtual-tokens.js';
+import { PROMPT_EMBEDDINGS_KEY, prefixTuningConfigFromHf, promptEmbeddingsFrom, withPromptLearningFolder } from '../hf-format.js';
 
 /** A prefix-tuning config with the model's values filled in. */
 export interface ResolvedPrefixTuningConfig {
@@ -27,12 +27,8 @@ export interface ResolvedPrefixTuningConfig {
 }
 
 /** Checks beyond the schema. Pointers relative to the config. */
-export function validatePrefixTuningConfig(config: PrefixTuningConfig): { pointer: string; message: string; hint?: string }[] {
-  const issues: { pointer: string; message: string; hint?: string }[] = [];
-  if (config.num_transformer_submodules !== undefined && config.num_transformer_submodules !== null && config.num_transformer_submodules !== 1) {
-    issues.push({ pointer: '/num_transformer_submodules', message: `num_transformer_submodules ${config.num_transformer_submodules} is for encoder-decoder models, which peftkit does not have`, hint: 'use 1 (or leave it null)' });
-  }
-  return issues;
+export function validatePrefixTuningConfig(config: PrefixTuningConfig): ConfigIssue[] {
+  return promptLearningIssues(config);
 }
 
 /**
@@ -234,11 +230,7 @@ export class PrefixTuningHandle extends PromptLearningHandle {
  * @throws UserError for sizes that do not fit the model
  */
 export function injectPrefixTuning(target: InjectTarget, config: PrefixTuningConfig, ctx: Partial<MethodContext> = {}, table?: tf.Tensor): PrefixTuningHandle {
-  const issues = validatePrefixTuningConfig(config);
-  if (issues.length) throw new UserError(`prefix-tuning: ${issues[0].pointer}: ${issues[0].message}`, { pointer: issues[0].pointer, hint: issues[0].hint });
-  const { model } = resolveTarget(target);
-  const c = resolvePrefixTuningConfig(config, model);
-  if (ctx.seed !== undefined) manualSeed(ctx.seed);
+  const { model, resolved: c } = beginInject('prefix-tuning', target, config, validatePrefixTuningConfig, resolvePrefixTuningConfig, ctx.seed);
   model.requiresGrad(false);
   const handle = new PrefixTuningHandle(ctx.adapterName ?? 'default', model, c, table);
   const n = handle.trainableParameters().reduce((s, [, v]) => s + v.size, 0);
@@ -252,8 +244,7 @@ export function injectPrefixTuning(target: InjectTarget, config: PrefixTuningCon
  * @throws UserError for a bad folder, another peft_type, or a prefix that does not fit the model
  */
 export function loadPrefixTuningAdapter(target: InjectTarget, dir: string, ctx: Partial<MethodContext> = {}): PrefixTuningHandle {
-  const { file, json, table } = readPromptLearningFolder(dir, 'PREFIX_TUNING');
-  try {
+  return withPromptLearningFolder(dir, 'PREFIX_TUNING', ({ file, json, table }) => {
     const config = prefixTuningConfigFromHf(json, file, (m) => ctx.logger?.warn(m));
     const { model } = resolveTarget(target);
     const dims = model.dims();
@@ -264,9 +255,7 @@ export function loadPrefixTuningAdapter(target: InjectTarget, dir: string, ctx: 
       });
     }
     return injectPrefixTuning(target, { ...config, token_dim: null, num_layers: null, num_attention_heads: null }, ctx, table);
-  } finally {
-    table.dispose();
-  }
+  });
 }
 
 /** The registered `prefix-tuning` method (HF PEFT's PREFIX_TUNING). */

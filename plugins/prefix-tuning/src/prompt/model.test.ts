@@ -4,7 +4,8 @@ import * as tf from '@tensorflow/tfjs';
 import { UserError, initBackend } from '@peftkit/core';
 import { PeftModel, generate, loadTokenizer, type PreTrainedModel } from '@peftkit/models';
 import { injectPromptTuning, promptTuningMethod } from '../index.js';
-import { GPT2, LLAMA_GQA, hfFixture, logitsOf, maxAbsDiff, sampleIds, scratch, tiny } from '../testing/tiny-models.js';
+import { hfFixture, logitsOf, maxAbsDiff, sampleIds, scratch, tinyModel } from '@peftkit/models/testing';
+import { GPT2, LLAMA_GQA } from '../testing/tiny-models.js';
 
 const tmp = scratch();
 before(async () => {
@@ -27,7 +28,7 @@ function promptedWith(model: PreTrainedModel, promptIds: tf.Tensor2D) {
 describe('prompt tuning: forward', () => {
   for (const [name, config] of [['gpt2', GPT2], ['llama (GQA)', LLAMA_GQA]] as const) {
     it(`${name}: a prompt of token embeddings gives the logits of the base model reading those tokens first`, () => {
-      const model = tiny(config);
+      const model = tinyModel(config);
       const A = sampleIds(1, 3, 50, 11);
       const B = sampleIds(2, 5, 50, 12);
       const { peft } = promptedWith(model, A);
@@ -43,7 +44,7 @@ describe('prompt tuning: forward', () => {
   }
 
   it('the attention mask gets P ones in front; given position ids move behind the prompt', () => {
-    const model = tiny(GPT2);
+    const model = tinyModel(GPT2);
     const h = injectPromptTuning(model, { num_virtual_tokens: 4 }, { seed: 1 });
     const inputs = { inputIds: sampleIds(2, 3, 50), attentionMask: tf.tensor2d([[1, 1, 1], [0, 1, 1]], [2, 3], 'int32'), positionIds: tf.tensor2d([[0, 1, 2], [0, 0, 1]], [2, 3], 'int32') };
     const prepared = h.prepareInputs(inputs);
@@ -57,7 +58,7 @@ describe('prompt tuning: forward', () => {
   });
 
   it('no tensors leak across forward passes', () => {
-    const model = tiny(LLAMA_GQA);
+    const model = tinyModel(LLAMA_GQA);
     const { peft } = promptedWith(model, sampleIds(1, 2, 50));
     const ids = sampleIds(2, 4, 50);
     const mask = tf.ones([2, 4], 'int32') as tf.Tensor2D;
@@ -73,7 +74,7 @@ describe('prompt tuning: forward', () => {
   });
 
   it('gradients reach the soft prompt (no gather gradient needed on wasm)', () => {
-    const model = tiny(GPT2);
+    const model = tinyModel(GPT2);
     const { h, peft } = promptedWith(model, sampleIds(1, 2, 50));
     const ids = sampleIds(2, 4, 50);
     const [[, v]] = h.trainableParameters();
@@ -85,7 +86,7 @@ describe('prompt tuning: forward', () => {
   });
 
   it('generation: greedy tokens equal the base model continuing the prompt tokens', () => {
-    const model = tiny(GPT2);
+    const model = tinyModel(GPT2);
     const A = sampleIds(1, 3, 50, 21);
     const { peft } = promptedWith(model, A);
     const prompt = [[5, 6, 7], [8, 9, 10]];
@@ -99,7 +100,7 @@ describe('prompt tuning: forward', () => {
 
 describe('prompt tuning: initialisation', () => {
   it('RANDOM is N(0, 1) and seeded', () => {
-    const model = tiny(GPT2);
+    const model = tinyModel(GPT2);
     const a = injectPromptTuning(model, { num_virtual_tokens: 20 }, { seed: 3 });
     const b = injectPromptTuning(model, { num_virtual_tokens: 20 }, { seed: 3 });
     assert.equal(maxAbsDiff(a.promptEmbeddings, b.promptEmbeddings), 0);
@@ -108,7 +109,7 @@ describe('prompt tuning: initialisation', () => {
   });
 
   it('SAMPLE_VOCAB takes rows of the token embedding table', () => {
-    const model = tiny(GPT2);
+    const model = tinyModel(GPT2);
     const h = injectPromptTuning(model, { num_virtual_tokens: 6, prompt_tuning_init: 'SAMPLE_VOCAB' }, { seed: 3 });
     const table = model.getInputEmbeddings().weight.arraySync() as number[][];
     for (const row of h.promptEmbeddings.arraySync() as number[][]) assert.ok(table.some((r) => r.every((x, i) => x === row[i])));
@@ -116,7 +117,7 @@ describe('prompt tuning: initialisation', () => {
 
   it('TEXT: the embeddings of the text\'s tokens, repeated to num_virtual_tokens (tokenizer from tokenizer_name_or_path)', () => {
     const tokDir = hfFixture('ckpt-gpt2-tiny-vocab');
-    const model = tiny({ ...GPT2, vocab_size: 21 });
+    const model = tinyModel({ ...GPT2, vocab_size: 21 });
     const text = 'abc';
     const ids = loadTokenizer(tokDir).encode(text);
     assert.ok(ids.length > 0 && ids.length < 7);
@@ -131,7 +132,7 @@ describe('prompt tuning: initialisation', () => {
 
   it('TEXT uses the tokenizer handed over with a LoadedModel', () => {
     const tokDir = hfFixture('ckpt-gpt2-tiny-vocab');
-    const model = tiny({ ...GPT2, vocab_size: 21 });
+    const model = tinyModel({ ...GPT2, vocab_size: 21 });
     const tokenizer = loadTokenizer(tokDir);
     const h = injectPromptTuning({ model, tokenizer, source: tokDir }, { num_virtual_tokens: 2, prompt_tuning_init: 'TEXT', prompt_tuning_init_text: 'abcabc' }, {});
     const ids = tokenizer.encode('abcabc').slice(0, 2);
@@ -140,7 +141,7 @@ describe('prompt tuning: initialisation', () => {
 
   it('TEXT uses the tokenizer the inject step passes in the method context', () => {
     const tokDir = hfFixture('ckpt-gpt2-tiny-vocab');
-    const model = tiny({ ...GPT2, vocab_size: 21 });
+    const model = tinyModel({ ...GPT2, vocab_size: 21 });
     const tokenizer = loadTokenizer(tokDir);
     const h = promptTuningMethod.inject(model, { num_virtual_tokens: 3, prompt_tuning_init: 'TEXT', prompt_tuning_init_text: 'abcabc' }, { logger: undefined as never, seed: 1, tokenizer });
     const ids = tokenizer.encode('abcabc').slice(0, 3);

@@ -9,7 +9,6 @@ import {
   StateDictError,
   hasTokenizer,
   loadTokenizer,
-  manualSeed,
   nextSeed,
   random,
   type ModelInputs,
@@ -19,8 +18,8 @@ import {
 } from '@peftkit/models';
 import schema from './config.schema.json' with { type: 'json' };
 import type { PromptTuningConfig } from './config.generated.js';
-import { PromptLearningHandle, batchSize, extendAttentionMask, resolveTarget, shiftPositionIds, taskTypeOf, type InjectTarget } from '../virtual-tokens.js';
-import { PROMPT_EMBEDDINGS_KEY, promptEmbeddingsFrom, promptTuningConfigFromHf, readPromptLearningFolder } from '../hf-format.js';
+import { PromptLearningHandle, batchSize, beginInject, extendAttentionMask, promptLearningIssues, resolveTarget, shiftPositionIds, taskTypeOf, type ConfigIssue, type InjectTarget } from '../virtual-tokens.js';
+import { PROMPT_EMBEDDINGS_KEY, promptEmbeddingsFrom, promptTuningConfigFromHf, withPromptLearningFolder } from '../hf-format.js';
 
 /** A prompt-tuning config with the model's values filled in. */
 export interface ResolvedPromptTuningConfig {
@@ -36,15 +35,12 @@ export interface ResolvedPromptTuningConfig {
 }
 
 /** Checks beyond the schema. Pointers relative to the config. */
-export function validatePromptTuningConfig(config: PromptTuningConfig): { pointer: string; message: string; hint?: string }[] {
-  const issues: { pointer: string; message: string; hint?: string }[] = [];
+export function validatePromptTuningConfig(config: PromptTuningConfig): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
   if (config.prompt_tuning_init === 'TEXT' && !config.prompt_tuning_init_text) {
     issues.push({ pointer: '/prompt_tuning_init_text', message: 'prompt_tuning_init is TEXT but prompt_tuning_init_text is not set', hint: 'give the text whose token embeddings start the prompt, e.g. "Classify the sentiment of this review:"' });
   }
-  if (config.num_transformer_submodules !== undefined && config.num_transformer_submodules !== null && config.num_transformer_submodules !== 1) {
-    issues.push({ pointer: '/num_transformer_submodules', message: `num_transformer_submodules ${config.num_transformer_submodules} is for encoder-decoder models, which peftkit does not have`, hint: 'use 1 (or leave it null)' });
-  }
-  return issues;
+  return [...issues, ...promptLearningIssues(config)];
 }
 
 /**
@@ -219,11 +215,7 @@ export function initialPromptEmbeddings(c: ResolvedPromptTuningConfig, model: Pr
  * @throws UserError for invalid settings or a TEXT init without a tokenizer
  */
 export function injectPromptTuning(target: InjectTarget, config: PromptTuningConfig, ctx: Partial<MethodContext> = {}, initial?: tf.Tensor): PromptTuningHandle {
-  const issues = validatePromptTuningConfig(config);
-  if (issues.length) throw new UserError(`prompt-tuning: ${issues[0].pointer}: ${issues[0].message}`, { pointer: issues[0].pointer, hint: issues[0].hint });
-  const { model, tokenizer } = resolveTarget(target);
-  const c = resolvePromptTuningConfig(config, model);
-  if (ctx.seed !== undefined) manualSeed(ctx.seed);
+  const { model, tokenizer, resolved: c } = beginInject('prompt-tuning', target, config, validatePromptTuningConfig, resolvePromptTuningConfig, ctx.seed);
   const init = initial ? tf.clone(initial) : initialPromptEmbeddings(c, model, tokenizer ?? (ctx.tokenizer as Tokenizer | undefined));
   model.requiresGrad(false);
   const handle = new PromptTuningHandle(ctx.adapterName ?? 'default', model, c, init);
@@ -237,8 +229,7 @@ export function injectPromptTuning(target: InjectTarget, config: PromptTuningCon
  * @throws UserError for a bad folder, another peft_type, or a prompt of another width than the model
  */
 export function loadPromptTuningAdapter(target: InjectTarget, dir: string, ctx: Partial<MethodContext> = {}): PromptTuningHandle {
-  const { file, json, table } = readPromptLearningFolder(dir, 'PROMPT_TUNING');
-  try {
+  return withPromptLearningFolder(dir, 'PROMPT_TUNING', ({ file, json, table }) => {
     const config = promptTuningConfigFromHf(json, file, (m) => ctx.logger?.warn(m));
     const { model } = resolveTarget(target);
     const d = model.dims().hiddenSize;
@@ -248,9 +239,7 @@ export function loadPromptTuningAdapter(target: InjectTarget, dir: string, ctx: 
     const P = config.num_virtual_tokens ?? table.shape[0];
     if (table.shape[0] !== P) throw new UserError(`${file}: num_virtual_tokens is ${P} but prompt_embeddings has ${table.shape[0]} rows`, { file, pointer: '/num_virtual_tokens' });
     return injectPromptTuning(target, { ...config, token_dim: null }, ctx, table);
-  } finally {
-    table.dispose();
-  }
+  });
 }
 
 /** The registered `prompt-tuning` method (HF PEFT's PROMPT_TUNING). */

@@ -1,7 +1,4 @@
 /** Helpers for this package's tests: tiny real models (random weights), scratch folders, float32 bit tricks. */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createModel, type GPT2LMHeadModel, type LlamaForCausalLM, manualSeed } from '@peftkit/models';
 
 /** GPT-2 (`GPT2LMHeadModel`): n_embd 16, 2 heads, Conv1D layers, tied `lm_head`. Eval mode, seeded. */
@@ -23,11 +20,7 @@ export function tinyLlama(nLayers = 1, seed = 7): LlamaForCausalLM {
   return m;
 }
 
-/** A fresh temporary folder and a function that removes it. */
-export function scratch(prefix = 'peftkit-qlora-'): { dir: string; cleanup: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
-}
+export { scratch } from '@peftkit/models/testing';
 
 /** The next float32 above `x` (a float32), by incrementing its bit pattern (independent of the code under test). */
 export function nextUpF32(x: number): number {

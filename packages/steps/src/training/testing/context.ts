@@ -1,6 +1,5 @@
 /** A step context for tests: a scratch step folder, collected log lines and metric rows. */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ContainerModule } from 'inversify';
 import { TYPES, createRegistry, type PeftMethod, type Registry, type StepContext, type StepLogger } from '@peftkit/core';
@@ -14,11 +13,7 @@ export function memoryLogger(lines: string[] = []): StepLogger & { lines: string
   return { lines, error: add('error'), warn: add('warn'), info: add('info'), debug: add('debug') };
 }
 
-/** A scratch folder and its cleanup. */
-export function scratch(prefix = 'peftkit-steps-'): { dir: string; cleanup: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
-}
+export { scratch } from '@peftkit/models/testing';
 
 /** A registry holding the `full` and test-only `tiny-lora` methods (plus any given). */
 export function testRegistry(methods: PeftMethod[] = []): Registry {

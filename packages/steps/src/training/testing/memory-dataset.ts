@@ -2,29 +2,12 @@
  * An in-memory {@link Dataset} for the training tests: fixed token sequences, seeded per-epoch
  * shuffles and a resumable position, following the `dataset` port contract of @peftkit/data.
  */
-import type { Batch, BatchIterator, BatchOptions, BatchPosition, Dataset, SplitName, TokenizedExample, TokenizedSplit } from '@peftkit/data';
+import { mulberry32, shuffleInPlace, type Batch, type BatchIterator, type BatchOptions, type BatchPosition, type Dataset, type SplitName, type TokenizedExample, type TokenizedSplit } from '@peftkit/data';
 import type { Tokenizer } from '@peftkit/models';
-
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function order(n: number, seed: number, epoch: number, shuffle: boolean): number[] {
   const a = Array.from({ length: n }, (_, i) => i);
-  if (!shuffle) return a;
-  const r = mulberry32((seed * 31 + epoch * 7919) >>> 0);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1));
-    [a[i], a[j]] = [a[j], a[i]];
-  }
-  return a;
+  return shuffle ? shuffleInPlace(a, mulberry32((seed * 31 + epoch * 7919) >>> 0)) : a;
 }
 
 /** A tokenizer over ids 0..vocab-1 that writes ids as `<n>`; enough for logging samples. */

@@ -1,10 +1,13 @@
-/** Helpers for this folder's tests: where the shared HF fixtures are, and scratch folders. */
+/** Where the workspace and the shared HF fixtures are, and scratch folders: for tests and workspace tools. */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The repo root: the nearest folder above this file whose package.json is `peftkit-workspace`. */
+/**
+ * The repo root: the nearest folder above this file whose package.json is named `peftkit-workspace`.
+ * @throws Error when there is none (e.g. in an installed copy of the package)
+ */
 export function repoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
@@ -16,13 +19,13 @@ export function repoRoot(): string {
   }
 }
 
-/** `../shared/fixtures/hf/<set>` relative to the repo root. */
+/** `../shared/fixtures/hf/<set>` relative to the repo root (see /work/shared/fixtures/hf/SOURCES.md). */
 export function hfFixture(set: string): string {
   return resolve(repoRoot(), '..', 'shared', 'fixtures', 'hf', set);
 }
 
-/** A fresh temporary folder and a function that removes it. */
-export function scratch(prefix = 'peftkit-io-'): { dir: string; cleanup: () => void } {
+/** A fresh temporary folder (in the OS temp folder, named `<prefix>XXXXXX`) and a function that removes it. */
+export function scratch(prefix = 'peftkit-test-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
