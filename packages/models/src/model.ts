@@ -49,6 +49,22 @@ export interface ModelOutput {
   pastKeyValues?: KVCache;
 }
 
+/**
+ * How a model is built (the last argument of every architecture's constructor and of `createModel`).
+ */
+export interface ModelBuildOptions {
+  /**
+   * Called with each transformer block (`model.layers.i`, `transformer.h.i`, `encoder.layer.i`,
+   * ...) right after it is built and before the next block's weights exist, with the block's dotted
+   * name in the finished model plus a trailing dot (`model.layers.3.`). It may replace the block's
+   * submodules (`block.setSubmodule`), e.g. quantize its linear layers and dispose their float32
+   * weights, so that the whole float32 model never exists at once (a 1B-parameter model is 4.4 GB
+   * in float32, over the WASM heap's 4 GiB). Embeddings, final norms and heads are built outside
+   * blocks and are not passed.
+   */
+  onBlock?: (block: Module, prefix: string) => void;
+}
+
 /** What a model is for, as HF's `*ForCausalLM` / `*ForSequenceClassification` / bare `*Model`. */
 export type ModelTask = 'causal-lm' | 'sequence-classification' | 'base';
 

@@ -4,8 +4,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { UserError, initBackend } from '@peftkit/core';
-import { savePretrained, writeSafetensors, type PreTrainedModel, type WritableTensor } from '@peftkit/models';
-import { loadQuantizedPretrained, quantizedStateDict, saveQuantizedPretrained } from './checkpoint.js';
+import { Conv1D, Linear, createModel, savePretrained, writeSafetensors, type PreTrainedModel, type WritableTensor } from '@peftkit/models';
+import { freeStoredQuantized, loadQuantizedPretrained, quantizedStateDict, saveQuantizedPretrained } from './checkpoint.js';
 import { quantizeModel, quantizedLayers } from './quantize-model.js';
 import { Weight4bit } from './quantized-weight.js';
 import { scratch, tinyGpt2, tinyLlama } from './testing/tiny.js';
@@ -94,4 +94,21 @@ test('bad checkpoints: clear errors naming the file and the layer', async () => 
   } finally {
     cleanup();
   }
+});
+
+test('loading frees, block by block, the float32 weights of the layers the checkpoint stores quantized', () => {
+  const llama = createModel(
+    { model_type: 'llama', hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, vocab_size: 19 },
+    'causal-lm',
+    'config.json',
+    // As a LlamaForCausalLM saves them, and as a bare LlamaModel does (no `model.` prefix).
+    freeStoredQuantized(new Set(['model.layers.0.self_attn.q_proj', 'layers.1.mlp.down_proj'])),
+  );
+  const freed = llama.namedModules().filter(([, m]) => m instanceof Linear && m.weight.isDisposed).map(([n]) => n);
+  assert.deepEqual(freed, ['model.layers.0.self_attn.q_proj', 'model.layers.1.mlp.down_proj']);
+  assert.equal((llama.getSubmodule('model.layers.0.self_attn.q_proj') as Linear).outFeatures, 16, 'the shell keeps its shape for loadBnbWeights');
+  llama.dispose();
+  const gpt = createModel({ model_type: 'gpt2', n_embd: 16, n_layer: 1, n_head: 2, vocab_size: 23, n_positions: 16 }, 'causal-lm', 'config.json', freeStoredQuantized(new Set(['h.0.attn.c_attn'])));
+  assert.deepEqual(gpt.namedModules().filter(([, m]) => m instanceof Conv1D && m.weight.isDisposed).map(([n]) => n), ['transformer.h.0.attn.c_attn']);
+  gpt.dispose();
 });

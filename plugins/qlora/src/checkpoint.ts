@@ -22,6 +22,7 @@ import {
   weightFiles,
   writeSafetensors,
   type LoadedModel,
+  type ModelBuildOptions,
   type ModelConfig,
   type ModelTask,
   type PreTrainedModel,
@@ -182,6 +183,28 @@ export function loadBnbWeights(model: PreTrainedModel, files: string[], opts: { 
   }
 }
 
+/** Checkpoint layer prefixes that may name the model layer `name` (the inverse of resolveModulePath's candidates). */
+function checkpointNames(name: string): string[] {
+  return [name, ...BASE_PREFIXES.filter((p) => name.startsWith(`${p}.`)).map((p) => name.slice(p.length + 1)), ...BASE_PREFIXES.map((p) => `${p}.${name}`)];
+}
+
+/**
+ * Build options that free, as each transformer block is built, the float32 weight of every linear
+ * layer the checkpoint stores quantized (`stored`: the checkpoint's quantized layer prefixes).
+ * {@link loadBnbWeights} then replaces those layers by {@link QuantLinear}s (it reads only their
+ * shapes and bias), so a 4-bit checkpoint of a model whose float32 weights exceed the WASM heap
+ * can be loaded: the float32 peak is one block plus the embeddings and heads.
+ */
+export function freeStoredQuantized(stored: Set<string>): ModelBuildOptions {
+  return {
+    onBlock: (block, prefix) => {
+      for (const [path, m] of block.namedModules()) {
+        if ((m instanceof Linear || m instanceof Conv1D) && checkpointNames(prefix + path).some((c) => stored.has(c))) m.weight.dispose();
+      }
+    },
+  };
+}
+
 /** Options of {@link loadQuantizedPretrained}. */
 export interface LoadQuantizedOptions {
   task?: ModelTask;
@@ -192,7 +215,8 @@ export interface LoadQuantizedOptions {
 /**
  * `from_pretrained` of a bitsandbytes-quantized model folder (e.g. a `*-bnb-4bit` repository, or one
  * written by {@link saveQuantizedPretrained}): the model comes back with its quantized layers as
- * {@link QuantLinear}s and `quantization` filled from config.json's `quantization_config`.
+ * {@link QuantLinear}s and `quantization` filled from config.json's `quantization_config`. The
+ * float32 weights of the quantized layers never exist all at once ({@link freeStoredQuantized}).
  * @throws UserError when the checkpoint has no quantized layer (load it with the load step instead),
  *   and the errors of {@link loadBnbWeights}.
  */
@@ -206,9 +230,9 @@ export async function loadQuantizedPretrained(source: string, opts: LoadQuantize
     throw new UserError(`${cfgFile}: cannot read config.json (${(e as Error).message})`, { file: cfgFile });
   }
   const { files, weightMap } = weightFiles(folder);
-  const hasQuantized = files.some((f) => Object.keys(readSafetensorsHeader(f).tensors).some((k) => MARKERS.test(k)));
-  if (!hasQuantized) throw new UserError(`${folder}: no bitsandbytes-quantized layer in the checkpoint`, { file: folder, hint: 'load it with the load step and add a quantize step' });
-  const model = createModel(config, opts.task, cfgFile);
+  const stored = new Set(files.flatMap((f) => Object.keys(readSafetensorsHeader(f).tensors).map((k) => MARKERS.exec(k)?.[1]).filter((p): p is string => p !== undefined)));
+  if (!stored.size) throw new UserError(`${folder}: no bitsandbytes-quantized layer in the checkpoint`, { file: folder, hint: 'load it with the load step and add a quantize step' });
+  const model = createModel(config, opts.task, cfgFile, freeStoredQuantized(stored));
   try {
     const report = loadBnbWeights(model, files, { strict: opts.strict, weightMap, folder });
     model.eval();

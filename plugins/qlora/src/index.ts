@@ -20,6 +20,7 @@ export { PyFloat, pyFloatRepr, pyJsonDumps, type PyJson } from './python-json.js
 export { deserializeWeight, packQuantState, quantStateKey, serializeWeight, storedQuantType } from './bnb-format.js';
 export {
   bitsAndBytesConfigDict,
+  createQuantizedModel,
   dequantizeModel,
   matchesNotConvert,
   quantConfigIssues,
@@ -27,6 +28,7 @@ export {
   quantizeModel,
   quantizedLayers,
   resolveQuantConfig,
+  type CreateQuantizedOptions,
   type QuantizableModel,
   type QuantizationReport,
   type ResolvedQuantConfig,

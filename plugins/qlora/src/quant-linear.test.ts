@@ -68,6 +68,27 @@ test('no float32 copy stays resident, nothing leaks, and the frozen weight gets 
   q.dispose();
 });
 
+test('the backward pass frees each dequantized weight before the next layer\'s: a stack never holds them all', async () => {
+  manualSeed(5);
+  const n = 6;
+  const layers = Array.from({ length: n }, (_, i) => quantizeLayer(new Linear(256, 256, false), { quantType: 'nf4', blocksize: 64, doubleQuant: true }, `l${i}`));
+  const weightBytes = 256 * 256 * 4;
+  const x = tf.variable(tf.tensor(normals(4 * 256, 3), [4, 256])); // [N, in]
+  const before = tf.memory().numBytes;
+  const info = await tf.profile(() => {
+    const { value, grads } = tf.variableGrads(() => tf.sum(layers.reduce((h: tf.Tensor, l) => tf.tanh(l.forward(h)), x)) as tf.Scalar, [x]);
+    tf.dispose([value, ...Object.values(grads)]);
+    return tf.scalar(0);
+  });
+  const extra = info.peakBytes - before;
+  // Activations are 4 KiB a layer; each dequantized weight 256 KiB. At most two weights at a time
+  // (one being made while the previous product's result is alive), never all six.
+  assert.ok(extra < 2 * weightBytes + 64 * 1024, `peak ${extra} bytes above the start for ${n} layers of ${weightBytes}-byte weights`);
+  assert.equal(tf.memory().numBytes, before + 4, 'only the returned scalar is left');
+  x.dispose();
+  for (const l of layers) l.dispose();
+});
+
 test('Conv1D (GPT-2, weight [in, out]) is quantized as Wᵀ [out, in] and comes back as a Conv1D', () => {
   manualSeed(5);
   const conv = new Conv1D(8, 12); // weight [8, 12]

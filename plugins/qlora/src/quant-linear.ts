@@ -55,10 +55,10 @@ export class QuantLinear extends Module {
       const value = tf.matMul(x as tf.Tensor2D, wt); // [N, out]; wt is freed by customGrad's tidy
       return {
         value,
-        gradFunc: (dy: tf.Tensor) => {
-          const w = this.weightTensor('out-in'); // [out, in]
-          return tf.matMul(dy as tf.Tensor2D, w); // [N, in]
-        },
+        // tfjs runs a custom gradFunc outside any per-node scope: without this tidy every layer's
+        // dequantized weight would stay alive until the whole backward pass ends (the full float32
+        // model at once).
+        gradFunc: (dy: tf.Tensor) => tf.tidy(() => tf.matMul(dy as tf.Tensor2D, this.weightTensor('out-in'))), // [N, in]
       };
     };
     this.matmul = tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x2d: tf.Tensor2D) => tf.Tensor2D;

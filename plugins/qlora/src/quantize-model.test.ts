@@ -2,8 +2,9 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { UserError, initBackend } from '@peftkit/core';
-import { Conv1D, Linear } from '@peftkit/models';
-import { dequantizeModel, quantConfigIssues, quantizeModel, quantizedLayers } from './quantize-model.js';
+import { Conv1D, Linear, createModel, manualSeed, type ModelConfig } from '@peftkit/models';
+import { createQuantizedModel, dequantizeModel, quantConfigIssues, quantizeModel, quantizedLayers } from './quantize-model.js';
+import type { Weight4bit } from './quantized-weight.js';
 import { QuantLinear } from './quant-linear.js';
 import { tinyGpt2, tinyLlama } from './testing/tiny.js';
 
@@ -82,4 +83,46 @@ test('bad settings: clear errors naming the field', () => {
   assert.throws(() => quantizeModel(m, { target_modules: ['nope'] }), (e: unknown) => e instanceof UserError && /no linear layer to quantize/.test(e.message) && /transformer\.h\.0\.attn\.c_attn/.test(e.details.hint ?? ''));
   assert.equal(quantizedLayers(m).length, 0); // nothing changed
   m.dispose();
+});
+
+test('createQuantizedModel builds block by block and gives what quantizeModel gives on the float32 model', () => {
+  const cfgLlama = { model_type: 'llama', hidden_size: 16, intermediate_size: 24, num_hidden_layers: 3, num_attention_heads: 2, num_key_value_heads: 1, vocab_size: 19, max_position_embeddings: 32, tie_word_embeddings: false };
+  const cfgGpt2 = { model_type: 'gpt2', n_embd: 16, n_layer: 2, n_head: 2, vocab_size: 23, n_positions: 16 };
+  const cases: [Record<string, unknown>, Record<string, unknown>][] = [
+    [cfgLlama, {}],
+    [cfgLlama, { quant_type: 'fp4', double_quant: false, modules_to_not_convert: [], keep_in_fp32_modules: ['v_proj'] }], // lm_head (outside the blocks) quantized after the build
+    [cfgGpt2, { blocksize: 32 }], // Conv1D layers
+  ];
+  for (const [config, quant] of cases) {
+    manualSeed(11);
+    const ref = createModel(config as ModelConfig, 'causal-lm');
+    const refReport = quantizeModel(ref, quant);
+    manualSeed(11);
+    const done: string[] = [];
+    const { model, report } = createQuantizedModel(config as ModelConfig, quant, { task: 'causal-lm', onBlockDone: (p) => done.push(p) });
+    assert.deepEqual(report, refReport, `${config.model_type} ${JSON.stringify(quant)}`);
+    assert.deepEqual(done, config.model_type === 'gpt2' ? ['transformer.h.0.', 'transformer.h.1.'] : ['model.layers.0.', 'model.layers.1.', 'model.layers.2.']);
+    const a = quantizedLayers(ref);
+    const b = quantizedLayers(model);
+    assert.deepEqual(b.map(([n]) => n), a.map(([n]) => n));
+    for (let i = 0; i < a.length; i++) {
+      const [wa, wb] = [a[i][1].weight as Weight4bit, b[i][1].weight as Weight4bit];
+      assert.deepEqual(wb.packed, wa.packed, `${a[i][0]}: the same codes`);
+      assert.deepEqual(wb.blockAbsmax(), wa.blockAbsmax(), `${a[i][0]}: the same scales`);
+    }
+    // No float32 copy of a quantized layer is left: the remaining tensors are the float parameters only.
+    assert.deepEqual(model.namedParameters().map(([n]) => n), ref.namedParameters().map(([n]) => n));
+    const [ya, yb] = [ref.forward({ inputIds: ids() }).logits, model.forward({ inputIds: ids() }).logits];
+    assert.deepEqual(yb.dataSync(), ya.dataSync());
+    tf.dispose([ya, yb]);
+    ref.dispose();
+    model.dispose();
+  }
+});
+
+test('createQuantizedModel checks the settings before building anything', () => {
+  const before = tf.memory().numTensors;
+  assert.throws(() => createQuantizedModel({ model_type: 'gpt2', n_embd: 16, n_layer: 1, n_head: 2, vocab_size: 23, n_positions: 16 }, { blocksize: 48 }), (e: unknown) => e instanceof UserError && /\/blocksize/.test(e.message));
+  assert.throws(() => createQuantizedModel({ model_type: 'gpt2', n_embd: 16, n_layer: 1, n_head: 2, vocab_size: 23, n_positions: 16 }, { target_modules: ['nope'] }), (e: unknown) => e instanceof UserError && /no linear layer to quantize/.test(e.message));
+  assert.equal(tf.memory().numTensors, before, 'nothing left behind');
 });

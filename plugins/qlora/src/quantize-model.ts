@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { UserError, type StepLogger } from '@peftkit/core';
-import { Conv1D, Linear, type Module } from '@peftkit/models';
+import { Conv1D, Linear, createModel, type ModelConfig, type ModelTask, type Module, type PreTrainedModel } from '@peftkit/models';
 import type { QuantConfig } from './quant-config.generated.js';
 import schema from './quant-config.schema.json' with { type: 'json' };
 import { assertBlocksize } from './quant/four-bit.js';
@@ -126,6 +126,92 @@ export function bitsAndBytesConfigDict(c: ResolvedQuantConfig, skipped: string[]
   };
 }
 
+/** A linear layer chosen for quantization: its name relative to the module searched, and in the model. */
+type Chosen = { path: string; name: string; m: Linear | Conv1D };
+
+/**
+ * The `Linear` / `Conv1D` layers of `root` that `c` selects, and those it leaves in float32 with
+ * why. `prefix` is `root`'s name in the model with a trailing dot (`model.layers.3.`), `''` for the
+ * model itself; the config's names and patterns are matched against `prefix + path`.
+ */
+function selectLayers(root: Module, c: ResolvedQuantConfig, heads: string[], prefix = ''): { chosen: Chosen[]; skipped: { name: string; reason: string }[]; linear: string[] } {
+  const notConvert = [...(c.modules_to_not_convert ?? heads), ...c.keep_in_fp32_modules];
+  const tied = sharedVariables(root);
+  const linear = root.namedModules().filter(([path, m]) => path && (m instanceof Linear || m instanceof Conv1D)) as [string, Linear | Conv1D][];
+  const skipped: { name: string; reason: string }[] = [];
+  const chosen: Chosen[] = [];
+  for (const [path, m] of linear) {
+    const name = prefix + path;
+    if (!targeted(c.target_modules, name)) skipped.push({ name, reason: 'not in target_modules' });
+    else if (matchesNotConvert(notConvert, name)) skipped.push({ name, reason: c.modules_to_not_convert == null && heads.some((h) => matchesNotConvert([h], name)) ? 'output head' : 'modules_to_not_convert / keep_in_fp32_modules' });
+    else if (tied.has(m.weight)) skipped.push({ name, reason: 'weight tied to another module' });
+    else chosen.push({ path, name, m });
+  }
+  return { chosen, skipped, linear: linear.map(([p]) => prefix + p) };
+}
+
+/** Quantizes the chosen layers of `root` in place; returns what was made. */
+function quantizeChosen(root: Module, chosen: Chosen[], c: ResolvedQuantConfig): { name: string; layer: QuantLinear; float32Bytes: number }[] {
+  return chosen.map(({ path, name, m }) => {
+    const float32Bytes = m.weight.size * 4;
+    const layer = quantizeLayer(m, { quantType: c.quant_type, blocksize: c.blocksize, doubleQuant: c.double_quant }, name);
+    root.setSubmodule(path, layer);
+    return { name, layer, float32Bytes };
+  });
+}
+
+/** @throws UserError for settings that fail {@link quantConfigIssues}. */
+function checkedConfig(config: QuantConfig): ResolvedQuantConfig {
+  const c = resolveQuantConfig(config);
+  const issues = quantConfigIssues(c);
+  if (issues.length) throw new UserError(`quantization settings: ${issues[0].pointer}: ${issues[0].message}`, { pointer: issues[0].pointer, hint: issues[0].hint });
+  return c;
+}
+
+/**
+ * Quantizes what `c` selects in `model` and reports, counting `earlier` (layers of the same model
+ * already quantized with `c`, by {@link createQuantizedModel}) as part of the same quantization.
+ */
+function quantizeRest(model: QuantizableModel, c: ResolvedQuantConfig, logger: StepLogger | undefined, earlier: { name: string; layer: QuantLinear; float32Bytes: number }[]): QuantizationReport {
+  const heads = model.outputHeadNames?.() ?? [];
+  const { chosen, skipped, linear } = selectLayers(model, c, heads);
+  for (const s of skipped.filter((s) => s.reason === 'weight tied to another module')) logger?.warn(`not quantizing ${s.name}: its weight is shared with another module`);
+  if (!chosen.length && !earlier.length) {
+    throw new UserError(`no linear layer to quantize: ${linear.length ? `all ${linear.length} were excluded (${[...new Set(skipped.map((s) => s.reason))].join(', ')})` : 'the model has no Linear or Conv1D layer'}`, {
+      pointer: '/target_modules',
+      hint: linear.length ? `the model's linear layers: ${linear.join(', ')}` : 'quantize a transformer model',
+    });
+  }
+  const order = new Map(model.namedModules().map(([n], i) => [n, i]));
+  const done = [...earlier, ...quantizeChosen(model, chosen, c)].sort((a, b) => order.get(a.name)! - order.get(b.name)!);
+  const weights: QuantizedWeight[] = done.map((d) => d.layer.weight);
+  const float32Bytes = done.reduce((s, d) => s + d.float32Bytes, 0);
+  const quantizedBytes = weights.reduce((s, w) => {
+    const b = w.storage();
+    return s + b.codes + b.scales + b.nestedScales;
+  }, 0);
+  const fourBit = c.quant_type !== 'int8';
+  const report: QuantizationReport = {
+    quant_type: c.quant_type,
+    blocksize: fourBit ? c.blocksize : null,
+    double_quant: fourBit && c.double_quant,
+    quantized_modules: done.map((d) => d.name),
+    skipped_modules: skipped,
+    quantized_parameters: weights.reduce((s, w) => s + w.shape[0] * w.shape[1], 0),
+    quantized_bytes: quantizedBytes,
+    float32_bytes: float32Bytes,
+    bits_per_parameter: bitsPerParameter(weights),
+    bits_per_parameter_with_tables: bitsPerParameter(weights, { includeTables: true }),
+    quantization_config: bitsAndBytesConfigDict(c, c.modules_to_not_convert),
+  };
+  logger?.info(
+    `quantized ${done.length} linear layers to ${c.quant_type}${fourBit ? ` (blocksize ${c.blocksize}${c.double_quant ? ', double quantization' : ''})` : ''}: ` +
+      `${report.quantized_parameters.toLocaleString('en-US')} parameters, ${report.bits_per_parameter.toFixed(3)} bits each, ` +
+      `${(float32Bytes / 2 ** 20).toFixed(2)} MiB → ${(quantizedBytes / 2 ** 20).toFixed(2)} MiB; kept in float32: ${skipped.map((s) => s.name).join(', ') || 'none'}`,
+  );
+  return report;
+}
+
 /**
  * Replaces the selected `Linear` / `Conv1D` layers of `model` by {@link QuantLinear}s in place and
  * frees their float weights. Selected: every such layer matched by `target_modules` (null: all),
@@ -136,60 +222,48 @@ export function bitsAndBytesConfigDict(c: ResolvedQuantConfig, skipped: string[]
  *   (naming the model's linear layers).
  */
 export function quantizeModel(model: QuantizableModel, config: QuantConfig = {}, logger?: StepLogger): QuantizationReport {
-  const c = resolveQuantConfig(config);
-  const issues = quantConfigIssues(c);
-  if (issues.length) throw new UserError(`quantization settings: ${issues[0].pointer}: ${issues[0].message}`, { pointer: issues[0].pointer, hint: issues[0].hint });
-  const heads = model.outputHeadNames?.() ?? [];
-  const notConvert = [...(c.modules_to_not_convert ?? heads), ...c.keep_in_fp32_modules];
-  const tied = sharedVariables(model);
-  const linear = model.namedModules().filter(([name, m]) => name && (m instanceof Linear || m instanceof Conv1D)) as [string, Linear | Conv1D][];
-  const skipped: { name: string; reason: string }[] = [];
-  const chosen: [string, Linear | Conv1D][] = [];
-  for (const [name, m] of linear) {
-    if (!targeted(c.target_modules, name)) skipped.push({ name, reason: 'not in target_modules' });
-    else if (matchesNotConvert(notConvert, name)) skipped.push({ name, reason: c.modules_to_not_convert == null && heads.some((h) => matchesNotConvert([h], name)) ? 'output head' : 'modules_to_not_convert / keep_in_fp32_modules' });
-    else if (tied.has(m.weight)) skipped.push({ name, reason: 'weight tied to another module' });
-    else chosen.push([name, m]);
+  return quantizeRest(model, checkedConfig(config), logger, []);
+}
+
+/** Options of {@link createQuantizedModel}. */
+export interface CreateQuantizedOptions {
+  /** What the model is for (default: `createModel`'s inference from the config). */
+  task?: ModelTask;
+  /** Where the config came from, for messages. */
+  file?: string;
+  logger?: StepLogger;
+  /** Called after each transformer block is built and quantized, with its name (`model.layers.3.`): for progress reports. */
+  onBlockDone?: (prefix: string) => void;
+}
+
+/**
+ * A new model with random weights for an HF `config.json` object (as `createModel`) whose linear
+ * layers come out already quantized, without its float32 weights ever existing all at once: each
+ * transformer block is quantized as soon as it is built (`ModelBuildOptions.onBlock`), before the
+ * next block's weights are made, so the float32 peak is one block plus the embeddings and heads.
+ * This is how a model whose float32 weights exceed the WASM heap (4 GiB; a 1.1B-parameter Llama is
+ * 4.4 GB) can be built for QLoRA. The selection and the report are exactly those of
+ * {@link quantizeModel} on the float32 model (layers outside the blocks are quantized after the
+ * build when selected).
+ * @throws UserError for invalid settings (before anything is built), createModel's errors, and
+ *   {@link quantizeModel}'s when nothing is selected.
+ */
+export function createQuantizedModel(config: ModelConfig, quant: QuantConfig = {}, opts: CreateQuantizedOptions = {}): { model: PreTrainedModel; report: QuantizationReport } {
+  const c = checkedConfig(quant);
+  const earlier: { name: string; layer: QuantLinear; float32Bytes: number }[] = [];
+  // Output heads live outside the blocks, so a block's selection does not depend on them.
+  const model = createModel(config, opts.task, opts.file, {
+    onBlock: (block, prefix) => {
+      earlier.push(...quantizeChosen(block, selectLayers(block, c, [], prefix).chosen, c));
+      opts.onBlockDone?.(prefix);
+    },
+  });
+  try {
+    return { model, report: quantizeRest(model, c, opts.logger, earlier) };
+  } catch (e) {
+    model.dispose();
+    throw e;
   }
-  for (const s of skipped.filter((s) => s.reason === 'weight tied to another module')) logger?.warn(`not quantizing ${s.name}: its weight is shared with another module`);
-  if (!chosen.length) {
-    throw new UserError(`no linear layer to quantize: ${linear.length ? `all ${linear.length} were excluded (${[...new Set(skipped.map((s) => s.reason))].join(', ')})` : 'the model has no Linear or Conv1D layer'}`, {
-      pointer: '/target_modules',
-      hint: linear.length ? `the model's linear layers: ${linear.map(([n]) => n).join(', ')}` : 'quantize a transformer model',
-    });
-  }
-  const weights: QuantizedWeight[] = [];
-  let float32Bytes = 0;
-  for (const [name, m] of chosen) {
-    float32Bytes += m.weight.size * 4;
-    const q = quantizeLayer(m, { quantType: c.quant_type, blocksize: c.blocksize, doubleQuant: c.double_quant }, name);
-    model.setSubmodule(name, q);
-    weights.push(q.weight);
-  }
-  const quantizedBytes = weights.reduce((s, w) => {
-    const b = w.storage();
-    return s + b.codes + b.scales + b.nestedScales;
-  }, 0);
-  const fourBit = c.quant_type !== 'int8';
-  const report: QuantizationReport = {
-    quant_type: c.quant_type,
-    blocksize: fourBit ? c.blocksize : null,
-    double_quant: fourBit && c.double_quant,
-    quantized_modules: chosen.map(([n]) => n),
-    skipped_modules: skipped,
-    quantized_parameters: weights.reduce((s, w) => s + w.shape[0] * w.shape[1], 0),
-    quantized_bytes: quantizedBytes,
-    float32_bytes: float32Bytes,
-    bits_per_parameter: bitsPerParameter(weights),
-    bits_per_parameter_with_tables: bitsPerParameter(weights, { includeTables: true }),
-    quantization_config: bitsAndBytesConfigDict(c, c.modules_to_not_convert),
-  };
-  logger?.info(
-    `quantized ${chosen.length} linear layers to ${c.quant_type}${fourBit ? ` (blocksize ${c.blocksize}${c.double_quant ? ', double quantization' : ''})` : ''}: ` +
-      `${report.quantized_parameters.toLocaleString('en-US')} parameters, ${report.bits_per_parameter.toFixed(3)} bits each, ` +
-      `${(float32Bytes / 2 ** 20).toFixed(2)} MiB → ${(quantizedBytes / 2 ** 20).toFixed(2)} MiB; kept in float32: ${skipped.map((s) => s.name).join(', ') || 'none'}`,
-  );
-  return report;
 }
 
 /**

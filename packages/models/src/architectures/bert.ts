@@ -9,10 +9,10 @@ import * as tf from '@tensorflow/tfjs';
 import type { JSONSchema7 } from '@peftkit/core';
 import { Module, ModuleList, type Layer, type LoadReport } from '../nn/module.js';
 import { Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
-import { PreTrainedModel, type KVCache, type LayerKV, type ModelConfig, type ModelInputs, type ModelOutput, type TransformerDims } from '../model.js';
+import { PreTrainedModel, type KVCache, type LayerKV, type ModelBuildOptions, type ModelConfig, type ModelInputs, type ModelOutput, type TransformerDims } from '../model.js';
 import { appendKV, attentionBias, defaultPositionIds, mergeHeads, scaledDotProductAttention, splitHeads } from './attention.js';
 import { requireDivisible, resolveConfig, type Resolved } from './config.js';
-import { activation, initNormal, normalizeStateDict, tidyOutput } from './shared.js';
+import { activation, buildBlocks, initNormal, nestedBuild, normalizeStateDict, tidyOutput } from './shared.js';
 import type { BertConfig } from './bert-config.generated.js';
 import schema from './bert-config.schema.json' with { type: 'json' };
 
@@ -148,9 +148,9 @@ export class BertLayer extends Module {
 /** `encoder.layer`. */
 export class BertEncoder extends Module {
   layer: ModuleList<BertLayer>;
-  constructor(cfg: ResolvedBertConfig) {
+  constructor(cfg: ResolvedBertConfig, build?: ModelBuildOptions) {
     super();
-    this.layer = this.registerModule('layer', new ModuleList(Array.from({ length: cfg.num_hidden_layers }, () => new BertLayer(cfg))));
+    this.layer = this.registerModule('layer', buildBlocks(cfg.num_hidden_layers, () => new BertLayer(cfg), 'layer.', build));
   }
 }
 
@@ -178,11 +178,11 @@ export class BertModel extends PreTrainedModel {
   embeddings: BertEmbeddings;
   encoder: BertEncoder;
   pooler: BertPooler;
-  constructor(config: ModelConfig, file = 'config.json') {
+  constructor(config: ModelConfig, file = 'config.json', build?: ModelBuildOptions) {
     super();
     const cfg = (this.config = bertConfig(config, file));
     this.embeddings = this.registerModule('embeddings', new BertEmbeddings(cfg));
-    this.encoder = this.registerModule('encoder', new BertEncoder(cfg));
+    this.encoder = this.registerModule('encoder', new BertEncoder(cfg, nestedBuild(build, 'encoder.')));
     this.pooler = this.registerModule('pooler', new BertPooler(cfg));
   }
   /** Runs the encoder; `pooled` is the pooler output [B, C]. */
@@ -246,9 +246,9 @@ export class BertForSequenceClassification extends PreTrainedModel {
   bert: BertModel;
   dropout: Dropout;
   classifier: Layer;
-  constructor(config: ModelConfig, file = 'config.json') {
+  constructor(config: ModelConfig, file = 'config.json', build?: ModelBuildOptions) {
     super();
-    this.bert = this.registerModule('bert', new BertModel(config, file));
+    this.bert = this.registerModule('bert', new BertModel(config, file, nestedBuild(build, 'bert.')));
     const c = (this.config = this.bert.config);
     this.dropout = this.registerModule('dropout', new Dropout(c.classifier_dropout ?? c.hidden_dropout_prob));
     const classifier = new Linear(c.hidden_size, c.num_labels);

@@ -10,10 +10,10 @@ import * as tf from '@tensorflow/tfjs';
 import type { JSONSchema7 } from '@peftkit/core';
 import { Module, ModuleList, type Layer, type LoadReport } from '../nn/module.js';
 import { Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
-import { PreTrainedModel, type ModelConfig, type ModelInputs, type ModelOutput, type TransformerDims } from '../model.js';
+import { PreTrainedModel, type ModelBuildOptions, type ModelConfig, type ModelInputs, type ModelOutput, type TransformerDims } from '../model.js';
 import { attentionBias, defaultPositionIds, mergeHeads, scaledDotProductAttention, splitHeads } from './attention.js';
 import { requireDivisible, resolveConfig, type Resolved } from './config.js';
-import { activation, initNormal, normalizeStateDict, tidyOutput } from './shared.js';
+import { activation, buildBlocks, initNormal, nestedBuild, normalizeStateDict, tidyOutput } from './shared.js';
 import type { DistilBertConfig } from './distilbert-config.generated.js';
 import schema from './distilbert-config.schema.json' with { type: 'json' };
 
@@ -137,9 +137,9 @@ export class TransformerBlock extends Module {
 /** `transformer.layer`. */
 export class DistilBertTransformer extends Module {
   layer: ModuleList<TransformerBlock>;
-  constructor(cfg: ResolvedDistilBertConfig) {
+  constructor(cfg: ResolvedDistilBertConfig, build?: ModelBuildOptions) {
     super();
-    this.layer = this.registerModule('layer', new ModuleList(Array.from({ length: cfg.n_layers }, () => new TransformerBlock(cfg))));
+    this.layer = this.registerModule('layer', buildBlocks(cfg.n_layers, () => new TransformerBlock(cfg), 'layer.', build));
   }
 }
 
@@ -152,11 +152,11 @@ export class DistilBertModel extends PreTrainedModel {
   readonly task = 'base' as const;
   embeddings: DistilBertEmbeddings;
   transformer: DistilBertTransformer;
-  constructor(config: ModelConfig, file = 'config.json') {
+  constructor(config: ModelConfig, file = 'config.json', build?: ModelBuildOptions) {
     super();
     const cfg = (this.config = distilBertConfig(config, file));
     this.embeddings = this.registerModule('embeddings', new DistilBertEmbeddings(cfg));
-    this.transformer = this.registerModule('transformer', new DistilBertTransformer(cfg));
+    this.transformer = this.registerModule('transformer', new DistilBertTransformer(cfg, nestedBuild(build, 'transformer.')));
   }
   /**
    * @returns logits = lastHiddenState [B, T, C].
@@ -214,9 +214,9 @@ export class DistilBertForSequenceClassification extends PreTrainedModel {
   pre_classifier: Layer;
   classifier: Layer;
   dropout: Dropout;
-  constructor(config: ModelConfig, file = 'config.json') {
+  constructor(config: ModelConfig, file = 'config.json', build?: ModelBuildOptions) {
     super();
-    this.distilbert = this.registerModule('distilbert', new DistilBertModel(config, file));
+    this.distilbert = this.registerModule('distilbert', new DistilBertModel(config, file, nestedBuild(build, 'distilbert.')));
     const c = (this.config = this.distilbert.config);
     const pre = new Linear(c.dim, c.dim);
     const cls = new Linear(c.dim, c.num_labels);

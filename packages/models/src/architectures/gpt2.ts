@@ -10,10 +10,10 @@ import * as tf from '@tensorflow/tfjs';
 import type { JSONSchema7 } from '@peftkit/core';
 import { Module, ModuleList, type Layer, type LoadReport } from '../nn/module.js';
 import { Conv1D, Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
-import { PreTrainedModel, type KVCache, type LayerKV, type ModelConfig, type ModelInputs, type ModelOutput, type TransformerDims } from '../model.js';
+import { PreTrainedModel, type KVCache, type LayerKV, type ModelBuildOptions, type ModelConfig, type ModelInputs, type ModelOutput, type TransformerDims } from '../model.js';
 import { appendKV, attentionBias, defaultPositionIds, mergeHeads, scaledDotProductAttention, splitHeads } from './attention.js';
 import { requireDivisible, resolveConfig, type Resolved } from './config.js';
-import { activation, initNormal, normalizeStateDict, poolLastNonPadToken, TiedLinear, tidyOutput } from './shared.js';
+import { activation, buildBlocks, initNormal, nestedBuild, normalizeStateDict, poolLastNonPadToken, TiedLinear, tidyOutput } from './shared.js';
 import type { GPT2Config } from './gpt2-config.generated.js';
 import schema from './gpt2-config.schema.json' with { type: 'json' };
 
@@ -124,13 +124,13 @@ export class GPT2Model extends PreTrainedModel {
   drop: Dropout;
   h: ModuleList<GPT2Block>;
   ln_f: Layer;
-  constructor(config: ModelConfig, file = 'config.json') {
+  constructor(config: ModelConfig, file = 'config.json', build?: ModelBuildOptions) {
     super();
     const cfg = (this.config = gpt2Config(config, file));
     this.wte = this.registerModule('wte', new Embedding(cfg.vocab_size, cfg.n_embd));
     this.wpe = this.registerModule('wpe', new Embedding(cfg.n_positions, cfg.n_embd));
     this.drop = this.registerModule('drop', new Dropout(cfg.embd_pdrop));
-    this.h = this.registerModule('h', new ModuleList(Array.from({ length: cfg.n_layer }, (_, i) => new GPT2Block(cfg, i))));
+    this.h = this.registerModule('h', buildBlocks(cfg.n_layer, (i) => new GPT2Block(cfg, i), 'h.', build));
     this.ln_f = this.registerModule('ln_f', new LayerNorm(cfg.n_embd, cfg.layer_norm_epsilon));
   }
 
@@ -192,9 +192,9 @@ export class GPT2LMHeadModel extends PreTrainedModel {
   readonly task = 'causal-lm' as const;
   transformer: GPT2Model;
   lm_head: Layer;
-  constructor(config: ModelConfig, file = 'config.json') {
+  constructor(config: ModelConfig, file = 'config.json', build?: ModelBuildOptions) {
     super();
-    this.transformer = this.registerModule('transformer', new GPT2Model(config, file));
+    this.transformer = this.registerModule('transformer', new GPT2Model(config, file, nestedBuild(build, 'transformer.')));
     this.config = this.transformer.config;
     this.lm_head = this.registerModule('lm_head', new TiedLinear(this.transformer.wte.weight));
   }
@@ -233,9 +233,9 @@ export class GPT2ForSequenceClassification extends PreTrainedModel {
   readonly task = 'sequence-classification' as const;
   transformer: GPT2Model;
   score: Layer;
-  constructor(config: ModelConfig, file = 'config.json') {
+  constructor(config: ModelConfig, file = 'config.json', build?: ModelBuildOptions) {
     super();
-    this.transformer = this.registerModule('transformer', new GPT2Model(config, file));
+    this.transformer = this.registerModule('transformer', new GPT2Model(config, file, nestedBuild(build, 'transformer.')));
     this.config = this.transformer.config;
     const score = new Linear(this.config.n_embd, this.config.num_labels, false);
     initNormal(score, this.config.initializer_range);

@@ -3,14 +3,14 @@
  * `config.json` as HF's `AutoModelFor*` classes do.
  */
 import { UserError } from '@peftkit/core';
-import type { ModelConfig, ModelTask, PreTrainedModel } from '../model.js';
+import type { ModelBuildOptions, ModelConfig, ModelTask, PreTrainedModel } from '../model.js';
 import { taskOfArchitecture } from './config.js';
 import { GPT2ForSequenceClassification, GPT2LMHeadModel, GPT2Model } from './gpt2.js';
 import { LlamaForCausalLM, LlamaForSequenceClassification, LlamaModel } from './llama.js';
 import { BertForSequenceClassification, BertModel } from './bert.js';
 import { DistilBertForSequenceClassification, DistilBertModel } from './distilbert.js';
 
-type Ctor = new (config: ModelConfig, file?: string) => PreTrainedModel;
+type Ctor = new (config: ModelConfig, file?: string, build?: ModelBuildOptions) => PreTrainedModel;
 
 /** Per `model_type`, the class for each task it supports; the first task listed is the default. */
 const REGISTRY: Record<string, Partial<Record<ModelTask, Ctor>> & { defaultTask: ModelTask }> = {
@@ -48,10 +48,12 @@ export function inferTask(config: ModelConfig): ModelTask {
  * `from_pretrained` leaves it; call `train()` before training with dropout).
  * @param task - what the model is for; default: {@link inferTask}.
  * @param file - where the config came from, for error messages.
+ * @param build - how to build it, e.g. a callback that quantizes each transformer block as soon as
+ *   it exists ({@link ModelBuildOptions.onBlock}).
  * @throws UserError when `model_type` is unsupported (listing the supported ones), the task is not
  *   available for it, or a config field is invalid.
  */
-export function createModel(config: ModelConfig, task?: ModelTask, file = 'config.json'): PreTrainedModel {
+export function createModel(config: ModelConfig, task?: ModelTask, file = 'config.json', build?: ModelBuildOptions): PreTrainedModel {
   const type = config?.model_type;
   const entry = REGISTRY[type];
   if (!entry) {
@@ -66,7 +68,7 @@ export function createModel(config: ModelConfig, task?: ModelTask, file = 'confi
   if (!Cls) {
     throw new UserError(`${file}: model_type "${type}" has no ${t} model; available tasks: ${supportedTasks(type).join(', ')}`, { file, pointer: '/model_type' });
   }
-  const model = new Cls(config, file);
+  const model = new Cls(config, file, build);
   model.eval();
   return model;
 }

@@ -12,10 +12,10 @@ import { UserError, type JSONSchema7 } from '@peftkit/core';
 import { Module, ModuleList, type Layer, type LoadReport } from '../nn/module.js';
 import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
 import { nextSeed } from '../nn/rng.js';
-import { PreTrainedModel, type KVCache, type LayerKV, type ModelConfig, type ModelInputs, type ModelOutput, type TransformerDims } from '../model.js';
+import { PreTrainedModel, type KVCache, type LayerKV, type ModelBuildOptions, type ModelConfig, type ModelInputs, type ModelOutput, type TransformerDims } from '../model.js';
 import { appendKV, attentionBias, defaultPositionIds, mergeHeads, scaledDotProductAttention, splitHeads } from './attention.js';
 import { requireDivisible, resolveConfig, type Resolved } from './config.js';
-import { activation, initNormal, normalizeStateDict, poolLastNonPadToken, TiedLinear, tidyOutput } from './shared.js';
+import { activation, buildBlocks, initNormal, nestedBuild, normalizeStateDict, poolLastNonPadToken, TiedLinear, tidyOutput } from './shared.js';
 import type { LlamaConfig } from './llama-config.generated.js';
 import schema from './llama-config.schema.json' with { type: 'json' };
 
@@ -199,11 +199,11 @@ export class LlamaModel extends PreTrainedModel {
   layers: ModuleList<LlamaDecoderLayer>;
   norm: Layer;
   rotary_emb: LlamaRotaryEmbedding;
-  constructor(config: ModelConfig, file = 'config.json') {
+  constructor(config: ModelConfig, file = 'config.json', build?: ModelBuildOptions) {
     super();
     const cfg = (this.config = llamaConfig(config, file));
     this.embed_tokens = this.registerModule('embed_tokens', new Embedding(cfg.vocab_size, cfg.hidden_size));
-    this.layers = this.registerModule('layers', new ModuleList(Array.from({ length: cfg.num_hidden_layers }, () => new LlamaDecoderLayer(cfg))));
+    this.layers = this.registerModule('layers', buildBlocks(cfg.num_hidden_layers, () => new LlamaDecoderLayer(cfg), 'layers.', build));
     this.norm = this.registerModule('norm', new RMSNorm(cfg.hidden_size, cfg.rms_norm_eps));
     this.rotary_emb = this.registerModule('rotary_emb', new LlamaRotaryEmbedding(cfg));
   }
@@ -273,9 +273,9 @@ export class LlamaForCausalLM extends PreTrainedModel {
   readonly task = 'causal-lm' as const;
   model: LlamaModel;
   lm_head: Layer;
-  constructor(config: ModelConfig, file = 'config.json') {
+  constructor(config: ModelConfig, file = 'config.json', build?: ModelBuildOptions) {
     super();
-    this.model = this.registerModule('model', new LlamaModel(config, file));
+    this.model = this.registerModule('model', new LlamaModel(config, file, nestedBuild(build, 'model.')));
     this.config = this.model.config;
     this.lm_head = this.registerModule(
       'lm_head',
@@ -314,9 +314,9 @@ export class LlamaForSequenceClassification extends PreTrainedModel {
   readonly task = 'sequence-classification' as const;
   model: LlamaModel;
   score: Layer;
-  constructor(config: ModelConfig, file = 'config.json') {
+  constructor(config: ModelConfig, file = 'config.json', build?: ModelBuildOptions) {
     super();
-    this.model = this.registerModule('model', new LlamaModel(config, file));
+    this.model = this.registerModule('model', new LlamaModel(config, file, nestedBuild(build, 'model.')));
     this.config = this.model.config;
     const score = new Linear(this.config.hidden_size, this.config.num_labels, false);
     initNormal(score, this.config.initializer_range);

@@ -43,6 +43,32 @@ test('with a frozen weight, outputs and the input\'s gradient are unchanged (man
   }
 });
 
+test('the backward pass of a stack of Linear / Conv1D layers frees each weight\'s transpose at once (frozen or trained)', async () => {
+  const n = 6;
+  const weightBytes = 256 * 256 * 4;
+  for (const kind of ['conv1d', 'linear'] as const) {
+    for (const trainable of [false, true]) {
+      manualSeed(8);
+      const layers = Array.from({ length: n }, () => (kind === 'conv1d' ? new Conv1D(256, 256) : new Linear(256, 256, false)).requiresGrad(trainable));
+      const x = tf.variable(tf.randomNormal([4, 256], 0, 1, 'float32', 5));
+      const xs = [x, ...layers.flatMap((l) => l.trainableParameters().map(([, v]) => v))];
+      const before = tf.memory().numBytes;
+      const info = await tf.profile(() => {
+        const { value, grads } = tf.variableGrads(() => tf.sum(layers.reduce((h: tf.Tensor, l) => tf.tanh(l.forward(h)), x)) as tf.Scalar, xs);
+        tf.dispose([value, ...Object.values(grads)]);
+        return tf.scalar(0);
+      });
+      // Frozen: at most two weight-sized tensors at a time (before the fix, Conv1D kept all n
+      // transposes: 7 weights). Trained: n gradients, plus the n copies of W saved for the backward
+      // pass (tf.memory counts them although they share W's buffer), plus two at a time (before the
+      // fix, Conv1D: 19 weights).
+      const allowed = (trainable ? 2 * n + 2 : 2) * weightBytes + 64 * 1024;
+      assert.ok(info.peakBytes - before < allowed, `${kind}, trainable ${trainable}: peak ${info.peakBytes - before} bytes above the start, allowed ${allowed}`);
+      tf.dispose([x, ...layers.flatMap((l) => l.namedParameters().map(([, v]) => v))]);
+    }
+  }
+});
+
 test('Linear is x Wᵀ + b with PyTorch layout; Conv1D is x W + b', () => {
   const lin = new Linear(3, 2);
   lin.weight.assign(tf.tensor2d([[1, 2, 3], [4, 5, 6]]));

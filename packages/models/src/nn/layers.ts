@@ -70,8 +70,10 @@ function frozenProduct(x: tf.Tensor2D, w: tf.Tensor2D, transposeW: boolean): tf.
     const value = !transposeW ? tf.matMul(xx as tf.Tensor2D, w) : xx.shape[0] <= FEW_ROWS ? tf.matMul(xx as tf.Tensor2D, w, false, true) : tf.matMul(xx as tf.Tensor2D, tf.transpose(w) as tf.Tensor2D);
     return {
       value,
-      // dx = dy·W (W [out, in]) or dy·Wᵀ (W [in, out]), as plain products.
-      gradFunc: (dy: tf.Tensor) => [transposeW ? tf.matMul(dy as tf.Tensor2D, w) : tf.matMul(dy as tf.Tensor2D, tf.transpose(w) as tf.Tensor2D)],
+      // dx = dy·W (W [out, in]) or dy·Wᵀ (W [in, out]), as plain products. In a tidy: tfjs runs a
+      // custom gradient outside any per-node scope, so Wᵀ would otherwise live until the whole
+      // backward pass ends (a transposed copy of every frozen weight at once).
+      gradFunc: (dy: tf.Tensor) => [tf.tidy(() => (transposeW ? tf.matMul(dy as tf.Tensor2D, w) : tf.matMul(dy as tf.Tensor2D, tf.transpose(w) as tf.Tensor2D)))],
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor2D) => tf.Tensor2D;
   return f(x);
@@ -84,7 +86,7 @@ const matMulNT = tf.customGrad(((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFu
     value: tf.matMul(x as tf.Tensor2D, tf.transpose(w) as tf.Tensor2D),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [sx, sw] = saved as tf.Tensor2D[];
-      return [tf.matMul(dy as tf.Tensor2D, sw), tf.matMul(tf.transpose(dy) as tf.Tensor2D, sx)];
+      return tf.tidy(() => [tf.matMul(dy as tf.Tensor2D, sw), tf.matMul(tf.transpose(dy) as tf.Tensor2D, sx)]); // dyᵀ freed here (see frozenProduct)
     },
   };
   // tfjs types the callback as variadic over tensors and the save function.
@@ -97,7 +99,7 @@ const matMulNN = tf.customGrad(((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFu
     value: tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [sx, sw] = saved as tf.Tensor2D[];
-      return [tf.matMul(dy as tf.Tensor2D, tf.transpose(sw) as tf.Tensor2D), tf.matMul(tf.transpose(sx) as tf.Tensor2D, dy as tf.Tensor2D)];
+      return tf.tidy(() => [tf.matMul(dy as tf.Tensor2D, tf.transpose(sw) as tf.Tensor2D), tf.matMul(tf.transpose(sx) as tf.Tensor2D, dy as tf.Tensor2D)]); // Wᵀ and xᵀ freed here (see frozenProduct)
     },
   };
   // tfjs types the callback as variadic over tensors and the save function.
