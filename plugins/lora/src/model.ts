@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { UserError, schemaIssues, type StepLogger } from '@peftkit/core';
-import { Conv1D, Linear, Module, getRngState, manualSeed, setRngState, type AdapterHandle } from '@peftkit/models';
+import { Conv1D, Linear, Module, foldModuleNames, getRngState, manualSeed, setRngState, type AdapterHandle } from '@peftkit/models';
 import {
   ALL_LINEAR,
   DEFAULT_TARGET_MODULES,
@@ -63,15 +63,8 @@ export interface ParameterReport {
 
 const isWrapper = (m: Module) => m instanceof LoraLayer || m instanceof ModulesToSaveWrapper;
 
-/** Module names with their layer numbers folded (`transformer.h.N.attn.c_attn (12×)`), for messages. */
-export function summarizeNames(names: string[]): string {
-  const counts = new Map<string, number>();
-  for (const n of names) {
-    const k = n.replace(/(^|\.)\d+(?=\.|$)/g, '$1N');
-    counts.set(k, (counts.get(k) ?? 0) + 1);
-  }
-  return [...counts].map(([k, c]) => (c > 1 ? `${k} (${c}×)` : k)).join(', ');
-}
+/** Module names with their layer numbers folded (`transformer.h.N.attn.c_attn (12×)`), for messages: `foldModuleNames` of @peftkit/models. */
+export const summarizeNames: (names: string[]) => string = foldModuleNames;
 
 /** Every module LoRA could wrap, by dotted name (outside existing adapter wrappers). */
 export function linearLayerNames(model: Module): string[] {
