@@ -44,6 +44,11 @@ test('quantize step + inject step with the real plugin: NF4 + DQ base, QLoRA ada
   const { model: peft } = (await injectStep.run(ctx('peft'), { model: q }, { method: 'qlora', config: { r: 4 }, adapter_name: 'default' })) as { model: PeftModel };
   const h = peft.activeAdapter!;
   assert.equal(h.method, 'qlora');
+  // The report counts the 1920 quantized weights as parameters, as HF PEFT does for 4-bit bases.
+  const row = metrics.find((m) => m.method === 'qlora')!;
+  const floats = model.namedParameters().filter(([, v]) => !v.trainable).reduce((n, [, v]) => n + v.size, 0);
+  assert.equal(row.trainable_params, h.trainableParameters().reduce((n, [, v]) => n + v.size, 0));
+  assert.equal(row.all_params, floats + 1920 + (row.trainable_params as number));
   // Saved as an HF PEFT LoRA adapter: A [r, in] and B [out, r] for the 7 layers, peft_type LORA.
   const keys = [...h.stateDict().keys()];
   assert.equal(keys.length, 14);

@@ -50,6 +50,11 @@ export interface AdapterHandle {
   prepareInputs?(inputs: ModelInputs): ModelInputs;
   /** Prompt learning: removes the virtual positions from the outputs, so callers see [batch, seq, ...]. */
   postprocessOutput?(output: ModelOutput, inputs: ModelInputs): ModelOutput;
+  /**
+   * Trainable and total parameter counts when the model's own parameters do not tell them (a
+   * quantized base keeps its weights packed, outside tfjs variables); absent: counted from the model.
+   */
+  parameterReport?(): { trainable: number; total: number; percent: number };
   /** Frees the adapter's own tensors. */
   dispose(): void;
   /**

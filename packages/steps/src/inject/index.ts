@@ -80,7 +80,7 @@ export const injectStep: StepKind<InjectSettings> = {
     const peft = new PeftModel(base);
     peft.addAdapter(handle);
     rememberBaseStateNames(peft, names);
-    const report = peft.parameterReport();
+    const report = handle.parameterReport?.() ?? peft.parameterReport();
     ctx.logger.info(`${method.name}: ${formatParameterReport(report)}`);
     ctx.recordMetrics({ method: method.name, adapter: adapterName, trainable_params: report.trainable, all_params: report.total, trainable_percent: report.percent });
     return { model: peft };
