@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { Command, CommanderError, Option, type OutputConfiguration } from 'commander';
 import {
   composeSchema, createRegistry, formatIssue, PipelineValidationError, preparePipeline, runPipeline, UserError,
@@ -121,6 +121,11 @@ function buildProgram(io: Io, options: CliOptions, setCode: (c: number) => void,
     .action(async (files: string[], o: { set: string[]; discover: boolean }) => {
       let failed = 0;
       for (const file of files) {
+        // `pipelines/*.json` also matches Nx's project file, which is not a pipeline.
+        if (basename(file) === 'project.json') {
+          io.out(`skip ${file} (an Nx project file, not a pipeline)`);
+          continue;
+        }
         const issues = await validateFile(io, file, o.set, o.discover);
         if (issues.length) {
           failed++;
@@ -224,7 +229,7 @@ async function runCommand(io: Io, options: CliOptions, file: string, shown: stri
     const result = await runPipeline(prepared, { runsDir, resume: o.resume, signal: controller.signal });
     io.out(`run folder: ${result.runDir}`);
     if (result.interrupted) {
-      io.err(`interrupted; continue with: peftkit run ${shown} --resume${o.runsDir !== 'runs' ? ` --runs-dir ${o.runsDir}` : ''}`);
+      io.err(`interrupted; continue with: peftkit run ${shown} --resume${o.runsDir !== 'runs' ? ` --runs-dir ${o.runsDir}` : ''}${o.set.map((x) => ` --set '${x}'`).join('')}`);
       return EXIT_INTERRUPTED;
     }
     return 0;

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { Pipeline } from '../schema/pipeline.generated.js';
 import { UserError, type PipelineIssue } from './errors.js';
+import { suggest } from './did-you-mean.js';
 
 /** A pipeline file as read: its parsed document, or the issue that stopped the parse. */
 export interface ParsedPipeline {
@@ -51,8 +52,13 @@ export function applyOverrides(doc: Record<string, any>, overrides: string[]): v
     let value: unknown;
     try {
       value = JSON.parse(raw);
-    } catch {
+    } catch (e) {
+      // A value that starts like an object or array was meant as JSON: say so rather than pass a string on.
+      if (/^\s*[[{]/.test(raw)) throw new UserError(`--set ${o}: the value is not valid JSON (${(e as Error).message})`, { hint: 'quote it for the shell, e.g. --set \'key={"a":1}\'' });
       value = raw;
+    }
+    if (path[0] === 'steps' && path.length > 2 && doc.steps && typeof doc.steps === 'object' && !(path[1] in doc.steps)) {
+      throw new UserError(`--set ${o}: the pipeline has no step "${path[1]}"`, { hint: suggest(path[1], Object.keys(doc.steps)) });
     }
     let node: Record<string, any> = doc;
     for (const k of path.slice(0, -1)) {

@@ -99,6 +99,10 @@ test('--set overrides parse JSON values and create paths', () => {
   assert.equal(d.seed, 3);
   assert.equal(d.steps.base.settings.model, 'other');
   assert.throws(() => applyOverrides(d, ['nokey']), /expected key=value/);
+  assert.throws(() => applyOverrides(d, ['steps.fti.settings.steps=1']), (e: any) => /no step "fti"/.test(e.message) && /did you mean "fit"/.test(e.details.hint));
+  assert.throws(() => applyOverrides(d, ['steps.fit.settings.limit={"train":3']), /--set steps\.fit\.settings\.limit=.*not valid JSON/);
+  applyOverrides(d, ['steps.fit.settings.note=plain words']);
+  assert.equal(d.steps.fit.settings.note, 'plain words');
 });
 
 test('two plugins registering the same step kind are refused', () => {

@@ -8,7 +8,8 @@ export function createLogger(logFile?: string): winston.Logger {
   const console = new winston.transports.Console({
     level: process.env.PEFTKIT_LOG_LEVEL ?? 'info',
     format: winston.format.combine(
-      winston.format.colorize({ level: true }),
+      // Colour only for a terminal, and never under NO_COLOR (no-color.org).
+      ...(process.stdout.isTTY && !process.env.NO_COLOR ? [winston.format.colorize({ level: true })] : []),
       winston.format.printf(({ level, message, step, timestamp, stack, ...rest }) => {
         const meta = Object.keys(rest).length ? ' ' + JSON.stringify(rest) : '';
         return `${String(timestamp).slice(11, 19)} ${level} ${step ? `[${step}] ` : ''}${stack ?? message}${meta}`;

@@ -248,7 +248,8 @@ export async function runTraining(model: PeftModel, data: Dataset, settings: Tra
       window.tokens += tokens;
       const elapsed = (performance.now() - window.t0) / 1000;
       const tokensPerSecond = elapsed > 0 ? window.tokens / elapsed : 0;
-      progress.update({ step, loss, lr, tokensPerSecond });
+      // The bar and log lines show the loss averaged since the last logged step, as metrics.jsonl records it.
+      progress.update({ step, loss: window.loss / window.steps, lr, tokensPerSecond });
       if (step % s.logging_steps === 0 || step === totalSteps) {
         const row = { global_step: step, loss: window.loss / window.steps, lr, grad_norm: gradNorm, tokens_per_s: tokensPerSecond, epoch: state.epoch };
         state.log_history.push(row);
