@@ -60,6 +60,12 @@ test('validate checks every file and fails when any is broken', async () => {
   assert.match(r.err, /cycle\.json: \/steps\/a\/inputs: steps form a cycle/);
 });
 
+test('validate skips an Nx project.json among the pipeline files', async () => {
+  const r = await cli(['validate', '--no-discover', fixture('valid.json'), 'pipelines/project.json']);
+  assert.equal(r.code, 0);
+  assert.equal(r.out, `ok ${fixture('valid.json')}\nskip pipelines/project.json (an Nx project file, not a pipeline)\n`);
+});
+
 test('a missing file is a user error without a stack trace', async () => {
   const r = await cli(['validate', '--no-discover', 'nope/missing.json']);
   assert.equal(r.code, 1);
@@ -125,12 +131,12 @@ test('an abort stops the run with exit code 130 after the step checkpoints', asy
   try {
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 300);
-    const r = await cli(['run', '--no-discover', fixture('wait.json'), '--runs-dir', runs], { signal: ac.signal });
+    const r = await cli(['run', '--no-discover', fixture('wait.json'), '--runs-dir', runs, '--set', 'description=held'], { signal: ac.signal });
     assert.equal(r.code, 130);
     const runDir = /^run folder: (.+)$/m.exec(r.out)![1];
     assert.equal(JSON.parse(readFileSync(join(runDir, 'status.json'), 'utf8')).state, 'interrupted');
     assert.deepEqual(JSON.parse(readFileSync(join(runDir, 'hold', 'checkpoint.json'), 'utf8')), { aborted: true });
-    assert.match(r.err, new RegExp(`continue with: peftkit run ${fixture('wait.json')} --resume --runs-dir ${runs}`));
+    assert.ok(r.err.includes(`continue with: peftkit run ${fixture('wait.json')} --resume --runs-dir ${runs} --set 'description=held'`), r.err);
   } finally {
     rmSync(runs, { recursive: true, force: true });
   }
