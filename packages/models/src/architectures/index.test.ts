@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
 import { initBackend, UserError } from '@peftkit/core';
 import { createModel, inferTask, SUPPORTED_MODEL_TYPES } from '../index.js';
 
@@ -44,4 +45,15 @@ test('unsupported model types and tasks are user errors that list what is suppor
     () => createModel({ model_type: 'gpt2', n_embd: 'wide' } as any, undefined, 'x/config.json'),
     (e: Error) => e instanceof UserError && /x\/config\.json: \/n_embd: must be of type integer/.test(e.message),
   );
+});
+
+test('sequence classification pools the last non-pad token, also for one-token inputs', () => {
+  const m = createModel({ model_type: 'gpt2', architectures: ['GPT2ForSequenceClassification'], n_embd: 8, n_layer: 1, n_head: 2, n_positions: 8, vocab_size: 10, num_labels: 3, pad_token_id: 0 });
+  const one = m.forward({ inputIds: tf.tensor2d([[5]], [1, 1], 'int32') }).logits;
+  assert.deepEqual(one.shape, [1, 3]);
+  // A padded row scores as its unpadded self: the head reads position 1, not the pad after it.
+  const padded = m.forward({ inputIds: tf.tensor2d([[5, 6, 0]], [1, 3], 'int32'), attentionMask: tf.tensor2d([[1, 1, 0]], [1, 3], 'int32') }).logits.dataSync();
+  const plain = m.forward({ inputIds: tf.tensor2d([[5, 6]], [1, 2], 'int32') }).logits.dataSync();
+  for (let i = 0; i < 3; i++) assert.ok(Math.abs(padded[i] - plain[i]) < 1e-5, `${padded[i]} vs ${plain[i]}`);
+  m.dispose();
 });

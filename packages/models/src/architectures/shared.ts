@@ -97,8 +97,9 @@ export function poolLastNonPadToken(hidden: tf.Tensor3D, inputIds: tf.Tensor2D |
     } else {
       last = tf.fill([B], T - 1, 'int32') as tf.Tensor1D;
     }
-    // A one-hot weighted sum instead of gather: its gradient needs no scatter kernel.
-    const pick = tf.oneHot(last, T).cast('float32').expandDims(-1); // [B, T, 1]
+    // A one-hot weighted sum instead of gather: its gradient needs no scatter kernel. Built with
+    // equal() rather than tf.oneHot, which refuses a depth of 1 (one-token inputs).
+    const pick = tf.equal(tf.range(0, T, 1, 'int32').expandDims(0), last.expandDims(1)).cast('float32').expandDims(-1); // [B, T, 1]
     return tf.sum(tf.mul(hidden, pick), 1) as tf.Tensor2D; // [B, C]
   });
 }
