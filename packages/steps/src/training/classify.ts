@@ -53,10 +53,41 @@ export async function predictWithHead(model: PeftModel, data: Dataset, split: Sp
  * @param batchSize - examples per forward pass (each makes one row per label).
  * @throws Error when an example has no prompt token (its first word token could not be scored).
  */
-export async function predictWithLabelWords(model: PeftModel, examples: readonly TokenizedExample[], labelWordIds: number[][], batchSize: number, padId: number): Promise<Predictions> {
+export async function predictWithLabelWords(model: PeftModel, examples: readonly TokenizedExample[], labelWordIds: number[][], batchSize: number, padId: number, opts: { singleTokenFastPath?: boolean } = {}): Promise<Predictions> {
   const C = labelWordIds.length;
   const scored = examples.filter((e) => e.label !== undefined && e.label >= 0);
   const preds = new Int32Array(scored.length);
+  // With one token per label word, every label is scored by the same next-token distribution after
+  // the prompt: one row per example instead of one per label. log-softmax is the same shift for all
+  // labels of a row, so comparing the logits picks the same label.
+  if ((opts.singleTokenFastPath ?? true) && labelWordIds.every((w) => w.length === 1)) {
+    const labelIds = tf.tensor1d(labelWordIds.map((w) => w[0]), 'int32');
+    for (let s = 0; s < scored.length; s += batchSize) {
+      const chunk = scored.slice(s, s + batchSize);
+      const T = Math.max(...chunk.map((e) => e.promptLength));
+      const R = chunk.length;
+      const ids = new Int32Array(R * T).fill(padId);
+      const mask = new Int32Array(R * T);
+      const last = new Int32Array(R);
+      chunk.forEach((e, i) => {
+        if (e.promptLength < 1) throw new Error(`example ${e.row} has no prompt tokens to score label words after`);
+        ids.set(e.inputIds.subarray(0, e.promptLength), i * T);
+        mask.fill(1, i * T, i * T + e.promptLength);
+        last[i] = i * T + e.promptLength - 1;
+      });
+      const scores = tf.tidy(() => {
+        const { logits } = forwardBatch(model, { shape: [R, T], inputIds: ids, attentionMask: mask, labels: new Int32Array(R * T).fill(IGNORE_INDEX), promptLengths: new Int32Array(R), indices: new Int32Array(R), epoch: 0, batch: 0 });
+        const V = logits.shape[logits.shape.length - 1];
+        const atLast = tf.gather(logits.reshape([R * T, V]), tf.tensor1d(last, 'int32')); // [R, V]
+        return tf.gather(atLast, labelIds, 1); // [R, C]
+      });
+      const values = await scores.data();
+      scores.dispose();
+      preds.set(argmaxRows(values, R, C), s);
+    }
+    labelIds.dispose();
+    return { predictions: preds, labels: Int32Array.from(scored, (e) => e.label!) };
+  }
   for (let s = 0; s < scored.length; s += batchSize) {
     const chunk = scored.slice(s, s + batchSize);
     const rows: { ids: number[]; labels: number[] }[] = [];
