@@ -13,24 +13,17 @@
  * its time is printed beside the time of the base alone (measured here, never asserted).
  * Prints a Markdown table.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '@peftkit/core';
 import { BASE_ADAPTER_NAME, createModel, loadAdapters, manualSeed } from '@peftkit/models';
+import { hfFixture } from '@peftkit/models/testing';
 import { loraMethod } from '@peftkit/lora';
 
 const { values: args } = parseArgs({ options: { adapters: { type: 'string', default: '1,2,4,8' }, vocab: { type: 'string', default: '50257' } } });
 const counts = args.adapters.split(',').map(Number);
 
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!(existsSync(join(dir, 'package.json')) && JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).name === 'peftkit-workspace')) dir = dirname(dir);
-  return dir;
-}
-const ADAPTER = resolve(repoRoot(), '..', 'shared', 'fixtures', 'hf', 'gpt2-lora-tigrinya');
+const ADAPTER = hfFixture('gpt2-lora-tigrinya');
 
 const info = await initBackend('wasm');
 const MB = (b: number) => (b / 2 ** 20).toFixed(1);

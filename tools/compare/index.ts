@@ -18,10 +18,11 @@
  */
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { UserError, initBackend, writeFileAtomic, writeJsonAtomic } from '@peftkit/core';
+import { repoRoot } from '@peftkit/models/testing';
 import { collectRun, dirBytes } from './collect.js';
 import { runMeasured } from './measure.js';
 import { SERVING_LABELS, renderHtml, renderMarkdown, type Comparison, type MeasuredMethod } from './report.js';
@@ -40,14 +41,6 @@ interface RunRecord {
   log: string;
 }
 
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!(existsSync(join(dir, 'package.json')) && JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).name === 'peftkit-workspace')) {
-    if (dirname(dir) === dir) throw new Error('tools/compare: the repository root (package.json named peftkit-workspace) was not found');
-    dir = dirname(dir);
-  }
-  return dir;
-}
 
 /** The `--set` overrides that size every run the same way. */
 export function sizeOverrides(o: { train: number; validation: number; test: number; maxLength: number; loggingSteps: number; base?: string; data?: string }): string[] {
