@@ -41,6 +41,10 @@ export interface LoraConfig {
    */
   init_lora_weights?: true | false | 'gaussian';
   /**
+   * DoRA (Liu et al. 2024, arXiv:2402.09353): a trainable magnitude m per output feature, W' = m · (W + s·B·A) / ‖W + s·B·A‖ with the norm per output row, taken as a constant in the backward pass (as HF PEFT). Saved as lora_magnitude_vector. Linear, Conv1D and embedding layers.
+   */
+  use_dora?: boolean;
+  /**
    * Rank-stabilized LoRA (Kalajdzievski 2023, arXiv:2312.03732): scaling lora_alpha / sqrt(r) instead of lora_alpha / r.
    */
   use_rslora?: boolean;

@@ -113,15 +113,16 @@ test('configs peftkit cannot honour are refused by field; harmless ones are acce
   const base = JSON.parse(readFileSync(join(TIGRINYA, 'adapter_config.json'), 'utf8'));
   const refuse = (patch: Record<string, unknown>, pointer: string) =>
     assert.throws(() => loraConfigFromHf({ ...base, ...patch }, 'x/adapter_config.json'), (e: Error) => e instanceof UserError && e.details.pointer === pointer && e.message.startsWith('x/adapter_config.json'));
-  refuse({ use_dora: true }, '/use_dora');
+  refuse({ lora_bias: true }, '/lora_bias');
   refuse({ peft_type: 'PROMPT_TUNING' }, '/peft_type');
   refuse({ some_new_feature: { size: 3 } }, '/some_new_feature');
   refuse({ init_lora_weights: 'pissa_niter_4' }, '/init_lora_weights');
   refuse({ layer_replication: [[0, 4]] }, '/layer_replication');
   refuse({ r: 'eight' }, '/r');
   refuse({ rank_pattern: { 'c_attn(': 4 } }, '/rank_pattern/c_attn(');
-  const ok = loraConfigFromHf({ ...base, init_lora_weights: 'eva', another_new_field: [], and_one_more: false });
+  const ok = loraConfigFromHf({ ...base, init_lora_weights: 'eva', another_new_field: [], and_one_more: false, use_dora: true });
   assert.equal(ok.config.init_lora_weights, true);
+  assert.equal(ok.config.use_dora, true, 'DoRA is a setting now');
   assert.equal(ok.warnings.length, 2);
   assert.match(ok.warnings.join('\n'), /another_new_field, and_one_more/);
 });

@@ -31,7 +31,6 @@ const META_FIELDS = new Set(['peft_type', 'base_model_name_or_path', 'revision',
  * when they are off, and is refused (naming the field) when on.
  */
 const OFF_WHEN: Record<string, { off: (v: unknown) => boolean; feature: string }> = {
-  use_dora: { off: (v) => v === false || v == null, feature: 'DoRA (weight-decomposed LoRA)' },
   lora_bias: { off: (v) => v === false || v == null, feature: 'a bias on lora_B' },
   use_qalora: { off: (v) => v === false || v == null, feature: 'QALoRA' },
   qalora_group_size: { off: () => true, feature: 'QALoRA' },

@@ -132,3 +132,11 @@ test('inject without a quantize step: UserError pointing at the missing step', (
   assert.ok(m.getSubmodule('model.layers.0.self_attn.q_proj') instanceof Linear);
   m.dispose();
 });
+
+test('use_dora on a quantized base: UserError at /use_dora, the model left as it was', () => {
+  const m = tinyLlama(1);
+  quantizeModel(m, {});
+  assert.throws(() => injectQLora(m, { r: 2, use_dora: true }), (e: unknown) => e instanceof UserError && e.details.pointer === '/use_dora' && /use_dora/.test(e.message) && /method "lora"/.test(e.details.hint ?? ''));
+  assert.ok(m.getSubmodule('model.layers.0.self_attn.q_proj') instanceof QuantLinear);
+  m.dispose();
+});
