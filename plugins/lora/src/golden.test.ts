@@ -3,14 +3,15 @@
 // Logits are compared where attention_mask is 1, relative to the largest golden value (1e-4);
 // gradients relative to the largest golden gradient of each tensor (1e-4).
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '@peftkit/core';
-import { loadPretrained, readSafetensorsHeader, type PreTrainedModel } from '@peftkit/models';
+import { Linear, TiedLinear, createModel, loadPretrained, readSafetensors, readSafetensorsHeader, writeSafetensors, type LlamaForCausalLM, type ModelConfig, type PreTrainedModel } from '@peftkit/models';
 import { repoRoot, scratch } from '@peftkit/models/testing';
 import { loadHfLoraAdapter, writeHfAdapter } from './hf-format.js';
+import { LoraEmbedding } from './layer.js';
 import type { LoraAdapterHandle } from './model.js';
 
 const golden = (name: string) => resolve(repoRoot(), '..', 'shared', 'fixtures', 'hf-golden', name);
@@ -174,3 +175,70 @@ for (const name of ['llama-dora', 'llama-lora-embed-lmhead']) {
     });
   });
 }
+
+describe('llama-lora-embed-lmhead on a tied base, and with added tokens', () => {
+  const c = readCase('llama-lora-embed-lmhead');
+
+  /** The golden base with tie_word_embeddings: lm_head is embed_tokens (the file's own lm_head is left out). */
+  function tiedBase(): LlamaForCausalLM {
+    const config = readJson<ModelConfig>(join(c.dir, 'base', 'config.json'));
+    const m = createModel({ ...config, tie_word_embeddings: true }, 'causal-lm') as LlamaForCausalLM;
+    const { tensors } = readSafetensors(join(c.dir, 'base', 'model.safetensors'));
+    tensors.get('lm_head.weight')!.dispose();
+    tensors.delete('lm_head.weight');
+    m.loadStateDict(tensors);
+    tensors.forEach((t) => t.dispose());
+    return m.eval();
+  }
+
+  test('tied: lm_head in modules_to_save is an untied copy and LoRA on embed_tokens leaves the head alone, so HF\'s logits hold; merged too', () => {
+    // The adapter saves the whole head (modules_to_save) and the embedding table: with both, the
+    // untied golden base and a tied one compute the same thing.
+    const m = tiedBase();
+    assert.ok(m.lm_head instanceof TiedLinear);
+    const h = loadHfLoraAdapter(m, join(c.dir, 'adapter'));
+    assert.ok(m.model.embed_tokens instanceof LoraEmbedding);
+    assertLogitsClose(logits(m, c), c.adapter, c.mask, 'tied adapter logits');
+    h.merge();
+    assertLogitsClose(logits(m, c), c.adapter, c.mask, 'tied merged logits');
+    h.unmerge();
+    const merged = h.mergeAndUnload() as LlamaForCausalLM;
+    assert.ok(merged.lm_head instanceof Linear, 'the merged head is the trained copy, untied');
+    assertLogitsClose(logits(merged, c), c.adapter, c.mask, 'tied merge_and_unload logits');
+    merged.dispose();
+  });
+
+  test('added tokens: a saved table of 515 rows resizes embed_tokens and lm_head, copying the saved rows', async () => {
+    const ADDED = 3;
+    const { tensors } = readSafetensors(join(c.dir, 'adapter', 'adapter_model.safetensors'));
+    const extra = (rows: number, cols: number, seed: number) => tf.randomNormal([rows, cols], 0, 0.05, 'float32', seed);
+    const grow = (k: string, axis: 0 | 1, seed: number) => {
+      const t = tensors.get(k)!;
+      const add = axis === 0 ? extra(ADDED, t.shape[1]!, seed) : extra(t.shape[0], ADDED, seed);
+      tensors.set(k, tf.concat([t, add], axis));
+    };
+    grow('base_model.model.model.embed_tokens.base_layer.weight', 0, 1);
+    grow('base_model.model.model.embed_tokens.lora_embedding_A', 1, 2);
+    grow('base_model.model.lm_head.weight', 0, 3);
+    const dir = join(tmp.dir, 'added-tokens');
+    mkdirSync(dir);
+    writeSafetensors(join(dir, 'adapter_model.safetensors'), tensors, { format: 'pt' });
+    copyFileSync(join(c.dir, 'adapter', 'adapter_config.json'), join(dir, 'adapter_config.json'));
+
+    const m = (await loadBase(c)) as LlamaForCausalLM;
+    const h = loadHfLoraAdapter(m, dir);
+    assert.match(h.adapterWarnings.join('\n'), /515 tokens, the model's had 512/);
+    assert.equal(m.config.vocab_size, 515);
+    const y = logits(m, c); // [2, 12, 515]
+    assert.deepEqual(y.shape, [2, 12, 515]);
+    assertLogitsClose(y.slice([0, 0, 0], [2, 12, 512]), c.adapter, c.mask, 'logits of the old tokens');
+    // A new token's embedding is its saved row plus its LoRA update: table[v] + s·Bᵀ·A[:, v] (s = 8 / 4).
+    const v = 513;
+    const want = tf.tidy(() => tf.add(tensors.get('base_model.model.model.embed_tokens.base_layer.weight')!.slice([v, 0], [1, 64]),
+      tf.mul(tf.matMul(tensors.get('base_model.model.model.embed_tokens.lora_embedding_A')!.slice([0, v], [4, 1]).transpose(), tensors.get('base_model.model.model.embed_tokens.lora_embedding_B')!.transpose()), 2)));
+    assertClose(m.model.embed_tokens.forward(tf.tensor2d([[v]], undefined, 'int32')).reshape([1, 64]), want, 'embedding of an added token', 1e-6);
+    assertClose((m.lm_head as unknown as { weight: tf.Tensor }).weight.slice([v, 0], [1, 64]), tensors.get('base_model.model.lm_head.weight')!.slice([v, 0], [1, 64]), 'head row of an added token', 0);
+    tensors.forEach((t) => t.dispose());
+    m.dispose();
+  });
+});

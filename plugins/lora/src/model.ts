@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { UserError, schemaIssues, type StepLogger } from '@peftkit/core';
-import { Conv1D, Embedding, Linear, Module, foldModuleNames, getRngState, manualSeed, setRngState, type AdapterHandle } from '@peftkit/models';
+import { Conv1D, Embedding, Linear, Module, TiedLinear, foldModuleNames, getRngState, manualSeed, setRngState, type AdapterHandle } from '@peftkit/models';
 import {
   ALL_LINEAR,
   DEFAULT_TARGET_MODULES,
@@ -22,7 +22,7 @@ import {
   type ResolvedLoraConfig,
 } from './config.js';
 import { LoraEmbedding, LoraLayer, MergeError, isLinearBase, type LinearBase } from './layer.js';
-import { ModulesToSaveWrapper } from './modules-to-save.js';
+import { ModulesToSaveWrapper, cloneModule } from './modules-to-save.js';
 import { addWeightedLoraAdapter } from './weighted.js';
 
 /** The prefix HF PEFT puts before every saved key (`PeftModel.base_model.model`). */
@@ -558,12 +558,21 @@ export class LoraAdapterHandle implements AdapterHandle {
       if (left === 0 && this.model.getSubmodule(path) === layer) this.model.setSubmodule(path, layer.baseLayer as Module);
     }
     for (const [path, w] of this.saved) {
-      if (merge) {
+      // A head tied to the embedding (TiedLinear) shares its variable: writing the copy into it
+      // would change the embedding too, so the merged model gets the copy itself, untied (as HF's
+      // ModulesToSaveWrapper.unload_and_optionally_merge_module returns the adapter's module).
+      let replacement: Module | undefined;
+      if (merge && w.originalModule instanceof TiedLinear) replacement = cloneModule(w.copyOf(this.name)!, path);
+      else if (merge) {
         const copy = w.copyOf(this.name)!.stateDict();
         for (const [n, v] of w.originalModule.namedParameters()) v.assign(copy.get(n)!);
       }
       const left = w.deleteAdapter(this.name);
-      if (left === 0 && this.model.getSubmodule(path) === w) this.model.setSubmodule(path, w.originalModule);
+      if (replacement) {
+        replacement.requiresGrad(false);
+        replacement.train(w.training);
+        if (this.model.getSubmodule(path) === w) this.model.setSubmodule(path, left === 0 ? replacement : w);
+      } else if (left === 0 && this.model.getSubmodule(path) === w) this.model.setSubmodule(path, w.originalModule);
     }
     this.alive = false;
     return this.model;
