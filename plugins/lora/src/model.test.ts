@@ -2,11 +2,12 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { UserError, initBackend } from '@peftkit/core';
-import { Conv1D, Linear, PeftModel, manualSeed, random, type PreTrainedModel } from '@peftkit/models';
-import { LoraLayer } from './layer.js';
+import { Conv1D, Linear, PeftModel, manualSeed, random, type LoadedModel, type PreTrainedModel } from '@peftkit/models';
+import { LoraEmbedding, LoraLayer } from './layer.js';
+import { loadHfLoraAdapter, writeHfAdapter } from './hf-format.js';
 import { ModulesToSaveWrapper } from './modules-to-save.js';
 import { injectLora, summarizeNames } from './model.js';
-import { maxAbsDiff, sampleIds } from '@peftkit/models/testing';
+import { maxAbsDiff, sampleIds, scratch } from '@peftkit/models/testing';
 import { tinyGpt2, tinyLlama, tinyLlamaForSequenceClassification } from './testing/tiny-models.js';
 
 before(async () => {
@@ -316,4 +317,66 @@ test('invalid configs fail before anything changes, naming the field', () => {
   assert.throws(() => injectLora(m, { target_modules: ['q_proj'], rank_pattern: { 'q_(': 2 } }), (e: Error) => e instanceof UserError && e.details.pointer === '/rank_pattern/q_(');
   assert.throws(() => injectLora(m, { target_modules: ['q_proj'], modules_to_save: ['q_proj'] }), /found no module to wrap.*modules in modules_to_save are never LoRA targets/);
   assert.equal(wrapped(m).length, 0);
+});
+
+test('DoRA on GPT-2 (Conv1D) and LoRA+DoRA on its tied wte: HF keys, training, merge, export and reload, what is refused', () => {
+  const m = tinyGpt2();
+  const baseSd = new Map([...m.stateDict()].map(([k, v]) => [k, v.clone()]));
+  const h = injectLora(m, { target_modules: ['c_attn', 'wte'], r: 2, use_dora: true, init_lora_weights: false }, { seed: 5 });
+  assert.ok(m.transformer.wte instanceof LoraEmbedding);
+  const shapes = Object.fromEntries([...h.stateDict()].filter(([k]) => k.includes('.h.0.') || k.includes('wte')).map(([k, v]) => [k, v.shape]));
+  assert.deepEqual(shapes, {
+    'base_model.model.transformer.h.0.attn.c_attn.lora_A.weight': [2, 8],
+    'base_model.model.transformer.h.0.attn.c_attn.lora_B.weight': [24, 2],
+    'base_model.model.transformer.h.0.attn.c_attn.lora_magnitude_vector': [24],
+    'base_model.model.transformer.wte.lora_embedding_A': [2, VOCAB],
+    'base_model.model.transformer.wte.lora_embedding_B': [8, 2],
+    'base_model.model.transformer.wte.lora_magnitude_vector': [8],
+  }); // no wte.base_layer.weight: HF saves embedding tables only for embed_tokens / lm_head targets
+  assert.equal(h.adapterConfig().use_dora, true);
+  // Random A and B, and m moved off its init, so that every part matters.
+  for (const [k, v] of h.trainableParameters()) if (k.endsWith('lora_magnitude_vector')) v.assign(tf.mul(v, tf.randomUniform(v.shape, 0.5, 1.5, 'float32', 9)));
+  const ids = sampleIds(2, 5, VOCAB, 4);
+  const y = logits(m, ids);
+  assert.ok(maxAbsDiff(y, (h.setEnabled(false), logits(m, ids))) > 1e-3, 'the adapter changes the output');
+  h.setEnabled(true);
+
+  // One training step: every trainable tensor gets a gradient, the base none.
+  const vars = h.trainableParameters().map(([, v]) => v);
+  const { grads } = tf.variableGrads(() => tf.mean(tf.square(logits(m, ids))) as tf.Scalar, vars);
+  for (const [k, v] of h.trainableParameters()) assert.ok(tf.max(tf.abs(grads[v.name])).dataSync()[0] > 0, `gradient of ${k}`);
+  assert.ok(!(m.transformer.h.at(0).attn.c_attn as LoraLayer).weight!.trainable);
+
+  // Merging folds the update into wte's table, which lm_head shares (tied), so the logits change
+  // as in HF PEFT (which warns); each wrapped layer's own output is the same merged and unmerged.
+  const x = tf.randomNormal([2, 5, 8], 0, 1, 'float32', 3);
+  const c0 = m.transformer.h.at(0).attn.c_attn.forward(x);
+  const e0 = m.transformer.wte.forward(ids);
+  h.merge();
+  assert.ok(maxAbsDiff(m.transformer.h.at(0).attn.c_attn.forward(x), c0) < 1e-5, 'merged c_attn (Conv1D)');
+  assert.ok(maxAbsDiff(m.transformer.wte.forward(ids), e0) < 1e-5, 'merged wte');
+  assert.match(h.warnings.join("\n"), /merging LoRA into transformer\.wte, whose weight is tied/);
+  h.unmerge();
+  for (const [k, v] of baseSd) if (!k.includes('lora_')) assert.ok(maxAbsDiff(m.stateDict().get(k)!, v) < 1e-5, `${k} restored`);
+
+  // Mixed batches and weighted combinations refuse DoRA, as HF PEFT does for mixed batches.
+  const peft = new PeftModel({ model: m, source: 'tiny' } as LoadedModel);
+  peft.addAdapter(h);
+  assert.throws(() => peft.forward({ inputIds: ids }, { adapterNames: ['default', 'default'] }), /DoRA/);
+  assert.throws(() => peft.addWeightedAdapter(['default'], [1], 'w', 'linear'), (e: Error) => e instanceof UserError && /DoRA/.test(e.message));
+
+  const tmp = scratch();
+  try {
+    writeHfAdapter(h, tmp.dir, null);
+    const m2 = tinyGpt2();
+    m2.loadStateDict(baseSd);
+    loadHfLoraAdapter(m2, tmp.dir);
+    assert.ok(maxAbsDiff(logits(m2, ids), y) < 1e-6, 'reloaded');
+    // A DoRA file onto a plain-LoRA injection names the mismatch.
+    const m3 = tinyGpt2();
+    const plain = injectLora(m3, { target_modules: ['c_attn', 'wte'], r: 2 });
+    assert.throws(() => plain.loadStateDict(h.stateDict()), (e: Error) => e instanceof UserError && /DoRA magnitude vectors/.test(e.message) && /use_dora/.test(e.details.hint ?? ''));
+  } finally {
+    tmp.cleanup();
+  }
 });

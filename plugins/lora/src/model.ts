@@ -525,6 +525,18 @@ export class LoraAdapterHandle implements AdapterHandle {
   }
 
   /**
+   * HF PEFT's `_check_merge_allowed` warning: merging LoRA into an embedding that an output head
+   * shares (tied weights) changes the head too.
+   */
+  private warnTiedMerge(): void {
+    const tiedHeads = this.model.namedModules().filter(([, x]) => x instanceof TiedLinear) as [string, TiedLinear][];
+    const tied = [...this.embeddings].filter(([, e]) => tiedHeads.some(([, t]) => t.weight === e.weight)).map(([k]) => k);
+    if (!tied.length) return;
+    const msg = `merging LoRA into ${tied.join(', ')}, whose weight is tied to the output head: the head changes too (HF PEFT warns the same); untie the embeddings first (tie_word_embeddings: false with the head's weight copied) to merge only the embedding`;
+    if (!this.warnings.includes(msg)) this.warnings.push(msg);
+  }
+
+  /**
    * Folds the adapter into the base weights (W += scaling·B·A, transposed for Conv1D); its layers
    * then skip the LoRA branch. Enables the adapter if it was off.
    * @throws MergeError (nothing merged) when a base layer is quantized: dequantize first.
@@ -532,6 +544,7 @@ export class LoraAdapterHandle implements AdapterHandle {
   merge(): void {
     this.check();
     this.assertMergeable();
+    this.warnTiedMerge();
     if (!this.enabled) this.setEnabled(true);
     for (const layer of [...this.layers.values(), ...this.embeddings.values()]) layer.merge(this.name);
   }
@@ -552,6 +565,7 @@ export class LoraAdapterHandle implements AdapterHandle {
   unload(merge = false): LoraTargetModel {
     this.check();
     if (merge) this.assertMergeable();
+    if (merge) this.warnTiedMerge();
     for (const [path, layer] of [...this.layers, ...this.embeddings]) {
       if (merge) layer.merge(this.name);
       const left = layer.deleteAdapter(this.name, { keepMerged: merge });
