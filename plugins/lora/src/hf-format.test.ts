@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { UserError, initBackend } from '@peftkit/core';
-import { createModel, manualSeed, readSafetensors, readSafetensorsHeader, type PreTrainedModel } from '@peftkit/models';
-import { loadHfLoraAdapter, loraConfigFromHf, readHfAdapter, writeHfAdapter } from './hf-format.js';
+import { Linear, TiedLinear, createModel, manualSeed, readSafetensors, readSafetensorsHeader, type LlamaForCausalLM, type PreTrainedModel } from '@peftkit/models';
+import { loadHfLoraAdapter, loraConfigFromHf, readHfAdapter, resizeEmbeddingsToAdapter, writeHfAdapter } from './hf-format.js';
 import { LoraLayer } from './layer.js';
 import { injectLora } from './model.js';
 import { hfFixture, maxAbsDiff, scratch } from '@peftkit/models/testing';
@@ -165,4 +165,44 @@ test('writeHfAdapter writes what HF PEFT writes, and it reads back', () => {
   const h2 = loadHfLoraAdapter(model2, out);
   for (const [k, t] of h.stateDict()) assert.equal(maxAbsDiff(h2.stateDict().get(k)!, t), 0, k);
   for (const t of [...a.tensors.values(), ...back.values()]) t.dispose();
+});
+
+test('added tokens: resizeEmbeddingsToAdapter takes a saved base table whole, a modules_to_save copy only for the added rows; heads follow or the load is refused', () => {
+  const llama = (tie: boolean) => createModel({ model_type: 'llama', hidden_size: 8, intermediate_size: 12, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, vocab_size: 11, tie_word_embeddings: tie }, 'causal-lm') as LlamaForCausalLM;
+  const rows = (t: tf.Tensor, from: number, n: number) => t.slice([from, 0], [n, t.shape[1]!]);
+  const table = tf.randomNormal([13, 8], 0, 1, 'float32', 21);
+  const key = (k: string) => `base_model.model.${k}`;
+
+  // A tied model and HF's embed_tokens.base_layer.weight: every row is the saved one, the head is re-tied.
+  const tied = llama(true);
+  const note = resizeEmbeddingsToAdapter(tied, new Map([[key('model.embed_tokens.base_layer.weight'), table]]), 'f');
+  assert.match(note!, /13 tokens, the model's had 11/);
+  assert.equal(maxAbsDiff(tied.model.embed_tokens.weight, table), 0);
+  assert.ok(tied.lm_head instanceof TiedLinear && tied.lm_head.weight === tied.model.embed_tokens.weight);
+  assert.equal(tied.config.vocab_size, 13);
+  assert.deepEqual(tied.forward({ inputIds: tf.tensor2d([[12]], undefined, 'int32') }).logits.shape, [1, 1, 13]);
+  assert.equal(resizeEmbeddingsToAdapter(tied, new Map([[key('model.embed_tokens.base_layer.weight'), table]]), 'f'), undefined, 'same size: nothing to do');
+
+  // modules_to_save embed_tokens.weight (the trained copy): the base keeps its 11 rows, takes rows 11-12.
+  const copy = llama(true);
+  const old = copy.model.embed_tokens.weight.clone();
+  resizeEmbeddingsToAdapter(copy, new Map([[key('model.embed_tokens.weight'), table]]), 'f');
+  assert.equal(maxAbsDiff(rows(copy.model.embed_tokens.weight, 0, 11), old), 0);
+  assert.equal(maxAbsDiff(rows(copy.model.embed_tokens.weight, 11, 2), rows(table, 11, 2)), 0);
+
+  // Untied: the head needs rows of the new size in the file, else the load is refused with what to do.
+  const untied = llama(false);
+  assert.throws(() => resizeEmbeddingsToAdapter(untied, new Map([[key('model.embed_tokens.base_layer.weight'), table]]), 'x/adapter_model.safetensors'),
+    (e: Error) => e instanceof UserError && /holds no lm_head rows/.test(e.message) && /modules_to_save/.test(e.details.hint ?? ''));
+  assert.equal(untied.model.embed_tokens.numEmbeddings, 11, 'nothing changed');
+  const head = tf.randomNormal([13, 8], 0, 1, 'float32', 22);
+  const oldHead = (untied.lm_head as Linear).weight.clone();
+  resizeEmbeddingsToAdapter(untied, new Map([[key('model.embed_tokens.base_layer.weight'), table], [key('lm_head.weight'), head]]), 'f');
+  assert.ok(untied.lm_head instanceof Linear && untied.lm_head.outFeatures === 13);
+  assert.equal(maxAbsDiff(rows(untied.lm_head.weight, 0, 11), oldHead), 0, 'the base head keeps its rows (lm_head.weight is the trained copy)');
+  assert.equal(maxAbsDiff(rows(untied.lm_head.weight, 11, 2), rows(head, 11, 2)), 0);
+
+  // Only lora_embedding_A shows the new size: no table to take the rows from.
+  assert.throws(() => resizeEmbeddingsToAdapter(llama(true), new Map([[key('model.embed_tokens.lora_embedding_A'), tf.zeros([2, 13])]]), 'x/adapter_model.safetensors'),
+    (e: Error) => e instanceof UserError && /lora_embedding_A has 13 columns but the model's vocabulary has 11 tokens/.test(e.message));
 });

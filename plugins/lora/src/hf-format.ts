@@ -148,9 +148,11 @@ type EmbeddingModel = LoraTargetModel & { getInputEmbeddings?(): Module; config?
  * Added tokens: when the adapter's saved embedding table has another number of rows than the
  * model's token embedding (the vocabulary was resized with `resize_token_embeddings` before
  * training, and HF saved the table as `<embed>.base_layer.weight`, or whole as a `modules_to_save`
- * `<embed>.weight`), the model's embedding is replaced by one of the saved size holding the saved
- * rows, and its output head follows: a tied head is re-tied to the new table; an untied `Linear`
- * head takes the adapter's head rows (`<head>.weight` of `modules_to_save` or `<head>.base_layer.weight`).
+ * `<embed>.weight`), the model's embedding is replaced by one of the saved size: the saved rows
+ * (`base_layer.weight`), or the base's own rows plus the added rows of the trained copy
+ * (`modules_to_save`, where HF's resize would have drawn the added rows at random). Its output head
+ * follows: a tied head is re-tied to the new table; an untied `Linear` head takes the adapter's head
+ * rows (`<head>.weight` of `modules_to_save` or `<head>.base_layer.weight`).
  * `config.vocab_size` is updated. HF PEFT needs `model.resize_token_embeddings(n)` by hand before
  * loading; this does it from the file.
  * @param tensors - the adapter's tensors by saved key (`base_model.model.` prefix)
@@ -166,7 +168,10 @@ export function resizeEmbeddingsToAdapter(model: LoraTargetModel, tensors: Map<s
   const path = model.namedModules().find(([, x]) => x === emb)?.[0];
   if (!path) return undefined;
   const at = (k: string) => tensors.get(`${HF_PREFIX}${k}`);
-  const table = at(`${path}.base_layer.weight`) ?? at(`${path}.weight`); // [vocab', dim]
+  // `base_layer.weight` is the resized base table itself; a modules_to_save `weight` is the trained
+  // copy, so the base keeps its own rows and takes only the added ones from it.
+  const baseTable = at(`${path}.base_layer.weight`);
+  const table = baseTable ?? at(`${path}.weight`); // [vocab', dim]
   const loraA = at(`${path}.lora_embedding_A`); // [r, vocab']
   const rows = table?.shape[0] ?? loraA?.shape[1];
   if (rows === undefined || rows === emb.numEmbeddings) return undefined;
@@ -181,7 +186,8 @@ export function resizeEmbeddingsToAdapter(model: LoraTargetModel, tensors: Map<s
   for (const [h, head] of heads) {
     if (head instanceof TiedLinear && head.weight === emb.weight) continue; // re-tied below
     if (head instanceof Linear && head.outFeatures === emb.numEmbeddings && head.bias === undefined) {
-      const t = at(`${h}.weight`) ?? at(`${h}.base_layer.weight`);
+      const headBase = at(`${h}.base_layer.weight`);
+      const t = headBase ?? at(`${h}.weight`);
       if (!t || t.shape[0] !== rows) {
         throw new UserError(`${file}: the adapter's vocabulary has ${rows} tokens (${path} is [${table.shape.join(', ')}]) but it holds no ${h} rows for them, and the model's ${h} is not tied to ${path}`, {
           file,
@@ -189,12 +195,14 @@ export function resizeEmbeddingsToAdapter(model: LoraTargetModel, tensors: Map<s
         });
       }
       const next = new Linear(head.inFeatures, rows, false);
-      next.weight.assign(t);
+      const keep = Math.min(rows, head.outFeatures);
+      next.weight.assign(headBase ?? tf.tidy(() => (rows > keep ? tf.concat([head.weight.slice([0, 0], [keep, head.inFeatures]), t.slice([keep, 0], [rows - keep, head.inFeatures])], 0) : head.weight.slice([0, 0], [rows, head.inFeatures]))));
       replaced.push([h, next]);
     }
   }
   const next = new Embedding(rows, emb.dim);
-  next.weight.assign(table);
+  const keep = Math.min(rows, emb.numEmbeddings);
+  next.weight.assign(baseTable ?? tf.tidy(() => (rows > keep ? tf.concat([emb.weight.slice([0, 0], [keep, emb.dim]), table.slice([keep, 0], [rows - keep, emb.dim])], 0) : emb.weight.slice([0, 0], [rows, emb.dim]))));
   for (const x of [next, ...replaced.map(([, r]) => r)]) {
     x.requiresGrad(false);
     x.train(emb.training);
