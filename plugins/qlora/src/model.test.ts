@@ -140,3 +140,24 @@ test('use_dora on a quantized base: UserError at /use_dora, the model left as it
   assert.ok(m.getSubmodule('model.layers.0.self_attn.q_proj') instanceof QuantLinear);
   m.dispose();
 });
+
+test('a DoRA adapter loaded with method lora onto a 4-bit base: the norm uses the dequantized weight (at init it equals LoRA with the same A, B); merging is refused', () => {
+  const m = tinyLlama(1);
+  quantizeModel(m, {});
+  const plain = injectLora(m, { target_modules: ['q_proj', 'v_proj'], r: 2, init_lora_weights: false }, { adapterName: 'plain', seed: 4 });
+  const dora = injectLora(m, { target_modules: ['q_proj', 'v_proj'], r: 2, init_lora_weights: false, use_dora: true }, { adapterName: 'dora', seed: 4 });
+  const q = m.getSubmodule('model.layers.0.self_attn.q_proj') as LoraLayer;
+  assert.ok(q.baseLayer instanceof QuantLinear);
+  assert.equal(diff(q.loraWeights('plain').B, q.loraWeights('dora').B), 0, 'same seed, same A and B');
+  dora.setEnabled(false);
+  const yPlain = logits(m);
+  plain.setEnabled(false);
+  dora.setEnabled(true);
+  const yDora = logits(m);
+  dora.setEnabled(false);
+  assert.ok(diff(yPlain, logits(m)) > 1e-4, 'the adapters change the output');
+  assert.ok(diff(yDora, yPlain) < 1e-5, `DoRA at init = LoRA: ${diff(yDora, yPlain)}`);
+  dora.setEnabled(true);
+  assert.throws(() => dora.merge(), (e: unknown) => e instanceof UserError && /cannot add a float update/.test(e.message));
+  m.dispose();
+});
