@@ -723,7 +723,12 @@ function checkCompatibility(ins: AdapterInspection, base: BaseShapes): Compatibi
         continue;
       }
       const s = base.params.get(at)!;
-      if (s.join(',') !== t.shape.join(',')) {
+      // Added tokens: an embedding or LM head of another vocabulary, with an embedding table of that
+      // size in the file, is resized on load (see @peftkit/lora's resizeEmbeddingsToAdapter).
+      const resized = /(^|\.)(embed_tokens|lm_head)\.weight$/.test(key) && t.shape.length === 2 && s.length === 2 && t.shape[1] === s[1]
+        && ins.tensors.some((x) => /(^|\.)embed_tokens\.(base_layer\.)?weight$/.test(x.name) && x.shape[0] === t.shape[0]);
+      if (resized) notes.push(`${key} (modules_to_save): ${t.shape[0]} rows, the base's ${s[0]}; loading resizes the base's vocabulary to the adapter's (added tokens)`);
+      else if (s.join(',') !== t.shape.join(',')) {
         add(key, `[${t.shape.join(', ')}]`, `[${s.join(', ')}]`, `${key} (modules_to_save): the adapter saved [${t.shape.join(', ')}] but the base's is [${s.join(', ')}]${/(classifier|score)\.weight$/.test(key) ? ` (the adapter's head has ${t.shape[0]} labels, the base's ${s[0]})` : ''}`);
       }
     }
