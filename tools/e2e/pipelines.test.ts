@@ -1,9 +1,9 @@
 /**
- * The real pipeline files, end to end, at quick sizes: the quick spam data and a small tokenizer are
- * made in a temporary folder, `pretrain-base` trains a base there for two steps, and every spam-*
- * twin fine-tunes it for two steps, evaluates and exports. Paths and sizes are changed with the
- * same `--set` overrides a user has; nothing else about the pipelines is (sequence lengths stay as
- * written, so virtual tokens that do not fit the base's positions fail here).
+ * The real pipeline files, end to end, at their own quick sizes (`--quick`: each file's "quick"
+ * block): the quick spam data and a small tokenizer are made in a temporary folder, `pretrain-base`
+ * trains a base there, and every spam-* twin fine-tunes it, evaluates and exports. Only paths are
+ * changed, with the `--set` overrides a user has (sequence lengths stay as written, so virtual
+ * tokens that do not fit the base's positions fail here).
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
@@ -23,13 +23,11 @@ const base = join(tmp, 'models', 'spam-base');
 
 async function run(pipeline: string, sets: string[]): Promise<{ code: number; out: string; runDir: string }> {
   let out = '';
-  const args = ['run', join(root, 'pipelines', `${pipeline}.json`), '--runs-dir', runs, ...sets.flatMap((s) => ['--set', s])];
+  const args = ['run', join(root, 'pipelines', `${pipeline}.json`), '--quick', '--runs-dir', runs, ...sets.flatMap((s) => ['--set', s])];
   const code = await runCli(args, { out: (s) => (out += s), err: (s) => (out += s), cwd: root });
   const runDir = join(runs, pipeline, 'latest');
   return { code, out, runDir };
 }
-
-const quickTrain = ['steps.train.settings.max_steps=2', 'steps.train.settings.per_device_train_batch_size=2', 'steps.train.settings.eval_steps=null', 'steps.train.settings.save_steps=0'];
 
 before(async () => {
   prepareSpamData({ out: data, quick: true, maxChars: 400, seed: 42, force: false, log: () => {} });
@@ -40,11 +38,7 @@ test('pretrain-base trains the base from scratch and exports an HF checkpoint', 
   const r = await run('pretrain-base', [
     `steps.base.settings.tokenizer=${join(data, 'tokenizer')}`,
     `steps.corpus.settings.files={"train":"${join(data, 'corpus', 'train.jsonl')}","validation":"${join(data, 'corpus', 'validation.jsonl')}"}`,
-    'steps.corpus.settings.limit={"validation":4}',
-    'steps.evaluate.settings.num_samples=1',
-    'steps.evaluate.settings.max_new_tokens=4',
     `steps.export.settings.path=${base}`,
-    ...quickTrain,
   ]);
   assert.equal(r.code, 0, r.out);
   for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) assert.ok(existsSync(join(base, f)), f);
@@ -63,11 +57,7 @@ for (const pipeline of ['spam-lora', 'spam-qlora', 'spam-adapter', 'spam-prefix'
     const r = await run(pipeline, [
       `steps.base.settings.model=${base}`,
       `steps.spam.settings.files={"train":"${spam('train')}","validation":"${spam('validation')}","test":"${spam('test')}"}`,
-      'steps.spam.settings.limit={"train":8,"validation":4,"test":8}',
       `steps.corpus.settings.files={"train":"${join(data, 'corpus', 'validation.jsonl')}"}`,
-      'steps.corpus.settings.limit={"train":2}',
-      'steps.evaluate.settings.batch_size=4',
-      ...quickTrain,
     ]);
     assert.equal(r.code, 0, r.out);
     const report = JSON.parse(readFileSync(join(r.runDir, 'evaluate', 'report.json'), 'utf8'));

@@ -181,7 +181,7 @@ export function buildDataset(o: BuildDatasetOptions): Dataset {
 /** One line per split for the log: rows, examples, tokens, truncated and dropped rows, labels. */
 export function formatSummary(s: DatasetSummary): string[] {
   return Object.entries(s.splits).map(([name, x]) => {
-    const parts = [`${name}: ${x.rows} rows -> ${x.examples} ${s.packing ? `blocks of ${s.maxLength}` : 'examples'}`, `${x.tokens} tokens (${x.targetTokens} with loss, mean ${x.meanTokens.toFixed(1)}, max ${x.maxTokens})`];
+    const parts = [`${name}: ${plural(x.rows, 'row')} -> ${s.packing ? `${plural(x.examples, 'block')} of ${s.maxLength}` : plural(x.examples, 'example')}`, `${x.tokens} tokens (${x.targetTokens} with loss, mean ${x.meanTokens.toFixed(1)}, max ${x.maxTokens})`];
     if (x.truncated) parts.push(`${x.truncated} truncated at ${s.maxLength}`);
     if (x.dropped) parts.push(`${x.dropped} dropped`);
     if (x.packingRemainder) parts.push(`${x.packingRemainder} tokens left over after the last block`);
@@ -189,3 +189,6 @@ export function formatSummary(s: DatasetSummary): string[] {
     return parts.join(', ');
   });
 }
+
+/** `1 row`, `2 rows`. */
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;

@@ -230,7 +230,7 @@ export function injectLora(model: LoraTargetModel, config: LoraConfig = {}, opts
     const why = typeof targets === 'string' ? `the regular expression ${JSON.stringify(targets)} matched no module name in full` : `none of ${JSON.stringify(targets)} matched the end of a module name${layerFilter != null ? ` in layers ${JSON.stringify(layerFilter)}` : ''}${cfg.exclude_modules != null ? ' (after exclude_modules)' : ''}${modulesToSave.length ? ' (modules in modules_to_save are never LoRA targets)' : ''}`;
     throw new UserError(`LoRA found no module to wrap: ${why}. The model's linear layers: ${summarizeNames(linear) || '(none)'}`, {
       pointer: '/target_modules',
-      hint: 'use names from that list (matched against the end of the module name, e.g. "q_proj"), or "all-linear" for every linear layer but the output head',
+      hint: `use names from that list (matched against the end of the module name${linear.length ? `, e.g. "${linear[0].split('.').pop()}"` : ''}), or "all-linear" for every linear layer but the output head`,
     });
   }
   if (Array.isArray(targets) && typeof given.target_modules !== 'string') {

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { UserError, pointer, writeJsonAtomic, type SettingsIssue, type StepKind } from '@peftkit/core';
+import { UserError, pointer, writeJsonAtomic, type LocalPath, type SettingsIssue, type StepKind } from '@peftkit/core';
 import { PeftModel, type LoadedModel, type Tokenizer } from '@peftkit/models';
 import { buildDataset, formatSummary, splitTextTemplate, SPLIT_NAMES } from '@peftkit/data';
 import schema from './dataset.schema.json' with { type: 'json' };
@@ -32,6 +32,10 @@ export const datasetStep: StepKind<DatasetSettings> = {
   },
   outputs: { dataset: { type: 'dataset', description: 'Tokenized train / validation / test splits with label masks and a batching API.' } },
   settingsSchema: schema as StepKind['settingsSchema'],
+  localPaths(s): LocalPath[] {
+    const files = Object.entries(s.files ?? {}).filter((e): e is [string, string] => typeof e[1] === 'string');
+    return [...files.map(([split, path]) => ({ pointer: `/files/${split}`, path, expect: 'file' as const })), ...(s.path ? [{ pointer: '/path', path: s.path, expect: 'file' as const }] : [])];
+  },
   validate(s): SettingsIssue[] {
     const issues: SettingsIssue[] = [];
     if (!s.files && !s.path) issues.push({ pointer: '/files', message: 'no data: give "files" or "path"', hint: 'e.g. "files": {"train": "data/train.jsonl", "validation": "data/validation.jsonl"}' });

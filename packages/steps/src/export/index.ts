@@ -66,6 +66,7 @@ export const exportStep: StepKind<ExportSettings> = {
     const { files, format } = writeFolderAtomic(folder, (tmp) => writeAdapter(peft, handle.name, tmp));
     const bytes = folderBytes(folder);
     ctx.logger.info(`exported ${handle.method} adapter "${handle.name}" (${format}) to ${folder}: ${files.join(', ')}; ${bytes.toLocaleString('en-US')} bytes`);
+    ctx.summarize?.(`${handle.method === 'full' ? 'model' : 'adapter'}: ${folder} (${format}, ${bytes.toLocaleString('en-US')} bytes)`);
     const row: Record<string, unknown> = { adapter: handle.name, method: handle.method, format, path: folder, adapter_bytes: bytes };
 
     if (settings.merged) {
@@ -86,6 +87,7 @@ export const exportStep: StepKind<ExportSettings> = {
           handle.unmerge();
         }
         const mergedBytes = folderBytes(mergedFolder);
+        ctx.summarize?.(`merged model: ${mergedFolder} (${mergedBytes.toLocaleString('en-US')} bytes)`);
         ctx.logger.info(`exported the merged model to ${mergedFolder}: ${mergedBytes.toLocaleString('en-US')} bytes`);
         Object.assign(row, { merged_path: mergedFolder, merged_bytes: mergedBytes });
       }

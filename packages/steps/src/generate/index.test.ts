@@ -106,7 +106,7 @@ test('through the engine: load → generate writes the file in the run folder', 
     const pipeline = { name: 'gen', seed: 3, backend: 'wasm', steps: { base: { kind: 'load', settings: { model: modelDir } }, say: { kind: 'generate', inputs: { model: 'base' }, settings: { prompts: [' low'], max_new_tokens: 3 } } } };
     const file = join(dir, 'gen.json');
     writeFileSync(file, JSON.stringify(pipeline));
-    const sources = { builtins: [{ name: '@peftkit/steps', version: '0.1.0', module: stepsModule }], discover: false };
+    const sources = { builtins: [{ name: '@peftkit/steps', version: '0.1.0', module: stepsModule }] };
     const { runDir } = await runPipeline(await preparePipeline(file, [], sources), { runsDir: join(dir, 'runs') });
     const out = join(runDir, 'say', 'generations.jsonl');
     assert.ok(existsSync(out));

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { extname, isAbsolute, join, resolve } from 'node:path';
-import { UserError, writeFileAtomic, type SettingsIssue, type StepKind } from '@peftkit/core';
+import { UserError, writeFileAtomic, type LocalPath, type SettingsIssue, type StepKind } from '@peftkit/core';
 import { BASE_ADAPTER_NAME, PeftModel, generateText, type Generation, type LoadedModel } from '@peftkit/models';
 import schema from './generate.schema.json' with { type: 'json' };
 import type { GenerateSettings } from './generate.generated.js';
@@ -46,6 +46,7 @@ export const generateStep: StepKind<GenerateSettings> = {
   inputs: { model: { accepts: ['peft-model', 'base-model', 'quantized-model'], description: 'A causal LM, with or without adapters.' } },
   outputs: { artifact: { type: 'artifact', description: `The ${GENERATIONS_FILE} file written in the step folder.` } },
   settingsSchema: schema,
+  localPaths: (settings): LocalPath[] => (settings.prompts_file ? [{ pointer: '/prompts_file', path: settings.prompts_file, expect: 'file' }] : []),
   validate(settings): SettingsIssue[] {
     if (!settings.prompts?.length && !settings.prompts_file) return [{ pointer: '/prompts', message: 'no prompts: give prompts, prompts_file, or both', hint: 'e.g. "prompts": ["Once upon a time"]' }];
     if (settings.adapter === '') return [{ pointer: '/adapter', message: 'adapter is empty', hint: `name an adapter, ${BASE_ADAPTER_NAME} for the base, or null for the active one` }];

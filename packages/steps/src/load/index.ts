@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { UserError, type SettingsIssue, type StepContext, type StepKind } from '@peftkit/core';
+import { UserError, type LocalPath, type SettingsIssue, type StepContext, type StepKind } from '@peftkit/core';
 import { createModel, isHubId, loadPretrained, loadTokenizer, manualSeed, type LoadedModel, type LoadedPretrained, type ModelConfig } from '@peftkit/models';
 import schema from './load.schema.json' with { type: 'json' };
 import type { LoadSettings } from './load.generated.js';
@@ -29,6 +29,13 @@ export const loadStep: StepKind<LoadSettings> = {
   inputs: {},
   outputs: { model: { type: 'base-model', description: 'The loaded model with its tokenizer (a LoadedModel).' } },
   settingsSchema: schema,
+  localPaths(settings): LocalPath[] {
+    const out: LocalPath[] = [];
+    if (settings.model) out.push({ pointer: '/model', path: settings.model, expect: 'folder', hubId: isHubId(settings.model) });
+    if (typeof settings.from_config === 'string') out.push({ pointer: '/from_config', path: settings.from_config, expect: 'file' });
+    if (settings.tokenizer) out.push({ pointer: '/tokenizer', path: settings.tokenizer, expect: 'folder' });
+    return out;
+  },
   validate(settings): SettingsIssue[] {
     if ((settings.model == null) === (settings.from_config == null)) {
       return [{ pointer: settings.model == null ? '/model' : '/from_config', message: 'give exactly one of "model" (a checkpoint to load) and "from_config" (a config to initialise randomly)', hint: 'set "model" to a folder or hub id, or "from_config" to a config.json' }];
@@ -50,6 +57,10 @@ export const loadStep: StepKind<LoadSettings> = {
       numLabels: settings.num_labels ?? undefined,
       strict: settings.strict ?? true,
       log: (m) => ctx.logger.info(m),
+    }).catch((e) => {
+      // Whatever is wrong inside the checkpoint (its message names the file), "model" chose it.
+      if (e instanceof UserError) throw new UserError(e.message, { pointer: '/model', hint: e.details.hint });
+      throw e;
     });
     const { model, tokenizer, report } = loaded;
     const dims = model.dims();
