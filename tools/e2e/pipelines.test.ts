@@ -68,6 +68,9 @@ for (const pipeline of ['spam-lora', 'spam-qlora', 'spam-adapter', 'spam-prefix'
       assert.ok(Number.isFinite(row.with_adapter) && Number.isFinite(row.without_adapter), JSON.stringify(row));
     }
     assert.ok(metric('accuracy').with_adapter >= 0 && metric('accuracy').with_adapter <= 1);
+    // The closing summary: where the report and the adapter are, and the headline figures.
+    assert.match(r.out, /\n {2}evaluate: report: .+report\.md\n {2}evaluate: accuracy [\d.]+ \(base [\d.]+, majority [\d.]+\); F1 .+; forgetting: held-out perplexity /);
+    assert.match(r.out, /\n {2}export: (adapter|model): .+ bytes\)\n/);
     const exported = readdirSync(join(r.runDir, 'export'), { recursive: true }).map(String);
     assert.ok(exported.some((f) => /adapter_config\.json$|config\.json$/.test(f)), exported.join(', '));
   });

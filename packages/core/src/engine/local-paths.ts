@@ -42,7 +42,7 @@ export function checkLocalPaths(file: string, steps: Record<string, Step>, regis
       if (p.hubId) continue;
       const writer = deps.find((d) => abs === d.path || abs.startsWith(d.path + sep));
       if (writer) {
-        notes.push({ file, pointer: at, message: `${p.path} does not exist yet; "${writer.by}" (dependsOn) writes ${relative(dir, writer.path) || '.'}`, hint: `it runs first under Nx (npx nx run <project>:<this pipeline>); run it yourself before \`peftkit run\`` });
+        notes.push({ file, pointer: at, message: `${p.path} does not exist yet; "${writer.by}" (dependsOn) writes ${relative(dir, writer.path) || '.'} (Nx runs it first; without Nx, run it before this pipeline)` });
         continue;
       }
       const parent = nearestExisting(dirname(abs));

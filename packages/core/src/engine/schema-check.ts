@@ -56,7 +56,7 @@ function toIssue(file: string, base: string, e: ErrorObject): PipelineIssue {
       const example = s?.default !== undefined && s.default !== null ? ` such as ${JSON.stringify(s.default)} (the default)` : s?.examples?.length ? ` such as ${JSON.stringify(s.examples[0])}` : '';
       const got = e.data === null ? 'null' : Array.isArray(e.data) ? 'an array' : typeof e.data === 'string' ? `the string ${JSON.stringify(e.data)}` : `a ${typeof e.data}`;
       const what = describe(e);
-      return { file, pointer: at, message: `must be of type ${p.type}, not ${got}`, hint: `write a ${String(p.type).replace(/,/g, ' or ')}${example}${what ? `; ${what}` : ''}` };
+      return { file, pointer: at, message: `must be of type ${p.type}, not ${got}`, hint: `write ${/^[aeiou]/.test(String(p.type)) ? 'an' : 'a'} ${String(p.type).replace(/,/g, ' or ')}${example}${what ? `; ${what}` : ''}` };
     }
     default:
       return { file, pointer: at, message: e.message ?? e.keyword, hint: describe(e) };

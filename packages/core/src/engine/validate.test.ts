@@ -73,7 +73,9 @@ test('setting of the wrong type', () => {
   d.steps.fit.settings.lr = 'fast';
   const i = only(d);
   assert.equal(i.pointer, '/steps/fit/settings/lr');
-  assert.match(i.message, /must be of type number/);
+  assert.match(i.message, /must be of type number, not the string "fast"/);
+  // The hint says what to write first, then what the field means.
+  assert.match(i.hint!, /^write a number/);
 });
 
 test('unknown field in settings is named with a did-you-mean', () => {
