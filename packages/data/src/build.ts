@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import * as aq from 'arquero';
 import type { ColumnTable } from 'arquero';
 import { UserError } from '@peftkit/core';
-import type { Tokenizer } from '@peftkit/models';
+import type { PromptFormat, Tokenizer } from '@peftkit/models';
 import { createBatchIterator } from './batches.js';
 import { readTable, type FileFormat } from './formats.js';
 import { deriveSeed } from './random.js';
@@ -164,8 +164,15 @@ export function buildDataset(o: BuildDatasetOptions): Dataset {
     ...(labelNames ? { labelNames } : {}),
     splits: Object.fromEntries(Object.entries(splits).map(([k, v]) => [k, v.summary])),
   };
+  const promptFormat: PromptFormat = {
+    shape: o.shape,
+    ...(classification ? { text_template: textTemplate } : {}),
+    ...(o.shape === 'instruction' ? { instruction_template: template.prompt_no_input } : {}),
+    ...(labelNames ? { labels: labelNames } : {}),
+    ...(labelWords ? { label_words: labelWords } : {}),
+  };
   const dataset: Dataset = {
-    shape: o.shape, splits, tokenizer: o.tokenizer, maxLength: o.maxLength, packing, padTokenId, seed: o.seed, summary,
+    shape: o.shape, splits, tokenizer: o.tokenizer, maxLength: o.maxLength, packing, padTokenId, seed: o.seed, summary, promptFormat,
     batches(split, options) {
       const sp = splits[split];
       if (!sp) throw new Error(`the dataset has no "${split}" split (it has ${Object.keys(splits).join(', ')})`);

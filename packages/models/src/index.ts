@@ -9,6 +9,7 @@ export * from './peft/peft-model.js';
 export * from './peft/mixed-batch.js';
 export * from './peft/inspect.js';
 export * from './peft/serve.js';
+export * from './peft/prompt-format.js';
 export * from './peft/hf-adapter-io.js';
 export * from './io/safetensors.js';
 export * from './tokenizer/hf-tokenizer.js';

@@ -1,4 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
+import type { PromptFormat } from './prompt-format.js';
 import { UserError } from '@peftkit/core';
 import type { LoadedModel, ModelInputs, ModelOutput } from '../model.js';
 import { BASE_ADAPTER_NAME, isMixedBatchModule, withMixedBatch } from './mixed-batch.js';
@@ -19,6 +20,8 @@ export interface AdapterHandle {
   peftType: string | null;
   /** The method's config as given, defaults applied. */
   config: Record<string, unknown>;
+  /** The prompt format it was trained with (set by the train step, read from `prompt_format.json`). */
+  promptFormat?: PromptFormat;
   /** The parameters training updates, keyed as in the saved adapter. */
   trainableParameters(): [string, tf.Variable][];
   /**

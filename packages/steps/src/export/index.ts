@@ -1,7 +1,7 @@
 import { isAbsolute, join, resolve } from 'node:path';
 import { UserError, type StepKind } from '@peftkit/core';
 import type * as tf from '@tensorflow/tfjs';
-import { folderBytes, hfAdapterSubfolder, savePretrained, writeFolderAtomic, writeHfAdapterFiles, type AdapterHandle, type LoadedModel, type PeftModel, type PreTrainedModel } from '@peftkit/models';
+import { folderBytes, hfAdapterSubfolder, savePretrained, writeFolderAtomic, writeHfAdapterFiles, writePromptFormat, type AdapterHandle, type LoadedModel, type PeftModel, type PreTrainedModel } from '@peftkit/models';
 import { baseStateNames } from '../inject/base-state.js';
 import schema from './export.schema.json' with { type: 'json' };
 import type { ExportSettings } from './export.generated.js';
@@ -63,7 +63,11 @@ export const exportStep: StepKind<ExportSettings> = {
     const at = (p: string) => (isAbsolute(p) ? p : resolve(ctx.pipelineDir, p));
     const root = settings.path ? at(settings.path) : join(ctx.stepDir, 'adapter');
     const folder = hfAdapterSubfolder(root, handle.name);
-    const { files, format } = writeFolderAtomic(folder, (tmp) => writeAdapter(peft, handle.name, tmp));
+    const { files, format } = writeFolderAtomic(folder, (tmp) => {
+      const written = writeAdapter(peft, handle.name, tmp);
+      if (handle.promptFormat) written.files.push(writePromptFormat(tmp, handle.promptFormat));
+      return written;
+    });
     const bytes = folderBytes(folder);
     ctx.logger.info(`exported ${handle.method} adapter "${handle.name}" (${format}) to ${folder}: ${files.join(', ')}; ${bytes.toLocaleString('en-US')} bytes`);
     ctx.summarize?.(`${handle.method === 'full' ? 'model' : 'adapter'}: ${folder} (${format}, ${bytes.toLocaleString('en-US')} bytes)`);
@@ -82,7 +86,7 @@ export const exportStep: StepKind<ExportSettings> = {
           // savePretrained reads config, task and stateDict(): give it the merged base's.
           const view = { config: m.config, task: m.task, stateDict: () => sd } as unknown as PreTrainedModel;
           const merged: LoadedModel = { ...peft.base, model: view };
-          writeFolderAtomic(mergedFolder, (tmp) => savePretrained(merged, tmp));
+          writeFolderAtomic(mergedFolder, (tmp) => [...savePretrained(merged, tmp), ...(handle.promptFormat ? [writePromptFormat(tmp, handle.promptFormat)] : [])]);
         } finally {
           handle.unmerge();
         }

@@ -36,6 +36,8 @@ export const trainStep: StepKind<TrainSettings> = {
   async run(ctx, inputs, settings) {
     const model = inputs.model as PeftModel;
     const data = inputs.dataset as Dataset;
+    // What export stores beside the adapter, so that generate and classify prompt it as training did.
+    for (const name of model.active) model.adapters.get(name)!.promptFormat = data.promptFormat;
     const result = await runTraining(model, data, settings, {
       checkpointDir: join(ctx.stepDir, 'checkpoints'), resume: ctx.resume, signal: ctx.signal, logger: ctx.logger,
       recordMetrics: (row) => ctx.recordMetrics(row), seed: ctx.seed, backend: ctx.backend,
