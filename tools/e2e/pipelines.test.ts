@@ -50,7 +50,7 @@ test('pretrain-base trains the base from scratch and exports an HF checkpoint', 
   assert.ok(ppl && Number.isFinite(ppl.with_adapter) && ppl.with_adapter > 1, JSON.stringify(report.rows));
 });
 
-for (const pipeline of ['spam-lora', 'spam-qlora', 'spam-adapter', 'spam-prefix', 'spam-prompt', 'spam-full']) {
+for (const pipeline of ['spam-lora', 'spam-qlora', 'spam-adapter', 'spam-prefix', 'spam-prompt', 'spam-full', 'spam-ia3']) {
   test(`${pipeline} fine-tunes the base, reports accuracy and F1 with and without the adapter, and exports`, async () => {
     assert.ok(existsSync(join(base, 'model.safetensors')), 'needs the pretrain-base test first');
     const spam = (s: string) => join(data, 'spam', `${s}.jsonl`);

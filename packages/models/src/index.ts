@@ -11,6 +11,7 @@ export * from './peft/inspect.js';
 export * from './peft/serve.js';
 export * from './peft/prompt-format.js';
 export * from './peft/hf-adapter-io.js';
+export * from './peft/target-names.js';
 export * from './io/safetensors.js';
 export * from './tokenizer/hf-tokenizer.js';
 export * from './tokenizer/load.js';

@@ -481,7 +481,9 @@ function inspectHfPeft(ins: AdapterInspection, cfg: Record<string, unknown>): vo
   if (type === null) ins.notes.push(`${HF_ADAPTER_CONFIG} has no peft_type`);
   if (type === 'LORA') return inspectLora(ins, cfg);
   if (type === 'PROMPT_TUNING' || type === 'P_TUNING' || type === 'PREFIX_TUNING') return inspectPrompt(ins, cfg, type);
-  ins.notes.push(`peft_type ${JSON.stringify(type)} is not a method peftkit implements (LORA, PROMPT_TUNING, P_TUNING, PREFIX_TUNING); only an outline is shown`);
+  // Methods from plugins (IA3 in @peftkit/ia3, or a third party's) load and serve, but this
+  // inspector, which knows no plugin, describes only the built-in layouts in detail.
+  ins.notes.push(`peft_type ${JSON.stringify(type)}: inspect describes LORA, PROMPT_TUNING, P_TUNING and PREFIX_TUNING adapters in detail; only an outline is shown (\`peftkit plugins\` lists the methods installed plugins load)`);
   ins.parameterBreakdown = ins.numParameters === null ? null : { adapter: ins.numParameters, modulesToSave: 0, other: 0 };
 }
 
