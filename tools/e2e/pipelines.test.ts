@@ -73,5 +73,9 @@ for (const pipeline of ['spam-lora', 'spam-qlora', 'spam-adapter', 'spam-prefix'
     assert.match(r.out, /\n {2}export: (adapter|model): .+ bytes\)\n/);
     const exported = readdirSync(join(r.runDir, 'export'), { recursive: true }).map(String);
     assert.ok(exported.some((f) => /adapter_config\.json$|config\.json$/.test(f)), exported.join(', '));
+    // The template, labels and label words it was trained with travel with it (generate and classify apply them).
+    const format = exported.find((f) => f.endsWith('prompt_format.json'));
+    assert.ok(format, exported.join(', '));
+    assert.deepEqual(JSON.parse(readFileSync(join(r.runDir, 'export', format), 'utf8')).labels, ['ham', 'spam']);
   });
 }
