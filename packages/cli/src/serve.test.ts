@@ -330,7 +330,7 @@ describe('peftkit classify', () => {
   it('a causal-LM adapter is refused with a pointer to generate', async () => {
     const r = await cli(['classify', '--model', base, '--adapter', `t=${hf('gpt2-lora-tigrinya')}`, '--backend', 'wasm', '--no-discover', 'x']);
     assert.equal(r.code, 1);
-    assert.match(r.err, /adapter "t" .* is a causal-LM adapter \(task_type CAUSAL_LM\), not a classifier\n {2}hint: generate with it: peftkit generate/);
+    assert.match(r.err, /adapter "t" .* is a causal-LM adapter \(task_type CAUSAL_LM\) without label words in a prompt_format\.json, so not a classifier\n {2}hint: generate with it: peftkit generate/);
     noStack(r.err);
   });
 });
