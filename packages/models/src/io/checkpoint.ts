@@ -253,28 +253,42 @@ function sortKeys(v: unknown): unknown {
 }
 
 /**
+ * The `config.json` object transformers 5's `save_pretrained` writes for `model`, keys sorted:
+ * `architectures` set to the class of the model's task; `dtype` float32 (transformers 4 wrote
+ * `torch_dtype`, which is dropped); for classifiers `id2label` / `label2id` (LABEL_i by default),
+ * for other heads none; no `num_labels` (transformers 5 derives it from `id2label`); no
+ * `pad_token_id` when it is unset (never `null`). Llama-family RoPE settings are in
+ * `rope_parameters` already (the config reader folds `rope_theta` / `rope_scaling` into it).
+ */
+export function pretrainedConfigJson(model: PreTrainedModel): Record<string, unknown> {
+  const cfg: Record<string, unknown> = { ...model.config, dtype: 'float32' };
+  delete cfg.torch_dtype;
+  const arch = architectureName(String(model.config.model_type), model.task);
+  if (arch) cfg.architectures = [arch];
+  const numLabels = cfg.num_labels;
+  delete cfg.num_labels;
+  if (model.task !== 'sequence-classification') {
+    delete cfg.id2label;
+    delete cfg.label2id;
+  } else if (cfg.id2label == null && typeof numLabels === 'number') {
+    const labels = Array.from({ length: numLabels }, (_, i) => `LABEL_${i}`);
+    cfg.id2label = Object.fromEntries(labels.map((l, i) => [String(i), l]));
+    cfg.label2id = Object.fromEntries(labels.map((l, i) => [l, i]));
+  }
+  if (cfg.id2label == null) delete cfg.label2id;
+  for (const k of ['id2label', 'pad_token_id']) if (cfg[k] == null) delete cfg[k];
+  return sortKeys(cfg) as Record<string, unknown>;
+}
+
+/**
  * Writes a model folder that transformers' `from_pretrained` loads (`save_pretrained`):
- * config.json (keys sorted, `architectures` set to the class of the model's task, `torch_dtype`
- * float32, `id2label` / `label2id` for classifiers), model.safetensors (float32, metadata `{"format": "pt"}`, each tied weight once under
+ * config.json ({@link pretrainedConfigJson}), model.safetensors (float32, metadata `{"format": "pt"}`, each tied weight once under
  * its first name, as transformers drops `lm_head.weight` when tied) and the tokenizer's files.
  * Every file is written atomically.
  * @returns the file names written.
  */
 export function savePretrained(loaded: LoadedModel, folder: string): string[] {
   const { model } = loaded;
-  const cfg: Record<string, unknown> = { ...model.config, torch_dtype: 'float32' };
-  const arch = architectureName(String(model.config.model_type), model.task);
-  if (arch) cfg.architectures = [arch];
-  // transformers writes the label maps of a classifier (LABEL_i by default) and never `id2label: null`.
-  if (cfg.id2label == null) {
-    delete cfg.id2label;
-    delete cfg.label2id;
-    if (model.task === 'sequence-classification' && typeof cfg.num_labels === 'number') {
-      const labels = Array.from({ length: cfg.num_labels }, (_, i) => `LABEL_${i}`);
-      cfg.id2label = Object.fromEntries(labels.map((l, i) => [String(i), l]));
-      cfg.label2id = Object.fromEntries(labels.map((l, i) => [l, i]));
-    }
-  }
   const seen = new Set<tf.Tensor>();
   const tensors = new Map<string, tf.Tensor>();
   for (const [name, t] of model.stateDict()) {
@@ -283,7 +297,7 @@ export function savePretrained(loaded: LoadedModel, folder: string): string[] {
     tensors.set(name, t);
   }
   writeSafetensors(join(folder, 'model.safetensors'), tensors, { format: 'pt' });
-  writeJsonAtomic(join(folder, 'config.json'), sortKeys(cfg));
+  writeJsonAtomic(join(folder, 'config.json'), pretrainedConfigJson(model));
   const written = ['config.json', 'model.safetensors'];
   if (loaded.tokenizer?.save) written.push(...loaded.tokenizer.save(folder));
   return written;
