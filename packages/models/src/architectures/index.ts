@@ -79,3 +79,4 @@ export { ROPE_TYPES, resolveRopeParameters, ropeFrequencies, type RopeFrequencie
 export { BertModel, BertForSequenceClassification, bertConfig, type BertConfig, type ResolvedBertConfig } from './bert.js';
 export { DistilBertModel, DistilBertForSequenceClassification, distilBertConfig, type DistilBertConfig, type ResolvedDistilBertConfig } from './distilbert.js';
 export { TiedLinear, activation } from './shared.js';
+export { resizeTokenEmbeddings } from './resize-embeddings.js';

@@ -10,6 +10,7 @@ import { UserError, writeJsonAtomic } from '@peftkit/core';
 import type { LoadedModel, ModelConfig, ModelTask, PreTrainedModel } from '../model.js';
 import { createModel, SUPPORTED_MODEL_TYPES } from '../architectures/index.js';
 import { hasTokenizer, loadTokenizer } from '../tokenizer/load.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { CheckpointError, forEachSafetensor, readSafetensorsHeader, refuseNonSafetensors, writeSafetensors, type SafetensorsDtype } from './safetensors.js';
 import { resolveModelSource, type ResolveSourceOptions } from './hub.js';
 
@@ -48,6 +49,11 @@ export interface CheckpointReport {
   dtypes: Partial<Record<SafetensorsDtype, number>>;
   /** Parameter count (tied weights once). */
   numParameters: number;
+  /**
+   * What the caller should tell the user (also passed to `log`): a tokenizer with more ids than the
+   * model has embedding rows (see {@link tokenizerVocabWarning}).
+   */
+  warnings: string[];
 }
 
 /** The result of {@link loadPretrained}: a {@link LoadedModel} plus what was loaded. */
@@ -151,6 +157,11 @@ export async function loadPretrained(source: string, opts: LoadPretrainedOptions
   try {
     const report = loadWeights(model, folder, files, weightMap, opts.strict ?? true);
     const tokenizer = (opts.tokenizer ?? true) && hasTokenizer(folder) ? loadTokenizer(folder) : undefined;
+    const mismatch = tokenizer && tokenizerVocabWarning(tokenizer, model, folder);
+    if (mismatch) {
+      report.warnings.push(mismatch);
+      opts.log?.(`warning: ${mismatch}`);
+    }
     model.eval();
     return { model, tokenizer, source: hubId ?? source, report };
   } catch (e) {
@@ -221,7 +232,27 @@ function loadWeights(model: PreTrainedModel, folder: string, files: string[], we
     unexpected: [...ignored, ...unknown],
     dtypes,
     numParameters: model.numParameters(),
+    warnings: [],
   };
+}
+
+/**
+ * Says when `tokenizer` has more ids than `model` has embedding rows (added tokens, e.g. a pad
+ * token at id = vocab_size, which transformers users follow with `resize_token_embeddings`): those
+ * ids have no embedding and fail in any forward pass. A model larger than its tokenizer (a vocabulary
+ * padded to a multiple of 64) is normal and says nothing.
+ * @returns the message naming both sizes and the first ids without rows, or undefined when they fit.
+ */
+export function tokenizerVocabWarning(tokenizer: Tokenizer, model: PreTrainedModel, where: string): string | undefined {
+  const rows = model.dims().vocabSize;
+  const ids = tokenizer.vocabSize;
+  if (ids <= rows) return undefined;
+  const extra = Array.from({ length: Math.min(ids - rows, 5) }, (_, i) => rows + i).map((id) => `${id} ${JSON.stringify(tokenizer.idToToken?.(id) ?? '?')}`);
+  return (
+    `${where}: the tokenizer has ${ids} tokens but the model's embedding has ${rows} rows (config.json /vocab_size); ` +
+    `ids ${rows} to ${ids - 1} (${extra.join(', ')}${ids - rows > 5 ? ', ...' : ''}) have no embedding and fail in a forward pass: ` +
+    `resize the embeddings (resizeTokenEmbeddings, as transformers' resize_token_embeddings) or load an adapter that carries the new rows`
+  );
 }
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {

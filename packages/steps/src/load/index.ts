@@ -61,6 +61,7 @@ export const loadStep: StepKind<LoadSettings> = {
     );
     if (tokenizer) ctx.logger.info(`tokenizer: ${n(tokenizer.vocabSize)} tokens${tokenizer.chatTemplate ? ', with a chat template' : ''}`);
     else ctx.logger.warn(`no tokenizer in ${report.folder} (expected tokenizer.json, vocab.json + merges.txt or vocab.txt)`);
+    for (const w of report.warnings) ctx.logger.warn(w);
     if (report.newlyInitialized.length) ctx.logger.warn(`newly initialized (not in the checkpoint): ${report.newlyInitialized.join(', ')}`);
     const otherMissing = report.missing.filter((k) => !report.newlyInitialized.includes(k));
     if (otherMissing.length) ctx.logger.warn(`missing from the checkpoint, left at their initial values: ${otherMissing.join(', ')}`);
