@@ -237,6 +237,44 @@ function loadWeights(model: PreTrainedModel, folder: string, files: string[], we
 }
 
 /**
+ * Gives a sequence classifier without `pad_token_id` one, as transformers users do before training
+ * (`tokenizer.pad_token = tokenizer.eos_token; model.config.pad_token_id = tokenizer.pad_token_id`):
+ * `padTokenId` when given, else the tokenizer's pad token, else its EOS token, else config.json's
+ * `eos_token_id` (the first, when a list). Decoder classifiers pool each row's last token that is not
+ * the pad token; without one, any batch of more than one row fails (as in transformers). Other tasks,
+ * and classifiers that have a pad token while `padTokenId` is not given, are left alone.
+ * @returns a sentence saying which id was set and why, or undefined when nothing changed.
+ * @throws UserError when `padTokenId` is outside the vocabulary, or no pad or EOS token is known.
+ */
+export function setClassifierPadToken(loaded: LoadedModel, padTokenId?: number | null): string | undefined {
+  const { model, tokenizer } = loaded;
+  const cfg = model.config;
+  const vocab = model.dims().vocabSize;
+  if (padTokenId != null) {
+    if (!Number.isInteger(padTokenId) || padTokenId < 0 || padTokenId >= vocab) {
+      throw new UserError(`pad_token_id ${padTokenId} is not a token id of the model (0 to ${vocab - 1})`, { pointer: '/pad_token_id', hint: 'give the id of the tokenizer\'s pad or EOS token' });
+    }
+    if (cfg.pad_token_id === padTokenId) return undefined;
+    cfg.pad_token_id = padTokenId;
+    return `pad_token_id set to ${padTokenId} as given`;
+  }
+  if (model.task !== 'sequence-classification' || cfg.pad_token_id != null) return undefined;
+  const eosCfg = Array.isArray(cfg.eos_token_id) ? (cfg.eos_token_id[0] as number | undefined) : (cfg.eos_token_id as number | null | undefined);
+  const [id, what] =
+    tokenizer?.padTokenId != null ? [tokenizer.padTokenId, 'the tokenizer\'s pad token']
+    : tokenizer?.eosTokenId != null ? [tokenizer.eosTokenId, 'the tokenizer\'s EOS token (it has no pad token), as transformers users set tokenizer.pad_token = tokenizer.eos_token']
+    : eosCfg != null ? [eosCfg, 'config.json\'s eos_token_id (no pad token is known), as transformers users set pad_token_id = eos_token_id']
+    : [undefined, ''];
+  if (id === undefined) {
+    throw new UserError(`${String(cfg.model_type)} sequence classification needs a pad token: the model pools each row's last token that is not padding, but config.json has no pad_token_id and no eos_token_id, and the tokenizer has neither`, {
+      pointer: '/pad_token_id', hint: 'set pad_token_id in the load step (a token id the tokenizer pads with)',
+    });
+  }
+  cfg.pad_token_id = id;
+  return `config.json has no pad_token_id: using ${id}, ${what}`;
+}
+
+/**
  * Says when `tokenizer` has more ids than `model` has embedding rows (added tokens, e.g. a pad
  * token at id = vocab_size, which transformers users follow with `resize_token_embeddings`): those
  * ids have no embedding and fail in any forward pass. A model larger than its tokenizer (a vocabulary
