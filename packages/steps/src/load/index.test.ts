@@ -110,7 +110,7 @@ test('sequence classification without a pad token: the tokenizer\'s EOS becomes 
   const logits = loaded.model.forward({ inputIds: tf.tensor2d([[3, 5, 7], [3, 5, 20]], undefined, 'int32') }).logits;
   const short = loaded.model.forward({ inputIds: tf.tensor2d([[3, 5]], undefined, 'int32') }).logits;
   assert.deepEqual(logits.shape, [2, 2]);
-  assert.ok(Math.abs(logits.arraySync()[1][0] - short.arraySync()[0][0]) < 1e-6);
+  assert.ok(Math.abs((logits.arraySync() as number[][])[1][0] - (short.arraySync() as number[][])[0][0]) < 1e-6);
   tf.dispose([logits, short]);
   loaded.model.dispose();
 
