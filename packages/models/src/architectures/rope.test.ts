@@ -31,6 +31,12 @@ test('transformers 5 rope_parameters and transformers 4 rope_theta / rope_scalin
   // Old files say "type"; a missing θ is Llama's 10000; rope_parameters wins over the old fields.
   assert.deepEqual(resolveRopeParameters({ ...llama, rope_scaling: { type: 'linear', factor: 2 } }), { rope_type: 'linear', rope_theta: 10000, factor: 2 });
   assert.deepEqual(resolveRopeParameters({ ...llama, rope_theta: 5, rope_parameters: { rope_type: 'default', rope_theta: 7 } }).rope_theta, 7);
+  // Scaled types read the same from either form (transformers 5 moves rope_scaling's fields into rope_parameters).
+  const l3 = { factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 };
+  const l3v4 = llamaConfig({ ...llama, rope_theta: 5e5, rope_scaling: { rope_type: 'llama3', ...l3 } });
+  const l3v5 = llamaConfig({ ...llama, rope_parameters: { rope_type: 'llama3', rope_theta: 5e5, ...l3 } });
+  assert.deepEqual(l3v4.rope_parameters, l3v5.rope_parameters);
+  assert.equal(l3v5.rope_parameters.factor, 8);
   // θ = 1e6, d = 8: θ^(-2i/8) = 1, 1e-1.5, 1e-3, 1e-4.5.
   close(ropeFrequencies(v5.rope_parameters, 8, 16).invFreq, [1, 10 ** -1.5, 1e-3, 10 ** -4.5]);
 });
