@@ -32,7 +32,10 @@ export interface GoldenCase {
   base: GoldenTensor;
   adapter: GoldenTensor;
   merged?: GoldenTensor;
-  /** The loss HF computed (see the README for its definition) and the gradient of every trainable adapter tensor, by saved key. */
+  /**
+   * The loss HF computed (see the README for its definition) and the gradient of every trainable
+   * adapter tensor, by the key the tensor is saved under (see {@link savedKeyOfParameter}).
+   */
   grads?: { loss: number; labels: number[] | number[][]; grads: Record<string, GoldenTensor> };
 }
 
@@ -45,6 +48,16 @@ export function goldenCaseNames(): string[] {
 
 const readJson = <T>(file: string): T => JSON.parse(readFileSync(file, 'utf8')) as T;
 const optional = <T>(file: string): T | undefined => (existsSync(file) ? readJson<T>(file) : undefined);
+
+/**
+ * The key under which peft saves the parameter that `named_parameters` (adapter name removed, as
+ * hf_grads.json keys are) calls `key`: parameters kept in a ParameterDict still end in the adapter
+ * name (`ia3_l.default`, `lora_embedding_A.default`), saved without it; DoRA's magnitude is a
+ * module whose `.weight` peft drops on saving (`lora_magnitude_vector`). Other keys are unchanged.
+ */
+export function savedKeyOfParameter(key: string): string {
+  return key.replace(/\.default$/, '').replace(/\.lora_magnitude_vector\.weight$/, '.lora_magnitude_vector');
+}
 
 /** Reads the case folder `name` of hf-golden. */
 export function readGoldenCase(name: string): GoldenCase {
@@ -60,8 +73,12 @@ export function readGoldenCase(name: string): GoldenCase {
     base: readJson(join(dir, 'hf_base.json')),
     adapter: readJson(join(dir, 'hf_adapter.json')),
     merged: optional(join(dir, 'hf_merged.json')),
-    grads: optional(join(dir, 'hf_grads.json')),
+    grads: savedKeys(optional(join(dir, 'hf_grads.json'))),
   };
+}
+
+function savedKeys(g: GoldenCase['grads']): GoldenCase['grads'] {
+  return g && { ...g, grads: Object.fromEntries(Object.entries(g.grads).map(([k, v]) => [savedKeyOfParameter(k), v])) };
 }
 
 /** The case's base model, loaded as a user loads it (`loadPretrained`, the head of the case's task). */

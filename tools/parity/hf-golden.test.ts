@@ -15,7 +15,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { UserError, createRegistry, importPlugin, initBackend, type PeftMethod } from '@peftkit/core';
-import { readSafetensors, writeHfAdapterFiles, type LoadedPretrained, type PeftModel } from '@peftkit/models';
+import { readSafetensors, readSafetensorsHeader, writeHfAdapterFiles, type LoadedPretrained, type PeftModel } from '@peftkit/models';
 import { hfGolden, scratch } from '@peftkit/models/testing';
 import { deviation, goldenCaseNames, goldenGradients, goldenLogits, loadGoldenAdapter, loadGoldenBase, readGoldenCase, type GoldenCase } from './golden.js';
 
@@ -62,6 +62,14 @@ it('every hf-golden case folder has an entry, and every entry a folder', () => {
   const present = goldenCaseNames();
   assert.ok(present.length > 0, 'no case folders: ../shared/fixtures/hf-golden is missing');
   assert.deepEqual(present, Object.keys(CASES).sort());
+});
+
+it('every gradient HF recorded is of a tensor the adapter file holds (keys mapped by savedKeyOfParameter)', () => {
+  for (const name of goldenCaseNames().filter((n) => has(n, 'hf_grads.json'))) {
+    const saved = Object.keys(readSafetensorsHeader(join(hfGolden(name), 'adapter', 'adapter_model.safetensors')).tensors);
+    const missing = Object.keys(readGoldenCase(name).grads!.grads).filter((k) => !saved.includes(k));
+    assert.deepEqual(missing, [], name);
+  }
 });
 
 for (const [name, entry] of Object.entries(CASES)) {
