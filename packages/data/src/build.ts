@@ -47,6 +47,11 @@ export interface BuildDatasetOptions {
   textTemplate?: string;
   /** Stratify the split and the subsets by label (classification; default true). */
   stratify?: boolean;
+  /**
+   * The id batches are padded with: the model's `pad_token_id`, so that a decoder classifier pools
+   * at the right token. Default: the tokenizer's pad token, else its EOS token.
+   */
+  padTokenId?: number;
 }
 
 interface RawSplit {
@@ -158,7 +163,7 @@ export function buildDataset(o: BuildDatasetOptions): Dataset {
       pointer: o.files ? '/files/train' : '/path', hint: 'check the file, the shape and the column names',
     });
   }
-  const padTokenId = padIdOf(o.tokenizer);
+  const padTokenId = o.padTokenId ?? padIdOf(o.tokenizer);
   const summary: DatasetSummary = {
     shape: o.shape, maxLength: o.maxLength, packing,
     ...(labelNames ? { labelNames } : {}),

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { UserError, initBackend } from '@peftkit/core';
-import { createModel, manualSeed, readSafetensors, readSafetensorsHeader, type PreTrainedModel } from '@peftkit/models';
+import { createModel, manualSeed, readSafetensors, readSafetensorsHeader, resizeTokenEmbeddings, type PreTrainedModel } from '@peftkit/models';
 import { loadHfLoraAdapter, loraConfigFromHf, readHfAdapter, writeHfAdapter } from './hf-format.js';
 import { LoraLayer } from './layer.js';
 import { injectLora } from './model.js';
@@ -164,4 +164,30 @@ test('writeHfAdapter writes what HF PEFT writes, and it reads back', () => {
   const h2 = loadHfLoraAdapter(model2, out);
   for (const [k, t] of h.stateDict()) assert.equal(maxAbsDiff(h2.stateDict().get(k)!, t), 0, k);
   for (const t of [...a.tensors.values(), ...back.values()]) t.dispose();
+});
+
+test('an adapter that saves a resized embedding and head (modules_to_save, added tokens) resizes the base first', () => {
+  const config = { model_type: 'llama', vocab_size: 10, hidden_size: 8, intermediate_size: 16, num_hidden_layers: 1, num_attention_heads: 2 };
+  const base = createModel(config, 'causal-lm');
+  const trained = createModel(config, 'causal-lm');
+  trained.loadStateDict(base.stateDict());
+  // The user's side, as with transformers: resize_token_embeddings for two added tokens, then LoRA.
+  resizeTokenEmbeddings(trained, 12);
+  const h = injectLora(trained, { r: 2, lora_alpha: 4, target_modules: ['q_proj'], modules_to_save: ['embed_tokens', 'lm_head'] }, { seed: 1 });
+  let s = 10;
+  for (const [, v] of h.trainableParameters()) v.assign(tf.randomNormal(v.shape, 0, 0.5, 'float32', s++));
+  const dir = join(tmp.dir, 'added-tokens');
+  writeHfAdapter(h, dir, null);
+  const x = tf.tensor2d([[1, 11, 10, 4]], undefined, 'int32');
+  const want = trained.forward({ inputIds: x }).logits;
+
+  const loaded = loadHfLoraAdapter(base, dir);
+  assert.equal(base.dims().vocabSize, 12);
+  const got = base.forward({ inputIds: x }).logits;
+  assert.deepEqual(got.shape, [1, 4, 12]);
+  assert.ok(maxAbsDiff(got, want) < 1e-5, `max diff ${maxAbsDiff(got, want)}`);
+  tf.dispose([x, want, got]);
+  loaded.dispose();
+  base.dispose();
+  trained.dispose();
 });

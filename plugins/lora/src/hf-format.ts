@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { UserError, schemaIssues, type StepLogger } from '@peftkit/core';
-import { HF_ADAPTER_CONFIG, readHfAdapterFolder, writeHfAdapterFiles, type AdapterHandle } from '@peftkit/models';
+import { HF_ADAPTER_CONFIG, PreTrainedModel, readHfAdapterFolder, resizeTokenEmbeddings, writeHfAdapterFiles, type AdapterHandle } from '@peftkit/models';
 import { loraConfigSchema, validateConfig, type LoraConfig } from './config.js';
 import { injectLora, type LoraAdapterHandle, type LoraTargetModel } from './model.js';
 
@@ -143,13 +143,39 @@ export function readHfAdapter(folder: string, opts: { logger?: StepLogger } = {}
 }
 
 /**
+ * The vocabulary size an adapter's saved input embedding or output head (in `modules_to_save`) has
+ * when it is larger than `model`'s: the user resized the embeddings before training (transformers'
+ * `resize_token_embeddings`, for added tokens), so the base must be resized the same way first.
+ */
+function adapterVocabRows(model: LoraTargetModel, config: LoraConfig, tensors: Map<string, tf.Tensor>): number | undefined {
+  if (!(model instanceof PreTrainedModel) || !config.modules_to_save?.length) return undefined;
+  const emb = model.getInputEmbeddings();
+  const names = new Set([...model.namedModules()].filter(([, m]) => m === emb).map(([n]) => n).concat(model.outputHeadNames()));
+  let rows: number | undefined;
+  for (const [key, t] of tensors) {
+    const name = key.replace(/^base_model\.model\./, '').replace(/\.weight$/, '');
+    const saved = config.modules_to_save.some((m) => name === m || name.endsWith(`.${m}`));
+    if (saved && names.has(name) && t.rank === 2 && t.shape[1] === emb.dim && t.shape[0] > emb.numEmbeddings) rows = Math.max(rows ?? 0, t.shape[0]);
+  }
+  return rows;
+}
+
+/**
  * Injects the adapter saved in `folder` into `model` (with the adapter's own config) and loads its
  * tensors: HF PEFT's `PeftModel.from_pretrained(model, folder)`. On failure the model is left without it.
+ * When the adapter saves the input embedding or the output head (`modules_to_save`) with more rows
+ * than the model has (added tokens), the model's embeddings are resized to that size first
+ * (`resizeTokenEmbeddings`, as transformers users call `resize_token_embeddings` before loading).
  * @throws UserError as {@link readHfAdapter}, {@link injectLora} and `loadStateDict` do (shape errors name the tensor).
  */
 export function loadHfLoraAdapter(model: LoraTargetModel, folder: string, opts: { adapterName?: string; logger?: StepLogger } = {}): LoraAdapterHandle & { adapterWarnings: string[] } {
   const adapter = readHfAdapter(folder, opts);
   try {
+    const rows = adapterVocabRows(model, adapter.config, adapter.tensors);
+    if (rows !== undefined) {
+      opts.logger?.info(`${folder}: the adapter's saved embedding has ${rows} rows; resizing the model's token embeddings from ${(model as PreTrainedModel).dims().vocabSize} to ${rows}`);
+      resizeTokenEmbeddings(model as PreTrainedModel, rows);
+    }
     const handle = injectLora(model, adapter.config, { adapterName: opts.adapterName, logger: opts.logger });
     try {
       handle.loadStateDict(adapter.tensors);

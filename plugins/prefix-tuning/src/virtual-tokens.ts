@@ -175,7 +175,7 @@ export abstract class PromptLearningHandle implements AdapterHandle {
     const free: tf.Tensor[] = [];
     const out = this.enabled && !continuesFromCache(inputs) ? this.postprocessFresh(output, inputs, free) : output;
     // What the model returns is never among what we made: the model makes new tensors.
-    const keep = new Set<tf.Tensor>([out.logits, out.lastHiddenState, ...(out.pastKeyValues ?? []).flatMap((l) => [l.key, l.value])].filter((t): t is tf.Tensor => !!t));
+    const keep = new Set<tf.Tensor>([out.logits, out.lastHiddenState, out.leadingLogits, ...(out.pastKeyValues ?? []).flatMap((l) => [l.key, l.value])].filter((t): t is tf.Tensor => !!t));
     for (const t of [...made, ...free]) if (!keep.has(t)) t.dispose();
     return out;
   }

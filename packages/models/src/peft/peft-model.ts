@@ -54,6 +54,11 @@ export interface AdapterHandle {
   /** Prompt learning: removes the virtual positions from the outputs, so callers see [batch, seq, ...]. */
   postprocessOutput?(output: ModelOutput, inputs: ModelInputs): ModelOutput;
   /**
+   * True when, while enabled, the model's output carries `leadingLogits` (prompt tuning of a causal
+   * LM): the first input token is then a target of the causal-LM loss too, as in HF PEFT.
+   */
+  predictsFirstToken?(): boolean;
+  /**
    * Trainable and total parameter counts when the model's own parameters do not tell them (a
    * quantized base keeps its weights packed, outside tfjs variables); absent: counted from the model.
    */
@@ -144,6 +149,14 @@ export class PeftModel {
     } finally {
       this.setActive(saved);
     }
+  }
+
+  /**
+   * Whether the causal-LM loss has a target at position 0 (an active adapter predicts the first
+   * token from virtual tokens, see {@link AdapterHandle.predictsFirstToken}).
+   */
+  predictsFirstToken(): boolean {
+    return this.active.some((n) => this.adapters.get(n)!.predictsFirstToken?.() ?? false);
   }
 
   /** Trainable parameters of the active adapters. */

@@ -5,6 +5,13 @@ import { buildDataset, formatSummary, splitTextTemplate, SPLIT_NAMES } from '@pe
 import schema from './dataset.schema.json' with { type: 'json' };
 import type { DatasetSettings } from './dataset.generated.js';
 
+/** The model's `pad_token_id` (set by the load step for classifiers), which batches must be padded with; undefined when unset. */
+function padIdOfModel(value: unknown): number | undefined {
+  const loaded = value instanceof PeftModel ? value.base : (value as LoadedModel | undefined);
+  const id = loaded?.model?.config?.pad_token_id;
+  return typeof id === 'number' ? id : undefined;
+}
+
 /** The tokenizer of whatever flows into the `tokenizer` port: a loaded (or quantized) model, or a PEFT model's base. */
 function tokenizerOf(value: unknown): Tokenizer | undefined {
   if (value instanceof PeftModel) return value.base.tokenizer;
@@ -74,7 +81,7 @@ export const datasetStep: StepKind<DatasetSettings> = {
         format: s.format, files: s.files, path: s.path, split: s.split,
         shape: s.shape ?? 'text', columns: s.columns, labels: s.labels, labelWords: s.label_words,
         maxLength: s.max_length ?? 512, packing: s.packing, limit: s.limit, template: s.template,
-        textTemplate: s.text_template, stratify: s.stratify,
+        textTemplate: s.text_template, stratify: s.stratify, padTokenId: padIdOfModel(inputs.tokenizer),
       });
     } catch (e) {
       // Data errors carry a pointer relative to the settings: make it the pipeline's.

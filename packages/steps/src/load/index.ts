@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { UserError, type LocalPath, type SettingsIssue, type StepContext, type StepKind } from '@peftkit/core';
-import { createModel, isHubId, loadPretrained, loadTokenizer, manualSeed, type LoadedModel, type LoadedPretrained, type ModelConfig } from '@peftkit/models';
+import { createModel, isHubId, loadPretrained, loadTokenizer, manualSeed, setClassifierPadToken, type LoadedModel, type LoadedPretrained, type ModelConfig } from '@peftkit/models';
 import schema from './load.schema.json' with { type: 'json' };
 import type { LoadSettings } from './load.generated.js';
 
@@ -72,10 +72,12 @@ export const loadStep: StepKind<LoadSettings> = {
     );
     if (tokenizer) ctx.logger.info(`tokenizer: ${n(tokenizer.vocabSize)} tokens${tokenizer.chatTemplate ? ', with a chat template' : ''}`);
     else ctx.logger.warn(`no tokenizer in ${report.folder} (expected tokenizer.json, vocab.json + merges.txt or vocab.txt)`);
+    for (const w of report.warnings) ctx.logger.warn(w);
     if (report.newlyInitialized.length) ctx.logger.warn(`newly initialized (not in the checkpoint): ${report.newlyInitialized.join(', ')}`);
     const otherMissing = report.missing.filter((k) => !report.newlyInitialized.includes(k));
     if (otherMissing.length) ctx.logger.warn(`missing from the checkpoint, left at their initial values: ${otherMissing.join(', ')}`);
     if (report.unexpected.length) ctx.logger.info(`checkpoint tensors not used: ${report.unexpected.join(', ')}`);
+    setPad(ctx, loaded, settings);
     ctx.recordMetrics({ num_parameters: report.numParameters, tensors_loaded: report.loaded });
     return { model: loaded };
   },
@@ -113,5 +115,18 @@ function fromConfig(ctx: StepContext, settings: LoadSettings): LoadedModel {
   const dims = model.dims();
   ctx.logger.info(`initialised ${config.model_type} from its config with random weights (seed ${ctx.seed}): ${dims.numLayers} layers, hidden ${dims.hiddenSize}, vocab ${dims.vocabSize}, ${n(model.numParameters())} parameters`);
   ctx.recordMetrics({ num_parameters: model.numParameters(), from_config: true });
-  return { model, tokenizer, source };
+  const loaded = { model, tokenizer, source };
+  setPad(ctx, loaded, settings);
+  return loaded;
+}
+
+/** `pad_token_id` of the settings, or the one a classifier without any needs (see `setClassifierPadToken`), logged. */
+function setPad(ctx: StepContext, loaded: LoadedModel, settings: LoadSettings): void {
+  try {
+    const said = setClassifierPadToken(loaded, settings.pad_token_id);
+    if (said) ctx.logger.info(said);
+  } catch (e) {
+    if (e instanceof UserError) throw new UserError(`load: ${e.message}`, { ...e.details, pointer: `/steps/${ctx.step}/settings/pad_token_id` });
+    throw e;
+  }
 }

@@ -142,7 +142,15 @@ export class PromptTuningHandle extends PromptLearningHandle {
     return { ...inputs, inputIds: undefined, inputsEmbeds, attentionMask, positionIds };
   }
 
-  /** Drops the P virtual positions from per-position outputs: [B, P + T, ...] → [B, T, ...]. */
+  /** A causal LM's last virtual position predicts the first input token (see `ModelOutput.leadingLogits`). */
+  predictsFirstToken(): boolean {
+    return this.enabled && this.model.task === 'causal-lm';
+  }
+
+  /**
+   * Drops the P virtual positions from per-position outputs: [B, P + T, ...] → [B, T, ...]; a causal
+   * LM's logits at the last virtual position become `leadingLogits` [B, vocab].
+   */
   protected override postprocessFresh(output: ModelOutput, inputs: ModelInputs, free: tf.Tensor[]): ModelOutput {
     const P = this.numVirtualTokens;
     const T = (inputs.inputIds ?? inputs.inputsEmbeds)!.shape[1];
@@ -155,7 +163,8 @@ export class PromptTuningHandle extends PromptLearningHandle {
       }
       return stripped.get(x) as X;
     };
-    return { ...output, logits: strip(output.logits)!, lastHiddenState: strip(output.lastHiddenState) };
+    const leading = this.model.task === 'causal-lm' && output.logits.rank === 3 && output.logits.shape[1] === P + T ? tf.tidy(() => tf.squeeze(tf.slice(output.logits, [0, P - 1], [-1, 1]), [1])) : undefined;
+    return { ...output, logits: strip(output.logits)!, lastHiddenState: strip(output.lastHiddenState), ...(leading ? { leadingLogits: leading } : {}) };
   }
 
   dispose(): void {
