@@ -39,11 +39,11 @@ const CASES: Record<string, Entry> = {
   'qwen2-rope1e6-lora': RUN,
   'llama-dora': { refused: /\/use_dora is true: the adapter uses DoRA/, until: 'DoRA (branch lora-methods)' },
   'llama-lora-embed-lmhead': { refused: /embed_tokens.*Embedding/, until: 'LoRA on embeddings (branch lora-methods)' },
-  'gpt2-ia3': { refused: /no registered method loads peft_type IA3/, until: 'IA3 (branch ia3)' },
+  'gpt2-ia3': RUN,
 };
 
 /** Plugins as a user has them installed: their registered methods read the adapter folders. */
-const PLUGINS = ['@peftkit/steps', '@peftkit/lora', '@peftkit/qlora', '@peftkit/adapter', '@peftkit/prefix-tuning'];
+const PLUGINS = ['@peftkit/steps', '@peftkit/lora', '@peftkit/qlora', '@peftkit/adapter', '@peftkit/prefix-tuning', '@peftkit/ia3'];
 let methods: PeftMethod[] = [];
 const tmp = scratch('peftkit-parity-');
 
