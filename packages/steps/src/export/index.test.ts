@@ -109,3 +109,32 @@ test('a named adapter goes into a subfolder; re-export replaces the folder atomi
     cleanup();
   }
 });
+
+test('merged export of a tied-embedding base whose embedding the adapter saves whole: the head is untied, and the reloaded model is the adapted one', async () => {
+  const { TINY_CONFIGS, tinyModel } = await import('@peftkit/models/testing');
+  const cases = [
+    { config: { ...TINY_CONFIGS.llama, tie_word_embeddings: true }, save: ['embed_tokens'], target: ['q_proj'], head: 'lm_head.weight', emb: 'model.embed_tokens.weight' },
+    { config: TINY_CONFIGS.gpt2, save: ['wte'], target: ['c_attn'], head: 'lm_head.weight', emb: 'transformer.wte.weight' },
+  ];
+  for (const c of cases) {
+    const { dir, cleanup } = scratch();
+    try {
+      const loaded: LoadedModel = { model: tinyModel(c.config), source: 'tiny' } as LoadedModel;
+      const ctx = testContext(dir, 'peft', { registry });
+      const peft = (await injectStep.run(ctx, { model: loaded }, { method: 'lora', config: { r: 2, target_modules: c.target, modules_to_save: c.save } })).model as PeftModel;
+      perturb(peft);
+      const ids = tf.tensor2d([[1, 5, 7, 2, 9], [3, 3, 4, 0, 20]], [2, 5], 'int32');
+      const run = (m: { forward(i: { inputIds: tf.Tensor2D }): { logits: tf.Tensor } }) => tf.tidy(() => Array.from(m.forward({ inputIds: ids }).logits.dataSync()));
+      const expected = run(peft);
+      await exportStep.run(testContext(dir, 'export', { registry }), { model: peft }, { path: 'adapter', merged: true });
+      const cfg = JSON.parse(readFileSync(join(dir, 'adapter-merged', 'config.json'), 'utf8'));
+      assert.equal(cfg.tie_word_embeddings, false, `${c.config.model_type}: the saved head and embedding differ, so they must not be tied again`);
+      assert.deepEqual(Object.keys(readSafetensorsHeader(join(dir, 'adapter-merged', 'model.safetensors')).tensors).filter((k) => k === c.head || k === c.emb).sort(), [c.emb, c.head].sort());
+      const merged = await loadPretrained(join(dir, 'adapter-merged'), { task: 'causal-lm' });
+      const got = run(merged.model);
+      assert.ok(maxDiff(got, expected) < 1e-5, `${c.config.model_type}: merged differs from the adapter on its base by ${maxDiff(got, expected)}`);
+    } finally {
+      cleanup();
+    }
+  }
+});

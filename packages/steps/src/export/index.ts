@@ -1,6 +1,6 @@
 import { isAbsolute, join, resolve } from 'node:path';
 import { UserError, type StepKind } from '@peftkit/core';
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
 import { folderBytes, hfAdapterSubfolder, savePretrained, writeFolderAtomic, writeHfAdapterFiles, type AdapterHandle, type LoadedModel, type PeftModel, type PreTrainedModel } from '@peftkit/models';
 import { baseStateNames } from '../inject/base-state.js';
 import schema from './export.schema.json' with { type: 'json' };
@@ -44,6 +44,54 @@ function mergedStateDict(peft: PeftModel, handle: AdapterHandle, warn: (m: strin
   return out;
 }
 
+/** An output head that shares its weight with the input embedding, as the base was built. */
+interface TiedHead {
+  /** The head's weight name (`lm_head.weight`). */
+  head: string;
+  /** The embedding weight's name (`transformer.wte.weight`, `model.embed_tokens.weight`). */
+  embedding: string;
+  /** A copy of the shared weight before the merge [vocab, hidden]: what the adapted model's head computes with. */
+  before: tf.Tensor;
+}
+
+/**
+ * The output heads tied to the input embedding (one variable under two names in the live model,
+ * HF's `tie_word_embeddings`), each with a copy of its weight. Call before `handle.merge()`.
+ */
+function tiedHeads(peft: PeftModel): TiedHead[] {
+  const m = peft.base.model;
+  const live = m.stateDict();
+  const names = baseStateNames(peft) ?? [...live.keys()];
+  const out: TiedHead[] = [];
+  for (const h of m.outputHeadNames()) {
+    const head = `${h}.weight`;
+    const w = live.get(head);
+    const embedding = w && names.find((n) => n !== head && live.get(n) === w);
+    if (w && embedding) out.push({ head, embedding, before: tf.clone(w) });
+  }
+  return out;
+}
+
+/**
+ * Unties a head whose merged embedding no longer equals what the adapted model's head used: the
+ * adapter saved the embedding whole (`modules_to_save: ["embed_tokens"]`: a trained copy, while
+ * the head keeps the original, as in HF PEFT) or merged LoRA into it. Reloading such a folder with
+ * `tie_word_embeddings: true` would tie the head to the new embedding and give another model, so
+ * the head is written as its own tensor and the config says false.
+ * @returns the config fields to override (empty when nothing had to be untied)
+ */
+function untieDiverged(tied: TiedHead[], sd: Map<string, tf.Tensor>, log: (m: string) => void): Record<string, unknown> {
+  let untie = false;
+  for (const { head, embedding, before } of tied) {
+    const e = sd.get(embedding);
+    if (!e || tf.tidy(() => tf.any(tf.notEqual(e, before)).dataSync()[0]) === 0) continue;
+    sd.set(head, before);
+    untie = true;
+    log(`merged: ${embedding} differs from the ${head} the adapted model uses (the adapter trained or merged into the embedding); writing ${head} as its own tensor with "tie_word_embeddings": false`);
+  }
+  return untie ? { tie_word_embeddings: false } : {};
+}
+
 /**
  * The `export` step: writes the active adapter as an HF PEFT adapter folder (adapter_config.json
  * with `base_model_name_or_path`, adapter_model.safetensors), atomically, and reports its size;
@@ -74,16 +122,19 @@ export const exportStep: StepKind<ExportSettings> = {
         if (!handle.merge || !handle.unmerge) throw new UserError(`the "${handle.method}" method cannot be merged into the base weights`, { pointer: `/steps/${ctx.step}/settings/merged`, hint: 'set "merged": false; load the adapter with its base instead' });
         if (peft.base.quantization) throw new UserError('cannot merge into a quantized base model', { pointer: `/steps/${ctx.step}/settings/merged`, hint: 'load the base in full precision, inject, load this adapter and export merged from there; or set "merged": false' });
         const mergedFolder = settings.merged_path ? at(settings.merged_path) : `${root}-merged`;
+        const tied = tiedHeads(peft);
         handle.merge();
         try {
           const sd = mergedStateDict(peft, handle, (m) => ctx.logger.warn(m));
           const m = peft.base.model;
+          const config = { ...m.config, ...untieDiverged(tied, sd, (msg) => ctx.logger.info(msg)) };
           // savePretrained reads config, task and stateDict(): give it the merged base's.
-          const view = { config: m.config, task: m.task, stateDict: () => sd } as unknown as PreTrainedModel;
+          const view = { config, task: m.task, stateDict: () => sd } as unknown as PreTrainedModel;
           const merged: LoadedModel = { ...peft.base, model: view };
           writeFolderAtomic(mergedFolder, (tmp) => savePretrained(merged, tmp));
         } finally {
           handle.unmerge();
+          tf.dispose(tied.map((t) => t.before));
         }
         const mergedBytes = folderBytes(mergedFolder);
         ctx.logger.info(`exported the merged model to ${mergedFolder}: ${mergedBytes.toLocaleString('en-US')} bytes`);
