@@ -39,6 +39,7 @@ async function cli(args: string[], opts: CliOptions = {}) {
   return { code, out: chunks.join(''), chunks, err };
 }
 
+const zip = <A, B>(a: A[], b: B[]): [A, B][] => a.map((x, i) => [x, b[i]]);
 const noStack = (err: string) => assert.doesNotMatch(err, /\n\s+at /, err);
 
 /** Saves a LoRA adapter made on the checkpoint in `model`, with random A and B (std 3), as an HF folder. */
@@ -323,6 +324,37 @@ describe('peftkit classify', () => {
 
   const common = () => ['--model', base, '--adapter', `sent=${adapter}`, '--backend', 'wasm', '--no-discover'];
   const texts = [' lower', ' newer wider', ' lowest'];
+
+  it('a bottleneck (houlsby) adapter trained on the classifier: its saved head gives the base 3 labels and its own outputs', async () => {
+    const adapterPlugin: LoadedPlugin = { name: '@peftkit/adapter', version: '0.1.0', module: (await import('@peftkit/adapter')).default };
+    const { injectBottleneckAdapter, loadAdapterHub } = await import('@peftkit/adapter');
+    // A base without a classifier head (a causal-LM checkpoint): only the adapter's head can say there are 3 labels.
+    const plain = await loadPretrained(abs(TINY), { task: 'causal-lm' });
+    const plainBase = tmp('cls-base-2');
+    savePretrained(plain, abs(plainBase));
+    plain.model.dispose();
+    const b = await loadPretrained(abs(base), { task: 'sequence-classification', numLabels: 3 });
+    const h = injectBottleneckAdapter(b.model, { reduction_factor: 1 }, { seed: 3, adapterName: 'hb' }, 'houlsby');
+    let s = 5;
+    for (const [, v] of h.trainableParameters()) v.assign(tf.randomNormal(v.shape, 0, 1, 'float32', s++));
+    const folder = tmp('cls-houlsby');
+    h.save(abs(folder));
+    b.model.dispose();
+    const r = await cli(['classify', '--model', plainBase, '--adapter', `hb=${folder}`, '--backend', 'wasm', '--no-discover', '--json', ...texts], { builtins: [lora, adapterPlugin] });
+    assert.equal(r.code, 0, r.err);
+    const got = JSON.parse(r.out) as Classification[];
+    assert.deepEqual(got.map((c) => Object.keys(c.probabilities).length), [3, 3, 3]);
+    // The same numbers as the library with the head loaded onto a 3-label base.
+    const fresh = await loadPretrained(abs(plainBase), { task: 'sequence-classification', numLabels: 3 });
+    const back = loadAdapterHub(fresh.model, abs(folder), { seed: 0 });
+    const peft = new (await import('@peftkit/models')).PeftModel(fresh);
+    peft.addAdapter(back);
+    const want = classify(peft, texts, {});
+    fresh.model.dispose();
+    for (const [g, w] of zip(got, want)) for (const l of Object.keys(w.probabilities)) assert.ok(Math.abs(g.probabilities[l] - w.probabilities[l]) < 1e-5);
+    const ins = await cli(['inspect', folder, '--base', plainBase, '--backend', 'wasm', '--no-discover'], { builtins: [lora, adapterPlugin] });
+    assert.equal(ins.code, 0, ins.out + ins.err);
+  });
 
   it('labels from id2label, probabilities that sum to 1, equal to the library\'s; text output', async () => {
     const adapterCfg = JSON.parse(readFileSync(abs(`${adapter}/adapter_config.json`), 'utf8'));

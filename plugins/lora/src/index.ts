@@ -20,7 +20,8 @@ export {
   type ResolvedLoraConfig,
 } from './config.js';
 export { LoraLayer, MergeError, isLinearBase, loraScaling, type LinearBase, type LoraAdapterSpec, type LoraInit } from './layer.js';
-export { ModulesToSaveWrapper, cloneModule } from './modules-to-save.js';
+/** Moved to @peftkit/models (every adapter-layer method uses it); re-exported for existing imports. */
+export { ModulesToSaveWrapper, cloneModule } from '@peftkit/models';
 export {
   HF_PREFIX,
   LoraAdapterHandle,

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { UserError, initBackend } from '@peftkit/core';
 import { Conv1D, Linear, PeftModel, manualSeed, random, type PreTrainedModel } from '@peftkit/models';
 import { LoraLayer } from './layer.js';
-import { ModulesToSaveWrapper } from './modules-to-save.js';
+import { ModulesToSaveWrapper } from '@peftkit/models';
 import { injectLora, summarizeNames } from './model.js';
 import { maxAbsDiff, sampleIds } from '@peftkit/models/testing';
 import { tinyGpt2, tinyLlama, tinyLlamaForSequenceClassification } from './testing/tiny-models.js';

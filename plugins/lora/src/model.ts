@@ -22,7 +22,7 @@ import {
   type ResolvedLoraConfig,
 } from './config.js';
 import { LoraLayer, MergeError, isLinearBase, type LinearBase } from './layer.js';
-import { ModulesToSaveWrapper } from './modules-to-save.js';
+import { ModulesToSaveWrapper } from '@peftkit/models';
 import { addWeightedLoraAdapter } from './weighted.js';
 
 /** The prefix HF PEFT puts before every saved key (`PeftModel.base_model.model`). */

@@ -2,8 +2,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { initBackend } from '@peftkit/core';
 import { PeftModel, generate, type PreTrainedModel } from '@peftkit/models';
-import { injectPrefixTuning, injectPromptTuning } from './index.js';
-import { scratch, tinyModel } from '@peftkit/models/testing';
+import { UserError } from '@peftkit/core';
+import { injectPrefixTuning, injectPromptTuning, prefixTuningMethod, promptTuningMethod } from './index.js';
+import { TINY_CONFIGS, scratch, tinyModel } from '@peftkit/models/testing';
 import { GPT2, LLAMA_GQA } from './testing/tiny-models.js';
 
 const tmp = scratch();
@@ -35,5 +36,19 @@ describe('virtual tokens: batched generation with left-padded prompts', () => {
         assert.notDeepEqual(unshifted.generated.slice(1), alone.slice(1), 'the test prompts must be sensitive to positions');
       });
     }
+  }
+});
+
+describe('virtual tokens: sequence classification', () => {
+  for (const method of [promptTuningMethod, prefixTuningMethod]) {
+    it(`${method.name} refuses to train a classifier whose new head it would leave random, saying what to use`, () => {
+      const cls = tinyModel({ ...TINY_CONFIGS.gpt2, architectures: ['GPT2ForSequenceClassification'], num_labels: 3, pad_token_id: 0 });
+      assert.throws(
+        () => method.inject(cls, { num_virtual_tokens: 2 }, {} as never),
+        (e: Error) => e instanceof UserError && /sequence-classification/.test(e.message) && /score/.test(e.message) && /label_words/.test(e.details.hint ?? ''),
+      );
+      // A causal LM is fine.
+      assert.ok(method.inject(tinyModel(GPT2), { num_virtual_tokens: 2 }, {} as never));
+    });
   }
 });
