@@ -217,3 +217,13 @@ test('the example pipelines in pipelines/ validate with the real built-in plugin
   assert.equal(r.code, 0, r.err);
   assert.equal(r.out, files.map((f) => `ok ${join('pipelines', f)}\n`).join(''));
 });
+
+test('every `peftkit <command>` named in the composed schema\'s descriptions is a command of this CLI', async () => {
+  const schema = readFileSync(join(root, 'pipelines', 'schema', 'pipeline.schema.json'), 'utf8');
+  const named = [...new Set([...schema.matchAll(/`peftkit ([a-z-]+)/g)].map((m) => m[1]))];
+  assert.ok(named.length > 0, 'the schema names at least one command');
+  const help = await cli(['--help']);
+  const commands = new Set([...help.out.matchAll(/^ {2}([a-z-]+)/gm)].map((m) => m[1]));
+  assert.ok(commands.has('plugins') && commands.has('run'), help.out);
+  for (const c of named) assert.ok(commands.has(c), `the schema points users to \`peftkit ${c}\`, which does not exist (commands: ${[...commands].join(', ')})`);
+});
