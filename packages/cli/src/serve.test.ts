@@ -238,7 +238,7 @@ describe('peftkit generate', () => {
     const j = await cli(['generate', ...common, '--adapter', `tuned=${tuned}`, '--json', ' lower']);
     assert.equal(j.code, 0, j.err);
     const g = JSON.parse(j.out) as Generation;
-    assert.deepEqual(g, { ...expected, adapter: null });
+    assert.deepEqual(g, { ...expected, adapter: 'tuned' }); // the active adapter, named
     assert.equal(g.text, r.out.slice(0, -1), 'streamed text = returned text');
   });
 
@@ -366,6 +366,7 @@ describe('peftkit classify', () => {
     const got = JSON.parse(r.out) as Classification[];
     const want = await direct(texts);
     assert.equal(got.length, 3);
+    assert.deepEqual(got.map((c) => c.adapter), ['sent', 'sent', 'sent'], 'the active adapter, named');
     for (const [i, c] of got.entries()) {
       assert.deepEqual(Object.keys(c.probabilities), LABELS);
       const p = Object.values(c.probabilities);
