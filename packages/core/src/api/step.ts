@@ -38,6 +38,15 @@ export interface SettingsIssue {
   hint?: string;
 }
 
+/** A step another depends on, as {@link StepKind.validateUpstream} sees it. */
+export interface UpstreamStep {
+  /** The step's name in the pipeline. */
+  name: string;
+  /** Its kind (`quantize`, `inject`, ...). */
+  kind: string;
+  settings: Record<string, unknown>;
+}
+
 /**
  * A step kind: a typed function from input ports to output ports, with a settings schema.
  *
@@ -64,6 +73,14 @@ export interface StepKind<S = any> {
    * name). Must not touch the disk or tensors.
    */
   validate?(settings: S, registry: Registry): SettingsIssue[];
+  /**
+   * Checks that need the steps this one depends on, directly or not (e.g. `export` with `merged`
+   * after a `quantize` step), run at validation time once the graph is known and has no cycle, so
+   * that `--dry-run` catches what would otherwise fail only after training. Must not touch the disk
+   * or tensors.
+   * @param upstream - every step this one depends on, in run order, with its settings after defaults.
+   */
+  validateUpstream?(settings: S, upstream: UpstreamStep[]): SettingsIssue[];
   /**
    * Runs the step. Inputs hold the values produced by upstream steps, keyed by input port name.
    * Returns a value for every output port.

@@ -138,3 +138,26 @@ test('merged export of a tied-embedding base whose embedding the adapter saves w
     }
   }
 });
+
+test('validation (--dry-run) refuses a merged export after a quantize step, before anything runs', async () => {
+  const { validatePipeline } = await import('@peftkit/core');
+  const withQlora = createRegistry([{ name: '@peftkit/steps', version: '0.1.0', module: stepsModule }, await importPlugin('@peftkit/lora', repoRoot()), await importPlugin('@peftkit/qlora', repoRoot())]);
+  const doc = (merged: boolean) => ({
+    name: 'q',
+    steps: {
+      base: { kind: 'load', settings: { model: 'somewhere' } },
+      quantized: { kind: 'quantize', inputs: { model: 'base' }, settings: {} },
+      peft: { kind: 'inject', inputs: { model: 'quantized' }, settings: { method: 'qlora', config: {} } },
+      export: { kind: 'export', inputs: { model: 'peft' }, settings: { merged } },
+    },
+  });
+  const bad = validatePipeline('q.json', doc(true), withQlora).issues;
+  assert.equal(bad.length, 1, JSON.stringify(bad));
+  assert.equal(bad[0].pointer, '/steps/export/settings/merged');
+  assert.match(bad[0].message, /cannot merge into a quantized base model: step "quantized" quantizes it/);
+  assert.match(bad[0].hint!, /"merged": false/);
+  assert.deepEqual(validatePipeline('q.json', doc(false), withQlora).issues, []);
+  // Without a quantize step, merged is fine.
+  const plain = { name: 'p', steps: { base: { kind: 'load', settings: { model: 'x' } }, peft: { kind: 'inject', inputs: { model: 'base' }, settings: { method: 'lora', config: {} } }, export: { kind: 'export', inputs: { model: 'peft' }, settings: { merged: true } } } };
+  assert.deepEqual(validatePipeline('p.json', plain, withQlora).issues, []);
+});

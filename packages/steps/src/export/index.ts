@@ -104,6 +104,13 @@ export const exportStep: StepKind<ExportSettings> = {
   inputs: { model: { accepts: ['peft-model'], description: 'The model whose active adapter is exported.' } },
   outputs: { artifact: { type: 'artifact', description: 'The folder holding the exported adapter.' } },
   settingsSchema: schema,
+  // The same refusal as in run(), at validation time: a merged export after a quantize step would
+  // otherwise fail only once training is done.
+  validateUpstream(settings, upstream) {
+    const q = upstream.find((u) => u.kind === 'quantize');
+    if (!settings.merged || !q) return [];
+    return [{ pointer: '/merged', message: `cannot merge into a quantized base model: step "${q.name}" quantizes it, and merged weights need full precision`, hint: 'set "merged": false and export the adapter alone (it loads onto the full-precision base); or, after training, load the base in full precision, load this adapter and export merged from there' }];
+  },
   async run(ctx, inputs, settings) {
     const peft = inputs.model as PeftModel;
     const handle = peft.activeAdapter;
