@@ -370,9 +370,9 @@ export class BottleneckAdapterHandle implements AdapterHandle {
    * saves a static model's head: `head_config.json` and `model_head.safetensors`.
    * @returns the file names written
    */
-  save(dir: string, options: { baseModelNameOrPath?: string } = {}): string[] {
+  save(dir: string, options: { baseModelNameOrPath?: string | null } = {}): string[] {
     const meta = this.meta();
-    if (options.baseModelNameOrPath) meta.modelName = options.baseModelNameOrPath;
+    if (options.baseModelNameOrPath !== undefined) meta.modelName = options.baseModelNameOrPath;
     const files = writeAdapterHubFolder(dir, adapterHubConfigJson(this.resolved, meta), new Map(this.entries()));
     if (this.heads.size) files.push(...writeAdapterHubHead(dir, adapterHubHeadConfigJson(meta, this.model.config), new Map(this.headEntries())));
     return files;

@@ -9,7 +9,7 @@
  * (`config.json` + `model.safetensors`) is recognised and reported as a model, not an adapter.
  */
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { UserError } from '@peftkit/core';
 import type { LoadedModel, ModelConfig, ModelTask } from '../model.js';
 import { inferTask } from '../architectures/index.js';
@@ -687,7 +687,9 @@ function checkCompatibility(ins: AdapterInspection, base: BaseShapes): Compatibi
   const notes: string[] = [];
   let checked = 0;
   const add = (name: string, expected: string, got: string, message: string) => mismatches.push({ name, expected, got, message });
-  if (ins.baseModel && ins.baseModel !== base.source) notes.push(`the adapter was trained on ${ins.baseModel}; checking against ${base.source}`);
+  // peftkit's exports name a local base relative to the adapter folder (`../models/base`).
+  const named = ins.baseModel && /^\.\.?\//.test(ins.baseModel) ? resolve(ins.folder, ins.baseModel) : ins.baseModel;
+  if (named && named !== base.source) notes.push(`the adapter was trained on ${ins.baseModel}; checking against ${base.source}`);
 
   if (ins.lora) {
     const missingLayers = new Set<number>();

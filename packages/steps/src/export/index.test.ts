@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { createRegistry, importPlugin, initBackend } from '@peftkit/core';
@@ -57,7 +57,10 @@ test('LoRA export: exact HF PEFT key set and shapes, sorted config, metadata; lo
     const text = readFileSync(join(folder, 'adapter_config.json'), 'utf8');
     const config = JSON.parse(text);
     assert.equal(config.peft_type, 'LORA');
-    assert.equal(config.base_model_name_or_path, loaded.source);
+    // A local base is named relative to the adapter folder (no absolute path of this machine), and resolves back to it.
+    assert.equal(config.base_model_name_or_path, relative(folder, loaded.source!));
+    assert.ok(!isAbsolute(config.base_model_name_or_path));
+    assert.equal(resolve(folder, config.base_model_name_or_path), loaded.source);
     assert.equal(config.r, 2);
     assert.deepEqual(Object.keys(config), Object.keys(config).sort());
     assert.ok(text.startsWith('{\n  "'), 'indent 2');
@@ -160,4 +163,24 @@ test('validation (--dry-run) refuses a merged export after a quantize step, befo
   // Without a quantize step, merged is fine.
   const plain = { name: 'p', steps: { base: { kind: 'load', settings: { model: 'x' } }, peft: { kind: 'inject', inputs: { model: 'base' }, settings: { method: 'lora', config: {} } }, export: { kind: 'export', inputs: { model: 'peft' }, settings: { merged: true } } } };
   assert.deepEqual(validatePipeline('p.json', plain, withQlora).issues, []);
+});
+
+test('base_model_name_or_path: a hub id as given, a local folder relative to the adapter, null for a model built from a config', async () => {
+  const { exportedBaseModelName } = await import('./index.js');
+  assert.equal(exportedBaseModelName('openai-community/gpt2', '/x/runs/adapter'), 'openai-community/gpt2');
+  assert.equal(exportedBaseModelName(FIXTURE, join(repoRoot(), 'runs', 'a', 'adapter')), relative(join(repoRoot(), 'runs', 'a', 'adapter'), FIXTURE));
+  assert.equal(exportedBaseModelName('from_config', '/x'), null);
+  assert.equal(exportedBaseModelName('/nowhere/config.json', '/x'), null); // from_config with a config file: no weights to load
+  assert.equal(exportedBaseModelName(undefined, '/x'), null);
+  // Through the step: a from_config base writes null, not "from_config".
+  const { dir, cleanup } = scratch();
+  try {
+    const { TINY_CONFIGS, tinyModel } = await import('@peftkit/models/testing');
+    const loaded = { model: tinyModel(TINY_CONFIGS.gpt2), source: 'from_config' } as LoadedModel;
+    const peft = (await injectStep.run(testContext(dir, 'peft', { registry }), { model: loaded }, { method: 'lora', config: { r: 1, target_modules: ['c_attn'] } })).model as PeftModel;
+    const folder = (await exportStep.run(testContext(dir, 'export', { registry }), { model: peft }, {})).artifact as string;
+    assert.equal(JSON.parse(readFileSync(join(folder, 'adapter_config.json'), 'utf8')).base_model_name_or_path, null);
+  } finally {
+    cleanup();
+  }
 });

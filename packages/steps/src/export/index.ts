@@ -1,19 +1,35 @@
-import { isAbsolute, join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { UserError, type StepKind } from '@peftkit/core';
 import * as tf from '@tensorflow/tfjs';
-import { folderBytes, hfAdapterSubfolder, savePretrained, writeFolderAtomic, writeHfAdapterFiles, type AdapterHandle, type LoadedModel, type PeftModel, type PreTrainedModel } from '@peftkit/models';
+import { folderBytes, hfAdapterSubfolder, isHubId, savePretrained, writeFolderAtomic, writeHfAdapterFiles, type AdapterHandle, type LoadedModel, type PeftModel, type PreTrainedModel } from '@peftkit/models';
 import { baseStateNames } from '../inject/base-state.js';
 import schema from './export.schema.json' with { type: 'json' };
 import type { ExportSettings } from './export.generated.js';
 
 /**
+ * HF's `base_model_name_or_path` for an exported adapter: a hub id as given; a local base folder
+ * as its path relative to the adapter's folder (`../../models/spam-base`), which stays right when
+ * the tree moves together and names no machine's layout (an absolute path would); null for a model
+ * built from a config (`from_config`: random weights, nothing to load it from).
+ * @param source - the loaded base's source (`LoadedModel.source`)
+ * @param adapterFolder - where the adapter is written (its final place)
+ */
+export function exportedBaseModelName(source: string | undefined, adapterFolder: string): string | null {
+  if (!source || source === 'from_config') return null;
+  if (isAbsolute(source)) return existsSync(join(source, 'config.json')) ? relative(adapterFolder, source).split('\\').join('/') : null;
+  return isHubId(source) ? source : null;
+}
+
+/**
  * Writes the adapter's files into `folder` (a fresh temporary folder): the whole model for `full`,
  * the method's own format when its handle has a `save` hook, else HF PEFT's adapter files.
+ * @param baseName - `base_model_name_or_path` to record ({@link exportedBaseModelName})
  * @returns the file names written and the format's name.
  */
-function writeAdapter(peft: PeftModel, name: string, folder: string): { files: string[]; format: string } {
+function writeAdapter(peft: PeftModel, name: string, folder: string, baseName: string | null): { files: string[]; format: string } {
   const handle = peft.adapters.get(name)!;
-  const source = peft.base.source;
+  const source = baseName;
   if (handle.method === 'full') return { files: savePretrained(peft.base, folder), format: 'hf-checkpoint' };
   if (handle.save) return { files: handle.save(folder, { baseModelNameOrPath: source }), format: `${handle.method} (own format)` };
   if (handle.peftType == null) {
@@ -118,7 +134,7 @@ export const exportStep: StepKind<ExportSettings> = {
     const at = (p: string) => (isAbsolute(p) ? p : resolve(ctx.pipelineDir, p));
     const root = settings.path ? at(settings.path) : join(ctx.stepDir, 'adapter');
     const folder = hfAdapterSubfolder(root, handle.name);
-    const { files, format } = writeFolderAtomic(folder, (tmp) => writeAdapter(peft, handle.name, tmp));
+    const { files, format } = writeFolderAtomic(folder, (tmp) => writeAdapter(peft, handle.name, tmp, exportedBaseModelName(peft.base.source, folder)));
     const bytes = folderBytes(folder);
     ctx.logger.info(`exported ${handle.method} adapter "${handle.name}" (${format}) to ${folder}: ${files.join(', ')}; ${bytes.toLocaleString('en-US')} bytes`);
     const row: Record<string, unknown> = { adapter: handle.name, method: handle.method, format, path: folder, adapter_bytes: bytes };
