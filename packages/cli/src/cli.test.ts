@@ -329,3 +329,13 @@ test('with a "plugins" list, an installed plugin that is not listed is not loade
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('every `peftkit <command>` named in the composed schema\'s descriptions is a command of this CLI', async () => {
+  const schema = readFileSync(join(root, 'pipelines', 'schema', 'pipeline.schema.json'), 'utf8');
+  const named = [...new Set([...schema.matchAll(/`peftkit ([a-z-]+)/g)].map((m) => m[1]))];
+  assert.ok(named.length > 0, 'the schema names at least one command');
+  const help = await cli(['--help']);
+  const commands = new Set([...help.out.matchAll(/^ {2}([a-z-]+)/gm)].map((m) => m[1]));
+  assert.ok(commands.has('plugins') && commands.has('run'), help.out);
+  for (const c of named) assert.ok(commands.has(c), `the schema points users to \`peftkit ${c}\`, which does not exist (commands: ${[...commands].join(', ')})`);
+});

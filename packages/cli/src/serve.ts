@@ -51,6 +51,13 @@ interface GenerateOptions extends CommonOptions {
   json?: boolean;
 }
 
+interface InspectOptions {
+  base?: string;
+  json?: boolean;
+  backend: BackendChoice;
+  discover: boolean;
+}
+
 interface ClassifyOptions extends CommonOptions {
   labels?: string;
   batchSize: number;
@@ -119,29 +126,76 @@ export function addServeCommands(program: Command, io: Io, setCode: (c: number) 
 
   program
     .command('inspect')
-    .description('describe an adapter folder (method, task, rank/alpha/targets or virtual tokens, parameters, sizes); with --base, check that it fits a model (exit code 1 when it does not)')
+    .description('describe an adapter folder (method, task, rank/alpha/targets or virtual tokens, parameters, sizes); with --base, check that it fits a model the way generate and classify load it (exit code 1 when it does not)')
     .argument('<folder>', 'adapter folder (adapter_config.json + adapter_model.safetensors, or AdapterHub\'s adapter.safetensors)')
-    .option('-b, --base <folder-or-hub-id>', 'a base model folder (or a cached hub id) to check the adapter against; only config.json and the safetensors headers are read')
+    .option('-b, --base <folder-or-hub-id>', 'a base model folder (or a cached hub id) to check the adapter against: the base is loaded with the adapter\'s task (a SEQ_CLS adapter onto a classification head with its number of labels), then the adapter with its method\'s own loader')
     .option('--json', 'print the inspection as JSON')
-    .action(async (folder: string, o: { base?: string; json?: boolean }) => {
+    .addOption(new Option('--backend <name>', 'TensorFlow.js backend for --base (auto: tfjs-node-gpu, tfjs-node, wasm, cpu, the first that starts)').choices(BACKENDS).default('auto'))
+    .option('--no-discover', 'load only the built-in plugins, not every installed plugin package (their methods read adapter folders)')
+    .action(async (folder: string, o: InspectOptions) => {
       setCode(await inspectCommand(io, folder, o));
     });
 }
 
 // ---------------------------------------------------------------------------------------------
 
-async function inspectCommand(io: Io, folder: string, o: { base?: string; json?: boolean }): Promise<number> {
+async function inspectCommand(io: Io, folder: string, o: InspectOptions): Promise<number> {
   const { inspectAdapter, isHubId } = await models();
   const paths = new ShownPaths(io.cwd, isHubId);
   const dir = paths.add(folder);
-  const base = o.base !== undefined ? paths.model(o.base) : undefined;
-  const ins = await paths.rethrow(() => inspectAdapter(dir, { base }));
+  const ins = await paths.rethrow(async () => {
+    const plain = await inspectAdapter(dir);
+    if (o.base === undefined) return plain;
+    // A model folder gets its note from the library; an adapter is checked as the loader loads it.
+    if (plain.kind === 'model') return inspectAdapter(dir, { base: paths.model(o.base) });
+    return inspectWithLoader(io, paths, dir, plain, o as InspectOptions & { base: string });
+  });
   if (o.json) {
     const rest: Partial<AdapterInspection> = { ...ins };
     delete rest.text;
     io.out(JSON.stringify(paths.showIn(rest), null, 2));
   } else io.out(paths.showText(withEveryMismatch(ins)));
   return ins.compatibility && !ins.compatibility.compatible ? 1 : 0;
+}
+
+/** The task `generate` / `classify` load a base with for this adapter; undefined: the base's own. */
+function taskForAdapter(ins: AdapterInspection): { task?: ModelTask; numLabels?: number } {
+  if (ins.taskType === 'SEQ_CLS') return { task: 'sequence-classification', numLabels: ins.numLabels ?? undefined };
+  if (ins.taskType === 'CAUSAL_LM') return { task: 'causal-lm' };
+  return {};
+}
+
+/**
+ * `inspect --base` for an adapter folder: loads the base with the adapter's task (a SEQ_CLS adapter
+ * onto a classification head of its number of labels, as `classify` does), checks the adapter's
+ * modules and shapes against it (`inspectAdapter`), and when those fit, loads the adapter with its
+ * method's own loader, as `generate` and `classify` do: whatever the loader refuses (a file with no
+ * tensors, a tensor of the wrong rank, a rank that is not `r`, DoRA, unknown tensors, targets the
+ * file lacks, ...) becomes a mismatch in the loader's words, so that inspect never says OK for an
+ * adapter the loader refuses.
+ * @throws UserError when the base cannot be loaded or no plugin reads the folder's format
+ */
+async function inspectWithLoader(io: Io, paths: ShownPaths, dir: string, plain: AdapterInspection, o: InspectOptions & { base: string }): Promise<AdapterInspection> {
+  const { inspectAdapter, loadAdapters, StateDictError } = await models();
+  await startBackend(io, o.backend);
+  const base = await loadBase(io, paths, o.base, taskForAdapter(plain));
+  try {
+    const ins = await inspectAdapter(dir, { base });
+    const c = ins.compatibility!;
+    if (!c.compatible) return ins; // the shape check explains each mismatch; the loader would stop at the first
+    const methods = await adapterMethods(io, o.discover);
+    try {
+      await loadAdapters(base, [{ name: 'inspected', path: dir }], methods);
+    } catch (e) {
+      if (!(e instanceof UserError || e instanceof StateDictError)) throw e;
+      const hint = e instanceof UserError && e.details.hint ? ` (hint: ${e.details.hint})` : '';
+      c.mismatches.push({ name: 'loader', expected: 'an adapter its method\'s loader accepts', got: e.message, message: `the loader refuses it: ${e.message}${hint}` });
+      c.compatible = false;
+    }
+    return ins;
+  } finally {
+    base.model.dispose();
+  }
 }
 
 /**
@@ -407,11 +461,11 @@ async function adapterMethods(io: Io, discover: boolean): Promise<PeftMethod[]> 
   return createRegistry(plugins).methods();
 }
 
-async function loadBase(io: Io, paths: ShownPaths, given: string, opts: { task: ModelTask; numLabels?: number }): Promise<LoadedPretrained> {
+async function loadBase(io: Io, paths: ShownPaths, given: string, opts: { task?: ModelTask; numLabels?: number }): Promise<LoadedPretrained> {
   const { loadPretrained } = await models();
   const loaded = await loadPretrained(paths.model(given), { ...opts, log: (m) => io.err(m) });
   const r = loaded.report;
-  io.err(`model: ${given} (${loaded.model.config.model_type}, ${opts.task}${opts.numLabels ? `, ${opts.numLabels} labels` : ''}, ${r.numParameters.toLocaleString('en-US')} parameters)`);
+  io.err(`model: ${given} (${loaded.model.config.model_type}, ${loaded.model.task}${opts.numLabels ? `, ${opts.numLabels} labels` : ''}, ${r.numParameters.toLocaleString('en-US')} parameters)`);
   if (r.newlyInitialized.length) io.err(`note: ${r.newlyInitialized.join(', ')} not in the checkpoint: newly initialized${opts.task === 'sequence-classification' ? ' (an adapter\'s saved head replaces it)' : ''}`);
   return loaded;
 }

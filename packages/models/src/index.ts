@@ -7,6 +7,7 @@ export * from './model.js';
 export * from './tokenizer/tokenizer.js';
 export * from './peft/peft-model.js';
 export * from './peft/mixed-batch.js';
+export * from './peft/modules-to-save.js';
 export * from './peft/inspect.js';
 export * from './peft/serve.js';
 export * from './peft/prompt-format.js';

@@ -21,8 +21,8 @@ import {
   type LoraConfig,
   type ResolvedLoraConfig,
 } from './config.js';
-import { LoraLayer, MergeError, isLinearBase, type LinearBase } from './layer.js';
-import { ModulesToSaveWrapper } from './modules-to-save.js';
+import { LoraLayer, MergeError, isFanInFanOut, isLinearBase, type LinearBase } from './layer.js';
+import { ModulesToSaveWrapper } from '@peftkit/models';
 import { addWeightedLoraAdapter } from './weighted.js';
 
 /** The prefix HF PEFT puts before every saved key (`PeftModel.base_model.model`). */
@@ -174,6 +174,7 @@ export function injectLora(model: LoraTargetModel, config: LoraConfig = {}, opts
   if (opts.seed !== undefined) manualSeed(opts.seed);
   const layers = new Map<string, LoraLayer>();
   const created: string[] = [];
+  const usedPatterns = { rank_pattern: new Set<string>(), alpha_pattern: new Set<string>() };
   let ffoWarned = false;
   try {
     for (const [key, m] of mods) {
@@ -189,17 +190,22 @@ export function injectLora(model: LoraTargetModel, config: LoraConfig = {}, opts
         });
       }
       const base: LinearBase = layer.baseLayer;
-      if (base instanceof Conv1D && !cfg.fan_in_fan_out) {
+      // null (the default): the layers' own value, silently. HF PEFT's default is False, so every
+      // GPT-2 run there warns although the saved config then says true.
+      if (cfg.fan_in_fan_out === null) cfg.fan_in_fan_out = isFanInFanOut(base);
+      if (isFanInFanOut(base) && !cfg.fan_in_fan_out) {
         if (!ffoWarned) warn('fan_in_fan_out is set to False but the target module is `Conv1D`. Setting fan_in_fan_out to True.');
         ffoWarned = true;
         cfg.fan_in_fan_out = true;
-      } else if (!(base instanceof Conv1D) && cfg.fan_in_fan_out) {
+      } else if (!isFanInFanOut(base) && cfg.fan_in_fan_out) {
         if (!ffoWarned) warn(`fan_in_fan_out is set to True but the target module is \`${base instanceof Linear ? 'torch.nn.Linear' : base.constructor.name}\`. Setting fan_in_fan_out to False.`);
         ffoWarned = true;
         cfg.fan_in_fan_out = false;
       }
       const rKey = patternKeyFor(cfg.rank_pattern, key);
       const aKey = patternKeyFor(cfg.alpha_pattern, key);
+      if (rKey !== undefined) usedPatterns.rank_pattern.add(rKey);
+      if (aKey !== undefined) usedPatterns.alpha_pattern.add(aKey);
       layer.addAdapter(adapterName, {
         r: rKey !== undefined ? cfg.rank_pattern[rKey] : cfg.r,
         loraAlpha: aKey !== undefined ? cfg.alpha_pattern[aKey] : cfg.lora_alpha,
@@ -236,6 +242,13 @@ export function injectLora(model: LoraTargetModel, config: LoraConfig = {}, opts
   if (Array.isArray(targets) && typeof given.target_modules !== 'string') {
     const unused = targets.filter((t) => ![...layers.keys()].some((k) => k === t || k.endsWith(`.${t}`)));
     if (unused.length) warn(`target_modules entries that matched no module: ${unused.join(', ')}`);
+  }
+  for (const field of ['rank_pattern', 'alpha_pattern'] as const) {
+    // HF PEFT applies a pattern silently or not at all; a key that matches no wrapped module is almost always a typo.
+    const unused = Object.keys(cfg[field] ?? {}).filter((k) => !usedPatterns[field].has(k));
+    if (unused.length) {
+      warn(`${field} keys that matched no LoRA module (they change nothing): ${unused.map((k) => JSON.stringify(k)).join(', ')}; keys are regular expressions matched against the end of a wrapped module's name, e.g. "q_proj" or "layers\\.0\\.self_attn\\.q_proj"; wrapped: ${summarizeNames([...layers.keys()])}`);
+    }
   }
 
   // modules_to_save: trainable copies.

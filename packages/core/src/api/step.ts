@@ -55,6 +55,15 @@ export interface SettingsIssue {
   hint?: string;
 }
 
+/** A step another depends on, as {@link StepKind.validateUpstream} sees it. */
+export interface UpstreamStep {
+  /** The step's name in the pipeline. */
+  name: string;
+  /** Its kind (`quantize`, `inject`, ...). */
+  kind: string;
+  settings: Record<string, unknown>;
+}
+
 /**
  * A step kind: a typed function from input ports to output ports, with a settings schema.
  *
@@ -87,6 +96,14 @@ export interface StepKind<S = any> {
    * anything runs. Called after the schema passed; must not touch the disk.
    */
   localPaths?(settings: S): LocalPath[];
+  /**
+   * Checks that need the steps this one depends on, directly or not (e.g. `export` with `merged`
+   * after a `quantize` step), run at validation time once the graph is known and has no cycle, so
+   * that `--dry-run` catches what would otherwise fail only after training. Must not touch the disk
+   * or tensors.
+   * @param upstream - every step this one depends on, in run order, with its settings after defaults.
+   */
+  validateUpstream?(settings: S, upstream: UpstreamStep[]): SettingsIssue[];
   /**
    * Runs the step. Inputs hold the values produced by upstream steps, keyed by input port name.
    * Returns a value for every output port.

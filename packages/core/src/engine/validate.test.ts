@@ -110,3 +110,19 @@ test('--set overrides parse JSON values and create paths', () => {
 test('two plugins registering the same step kind are refused', () => {
   assert.throws(() => createRegistry([fakePlugin(), { ...fakePlugin(), name: 'other' }]), /registered twice: by fake and by other/);
 });
+
+test('validateUpstream sees every step the step depends on (transitively, in run order) and its issues get the step\'s pointer', () => {
+  const seen: string[][] = [];
+  const plugin = fakePlugin();
+  const r = createRegistry([plugin]);
+  const fit = r.stepKind('train')!;
+  fit.validateUpstream = (settings: any, upstream) => {
+    seen.push(upstream.map((u) => `${u.name}:${u.kind}`));
+    return upstream.some((u) => u.kind === 'load') && settings.steps > 2 ? [{ pointer: '/steps', message: 'too many steps after a load', hint: 'fewer' }] : [];
+  };
+  const { issues } = validatePipeline('p.json', good(), r);
+  assert.equal(seen.length, 1);
+  assert.deepEqual([...seen[0]].sort(), ['base:load', 'data:dataset', 'peft:inject']);
+  assert.ok(seen[0].indexOf('base:load') < seen[0].indexOf('peft:inject'), 'run order');
+  assert.deepEqual(issues, [{ file: 'p.json', pointer: '/steps/fit/settings/steps', message: 'too many steps after a load', hint: 'fewer' }]);
+});

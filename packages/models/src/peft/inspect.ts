@@ -9,7 +9,7 @@
  * (`config.json` + `model.safetensors`) is recognised and reported as a model, not an adapter.
  */
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { UserError } from '@peftkit/core';
 import type { LoadedModel, ModelConfig, ModelTask } from '../model.js';
 import { inferTask } from '../architectures/index.js';
@@ -21,6 +21,9 @@ import { HF_ADAPTER_CONFIG, HF_ADAPTER_PICKLE, HF_ADAPTER_WEIGHTS, folderBytes }
 /** AdapterHub's weights file and its pickle predecessor. */
 const ADAPTERHUB_WEIGHTS = 'adapter.safetensors';
 const ADAPTERHUB_PICKLE = 'pytorch_adapter.bin';
+/** AdapterHub's prediction head saved beside an adapter (`save_adapter(..., with_head=True)`). */
+const ADAPTERHUB_HEAD_CONFIG = 'head_config.json';
+const ADAPTERHUB_HEAD_WEIGHTS = 'model_head.safetensors';
 /** HF PEFT's prefix before every saved key. */
 const HF_PREFIX = 'base_model.model.';
 /** Prefixes under which transformers nests the bare model in its head classes (`base_model_prefix`). */
@@ -658,6 +661,25 @@ function inspectAdapterHub(ins: AdapterInspection, cfg: Record<string, unknown>)
     layers: [...new Set(downs.map((t) => layerOf(t.name)).filter((x): x is number => x !== undefined))].sort((a, b) => a - b),
   };
   if (ins.tensors.length && !downs.length) ins.notes.push(`no adapter_down weights for an adapter named "${name}"`);
+  inspectAdapterHubHead(ins);
+}
+
+/**
+ * A prediction head beside an AdapterHub adapter: a classifier's head (`score.weight`, ...) makes
+ * it a SEQ_CLS adapter of `num_labels` (else the head weight's rows) labels, as `classify` needs.
+ */
+function inspectAdapterHubHead(ins: AdapterInspection): void {
+  const weights = join(ins.folder, ADAPTERHUB_HEAD_WEIGHTS);
+  if (!existsSync(weights)) return;
+  const cfgFile = join(ins.folder, ADAPTERHUB_HEAD_CONFIG);
+  const cfg = existsSync(cfgFile) ? readJson(cfgFile) : {};
+  const tensors = Object.entries(readSafetensorsHeader(weights).tensors);
+  const rows = tensors.filter(([k, e]) => k.endsWith('.weight') && e.shape.length === 2).map(([, e]) => e.shape[0]);
+  const modelClass = strOrNull(cfg.model_class);
+  ins.numLabels = numOrNull(cfg.num_labels) ?? (rows.length ? rows[rows.length - 1] : null);
+  if (modelClass?.endsWith('ForSequenceClassification') || (!modelClass && ins.numLabels !== null)) ins.taskType = 'SEQ_CLS';
+  const elements = tensors.reduce((s, [, e]) => s + prod(e.shape), 0);
+  ins.notes.push(`prediction head in ${ADAPTERHUB_HEAD_WEIGHTS}${modelClass ? ` (${modelClass})` : ''}: ${tensors.map(([k, e]) => `${k} [${e.shape.join(', ')}]`).join(', ')}, ${n(elements)} parameters`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -667,7 +689,9 @@ function checkCompatibility(ins: AdapterInspection, base: BaseShapes): Compatibi
   const notes: string[] = [];
   let checked = 0;
   const add = (name: string, expected: string, got: string, message: string) => mismatches.push({ name, expected, got, message });
-  if (ins.baseModel && ins.baseModel !== base.source) notes.push(`the adapter was trained on ${ins.baseModel}; checking against ${base.source}`);
+  // peftkit's exports name a local base relative to the adapter folder (`../models/base`).
+  const named = ins.baseModel && /^\.\.?\//.test(ins.baseModel) ? resolve(ins.folder, ins.baseModel) : ins.baseModel;
+  if (named && named !== base.source) notes.push(`the adapter was trained on ${ins.baseModel}; checking against ${base.source}`);
 
   if (ins.lora) {
     const missingLayers = new Set<number>();

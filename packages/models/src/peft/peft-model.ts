@@ -42,7 +42,7 @@ export interface AdapterHandle {
    * adapters). Absent: the exporter writes HF PEFT's files from `stateDict()` and `adapterConfig()`.
    * @returns the names of the files written
    */
-  save?(dir: string, options?: { baseModelNameOrPath?: string }): string[];
+  save?(dir: string, options?: { baseModelNameOrPath?: string | null }): string[];
   /** Turns the adapter's effect on or off (off: the base model's outputs). */
   setEnabled(enabled: boolean): void;
   /** Folds the adapter into the base weights (adapter-layer methods). */

@@ -85,6 +85,13 @@ export async function loadAdapters(target: LoadedModel | PeftModel, adapters: Ad
   return peft;
 }
 
+/** What a result reports as its adapter: `asked`, else the active set (`a+b`), `__base__` when none is active; null for a plain model. */
+function adapterUsed(model: LoadedModel | PeftModel, asked: string | undefined): string | null {
+  if (asked !== undefined) return asked;
+  if (!(model instanceof PeftModel)) return null;
+  return model.active.length ? model.active.join('+') : BASE_ADAPTER_NAME;
+}
+
 /** Runs `fn` with exactly `adapter` active (`__base__`: none), then restores the active set. */
 function withAdapter<T>(peft: PeftModel, adapter: string | undefined, fn: () => T): T {
   if (adapter === undefined) return fn();
@@ -141,7 +148,10 @@ export interface GenerateTextOptions {
 /** One prompt's result. */
 export interface Generation {
   prompt: string;
-  /** The adapter used (`__base__` for none), or null for "the active set" / a plain model. */
+  /**
+   * The adapter used: the one asked for, else the PEFT model's active adapter(s) (joined by `+`
+   * when several are stacked), `__base__` when none is active; null for a plain model.
+   */
   adapter: string | null;
   /** The generated text, special tokens removed. */
   text: string;
@@ -207,7 +217,7 @@ export function generateText(model: LoadedModel | PeftModel, prompts: string[], 
     const out = result.generated[b];
     return {
       prompt,
-      adapter: opts.adapterNames ? opts.adapterNames[b] : (opts.adapter ?? null),
+      adapter: opts.adapterNames ? opts.adapterNames[b] : adapterUsed(model, opts.adapter),
       text: tok.decode(out, { skipSpecialTokens: true }),
       tokenIds: out,
       finishReason: out.length && eosList.includes(out[out.length - 1]) ? 'eos' : 'length',
@@ -278,7 +288,7 @@ export function classify(model: LoadedModel | PeftModel, texts: string[], opts: 
     probs.forEach((p, i) => {
       const labels = p.map((_, j) => id2label[String(j)] ?? `LABEL_${j}`);
       const best = p.reduce((b, x, j) => (x > p[b] ? j : b), 0);
-      out.push({ text: chunk[i], adapter: names ? names[i] : (opts.adapter ?? null), label: labels[best], labelId: best, probabilities: Object.fromEntries(labels.map((l, j) => [l, p[j]])) });
+      out.push({ text: chunk[i], adapter: names ? names[i] : adapterUsed(model, opts.adapter), label: labels[best], labelId: best, probabilities: Object.fromEntries(labels.map((l, j) => [l, p[j]])) });
     });
   }
   return out;

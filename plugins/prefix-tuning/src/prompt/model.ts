@@ -18,7 +18,7 @@ import {
 } from '@peftkit/models';
 import schema from './config.schema.json' with { type: 'json' };
 import type { PromptTuningConfig } from './config.generated.js';
-import { PromptLearningHandle, batchSize, beginInject, extendAttentionMask, promptLearningIssues, resolveTarget, shiftPositionIds, taskTypeOf, type ConfigIssue, type InjectTarget } from '../virtual-tokens.js';
+import { PromptLearningHandle, refuseSequenceClassification, batchSize, beginInject, extendAttentionMask, promptLearningIssues, resolveTarget, shiftPositionIds, taskTypeOf, type ConfigIssue, type InjectTarget } from '../virtual-tokens.js';
 import { PROMPT_EMBEDDINGS_KEY, promptEmbeddingsFrom, promptTuningConfigFromHf, withPromptLearningFolder } from '../hf-format.js';
 
 /** A prompt-tuning config with the model's values filled in. */
@@ -259,7 +259,10 @@ export const promptTuningMethod = {
   description: 'Prompt tuning (Lester et al. 2021): trained soft-prompt embeddings in front of the input. HF PEFT format.',
   configSchema: schema,
   validateConfig: validatePromptTuningConfig,
-  inject: (model, config, ctx) => injectPromptTuning(model, config, ctx),
+  inject: (model, config, ctx) => {
+    refuseSequenceClassification('prompt-tuning', model);
+    return injectPromptTuning(model, config, ctx);
+  },
   loadAdapter: (model, dir, ctx) => loadPromptTuningAdapter(model, dir, ctx),
   recognizesAdapterConfig: (json) => json.peft_type === 'PROMPT_TUNING',
 } satisfies PeftMethod<PromptTuningConfig, InjectTarget, PromptTuningHandle>;
