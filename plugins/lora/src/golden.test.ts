@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '@peftkit/core';
-import { Linear, TiedLinear, createModel, loadPretrained, readSafetensors, readSafetensorsHeader, writeSafetensors, type LlamaForCausalLM, type ModelConfig, type PreTrainedModel } from '@peftkit/models';
+import { Linear, ModulesToSaveWrapper, TiedLinear, createModel, loadPretrained, readSafetensors, readSafetensorsHeader, writeSafetensors, type LlamaForCausalLM, type ModelConfig, type PreTrainedModel } from '@peftkit/models';
 import { repoRoot, scratch } from '@peftkit/models/testing';
 import { loadHfLoraAdapter, writeHfAdapter } from './hf-format.js';
 import { LoraEmbedding } from './layer.js';
@@ -208,7 +208,7 @@ describe('llama-lora-embed-lmhead on a tied base, and with added tokens', () => 
     merged.dispose();
   });
 
-  test('added tokens: a saved table of 515 rows resizes embed_tokens and lm_head, copying the saved rows', async () => {
+  test('added tokens: a saved table of 515 rows resizes embed_tokens and lm_head (resizeTokenEmbeddings), then the saved rows load over them', async () => {
     const ADDED = 3;
     const { tensors } = readSafetensors(join(c.dir, 'adapter', 'adapter_model.safetensors'));
     const extra = (rows: number, cols: number, seed: number) => tf.randomNormal([rows, cols], 0, 0.05, 'float32', seed);
@@ -237,7 +237,13 @@ describe('llama-lora-embed-lmhead on a tied base, and with added tokens', () => 
     const want = tf.tidy(() => tf.add(tensors.get('base_model.model.model.embed_tokens.base_layer.weight')!.slice([v, 0], [1, 64]),
       tf.mul(tf.matMul(tensors.get('base_model.model.model.embed_tokens.lora_embedding_A')!.slice([0, v], [4, 1]).transpose(), tensors.get('base_model.model.model.embed_tokens.lora_embedding_B')!.transpose()), 2)));
     assertClose(m.model.embed_tokens.forward(tf.tensor2d([[v]], undefined, 'int32')).reshape([1, 64]), want, 'embedding of an added token', 1e-6);
-    assertClose((m.lm_head as unknown as { weight: tf.Tensor }).weight.slice([v, 0], [1, 64]), tensors.get('base_model.model.lm_head.weight')!.slice([v, 0], [1, 64]), 'head row of an added token', 0);
+    // lm_head is in modules_to_save: the adapter's copy holds the saved rows; the base head keeps
+    // its own 512 and gets the mean of them for the added ones (resizeTokenEmbeddings).
+    const head = m.lm_head as unknown as ModulesToSaveWrapper;
+    assert.ok(head instanceof ModulesToSaveWrapper);
+    assertClose((head.copyOf('default') as unknown as { weight: tf.Tensor }).weight.slice([v, 0], [1, 64]), tensors.get('base_model.model.lm_head.weight')!.slice([v, 0], [1, 64]), 'head row of an added token', 0);
+    const baseHead = (head.originalModule as unknown as { weight: tf.Tensor }).weight;
+    assertClose(baseHead.slice([v, 0], [1, 64]), tf.mean(baseHead.slice([0, 0], [512, 64]), 0, true), 'base head row of an added token (mean)', 1e-6);
     tensors.forEach((t) => t.dispose());
     m.dispose();
   });

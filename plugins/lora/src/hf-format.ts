@@ -5,11 +5,11 @@
  * handling is `@peftkit/models`' `peft/hf-adapter-io.ts`.
  */
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import { UserError, schemaIssues, type StepLogger } from '@peftkit/core';
-import { Embedding, HF_ADAPTER_CONFIG, Linear, TiedLinear, readHfAdapterFolder, writeHfAdapterFiles, type AdapterHandle, type Module } from '@peftkit/models';
+import { HF_ADAPTER_CONFIG, PreTrainedModel, readHfAdapterFolder, resizeTokenEmbeddings, writeHfAdapterFiles, type AdapterHandle } from '@peftkit/models';
 import { loraConfigSchema, validateConfig, type LoraConfig } from './config.js';
-import { HF_PREFIX, injectLora, type LoraAdapterHandle, type LoraTargetModel } from './model.js';
+import { injectLora, type LoraAdapterHandle, type LoraTargetModel } from './model.js';
 
 /**
  * Writes an adapter as HF PEFT's `save_pretrained` does: `<folder>/adapter_model.safetensors`
@@ -141,97 +141,63 @@ export function readHfAdapter(folder: string, opts: { logger?: StepLogger } = {}
   }
 }
 
-/** What the model must have for {@link resizeEmbeddingsToAdapter}: its token embedding, its output heads. */
-type EmbeddingModel = LoraTargetModel & { getInputEmbeddings?(): Module; config?: { vocab_size?: number } };
-
 /**
- * Added tokens: when the adapter's saved embedding table has another number of rows than the
- * model's token embedding (the vocabulary was resized with `resize_token_embeddings` before
- * training, and HF saved the table as `<embed>.base_layer.weight`, or whole as a `modules_to_save`
- * `<embed>.weight`), the model's embedding is replaced by one of the saved size: the saved rows
- * (`base_layer.weight`), or the base's own rows plus the added rows of the trained copy
- * (`modules_to_save`, where HF's resize would have drawn the added rows at random). Its output head
- * follows: a tied head is re-tied to the new table; an untied `Linear` head takes the adapter's head
- * rows (`<head>.weight` of `modules_to_save` or `<head>.base_layer.weight`).
- * `config.vocab_size` is updated. HF PEFT needs `model.resize_token_embeddings(n)` by hand before
- * loading; this does it from the file.
- * @param tensors - the adapter's tensors by saved key (`base_model.model.` prefix)
- * @param file - the weights file, for messages
- * @returns a note saying what was resized, or undefined when nothing was
- * @throws UserError when only `lora_embedding_A` shows the new size (no table to take the added
- *   rows from), or an untied head has no rows of the new size in the file
+ * The vocabulary size an adapter's saved tensors say the model had when it was trained, when it is
+ * larger than `model`'s: the user resized the embeddings before training (transformers'
+ * `resize_token_embeddings`, for added tokens), so the base must be resized the same way first.
+ * Read from the input embedding or output head saved whole (`modules_to_save`, `<module>.weight`),
+ * their saved base tables (`<module>.base_layer.weight`, HF's `save_embedding_layers`) and the
+ * input embedding's `lora_embedding_A` ([r, vocab]).
  */
-export function resizeEmbeddingsToAdapter(model: LoraTargetModel, tensors: Map<string, tf.Tensor>, file: string): string | undefined {
-  const m = model as EmbeddingModel;
-  const emb = m.getInputEmbeddings?.();
-  if (!(emb instanceof Embedding)) return undefined;
-  const path = model.namedModules().find(([, x]) => x === emb)?.[0];
-  if (!path) return undefined;
-  const at = (k: string) => tensors.get(`${HF_PREFIX}${k}`);
-  // `base_layer.weight` is the resized base table itself; a modules_to_save `weight` is the trained
-  // copy, so the base keeps its own rows and takes only the added ones from it.
-  const baseTable = at(`${path}.base_layer.weight`);
-  const table = baseTable ?? at(`${path}.weight`); // [vocab', dim]
-  const loraA = at(`${path}.lora_embedding_A`); // [r, vocab']
-  const rows = table?.shape[0] ?? loraA?.shape[1];
-  if (rows === undefined || rows === emb.numEmbeddings) return undefined;
-  if (!table || table.shape[1] !== emb.dim) {
-    throw new UserError(`${file}: ${path}.lora_embedding_A has ${rows} columns but the model's vocabulary has ${emb.numEmbeddings} tokens, and the file holds no ${emb.dim}-wide embedding table to take the other rows from`, {
-      file,
-      hint: `resize the base model's token embeddings to ${rows} (the tokenizer the adapter was trained with) and save it, then load the adapter onto that`,
-    });
-  }
-  const heads = (model.outputHeadNames?.() ?? []).map((h) => [h, model.getSubmodule(h)] as const);
-  const replaced: [string, Module][] = [];
-  for (const [h, head] of heads) {
-    if (head instanceof TiedLinear && head.weight === emb.weight) continue; // re-tied below
-    if (head instanceof Linear && head.outFeatures === emb.numEmbeddings && head.bias === undefined) {
-      const headBase = at(`${h}.base_layer.weight`);
-      const t = headBase ?? at(`${h}.weight`);
-      if (!t || t.shape[0] !== rows) {
-        throw new UserError(`${file}: the adapter's vocabulary has ${rows} tokens (${path} is [${table.shape.join(', ')}]) but it holds no ${h} rows for them, and the model's ${h} is not tied to ${path}`, {
-          file,
-          hint: `resize the base model's token embeddings and ${h} to ${rows} and save it, then load the adapter onto that; or train the adapter with ${h} in modules_to_save`,
-        });
-      }
-      const next = new Linear(head.inFeatures, rows, false);
-      const keep = Math.min(rows, head.outFeatures);
-      next.weight.assign(headBase ?? tf.tidy(() => (rows > keep ? tf.concat([head.weight.slice([0, 0], [keep, head.inFeatures]), t.slice([keep, 0], [rows - keep, head.inFeatures])], 0) : head.weight.slice([0, 0], [rows, head.inFeatures]))));
-      replaced.push([h, next]);
+function adapterVocabRows(model: LoraTargetModel, config: LoraConfig, tensors: Map<string, tf.Tensor>): number | undefined {
+  if (!(model instanceof PreTrainedModel)) return undefined;
+  const emb = model.getInputEmbeddings();
+  const embNames = new Set([...model.namedModules()].filter(([, m]) => m === emb).map(([n]) => n));
+  const names = new Set([...embNames, ...model.outputHeadNames()]);
+  const toSave = config.modules_to_save ?? [];
+  let rows: number | undefined;
+  const grow = (n: number) => {
+    if (n > emb.numEmbeddings) rows = Math.max(rows ?? 0, n);
+  };
+  for (const [key, t] of tensors) {
+    const k = key.replace(/^base_model\.model\./, '');
+    const loraA = /^(.*)\.lora_embedding_A(\.[^.]+)?$/.exec(k);
+    if (loraA) {
+      if (embNames.has(loraA[1]) && t.rank === 2) grow(t.shape[1]!);
+      continue;
     }
+    if (t.rank !== 2 || t.shape[1] !== emb.dim) continue;
+    const base = /^(.*)\.base_layer\.weight$/.exec(k);
+    if (base) {
+      if (names.has(base[1])) grow(t.shape[0]!);
+      continue;
+    }
+    const name = k.replace(/\.weight$/, '');
+    const saved = toSave.some((m) => name === m || name.endsWith(`.${m}`));
+    if (saved && names.has(name)) grow(t.shape[0]!);
   }
-  const next = new Embedding(rows, emb.dim);
-  const keep = Math.min(rows, emb.numEmbeddings);
-  next.weight.assign(baseTable ?? tf.tidy(() => (rows > keep ? tf.concat([emb.weight.slice([0, 0], [keep, emb.dim]), table.slice([keep, 0], [rows - keep, emb.dim])], 0) : emb.weight.slice([0, 0], [rows, emb.dim]))));
-  for (const x of [next, ...replaced.map(([, r]) => r)]) {
-    x.requiresGrad(false);
-    x.train(emb.training);
-  }
-  const old = emb.numEmbeddings;
-  model.setSubmodule(path, next);
-  for (const [h, head] of heads) if (head instanceof TiedLinear && head.weight === emb.weight) model.setSubmodule(h, new TiedLinear(next.weight));
-  for (const [h, r] of replaced) model.setSubmodule(h, r);
-  if (m.config && typeof m.config.vocab_size === 'number') m.config.vocab_size = rows;
-  emb.dispose();
-  for (const [h] of replaced) heads.find(([x]) => x === h)?.[1]?.dispose();
-  return `the adapter's vocabulary has ${rows} tokens, the model's had ${old}: resized ${path}${heads.length ? ` and ${heads.map(([h]) => h).join(', ')}` : ''} to ${rows}, with the adapter's rows`;
+  return rows;
 }
 
 /**
  * Injects the adapter saved in `folder` into `model` (with the adapter's own config) and loads its
- * tensors: HF PEFT's `PeftModel.from_pretrained(model, folder)`. When the adapter's saved embedding
- * table has another size (added tokens), the model's embedding and head are resized first
- * ({@link resizeEmbeddingsToAdapter}). On failure the model is left without the adapter.
- * @throws UserError as {@link readHfAdapter}, {@link resizeEmbeddingsToAdapter}, {@link injectLora}
- *   and `loadStateDict` do (shape errors name the tensor).
+ * tensors: HF PEFT's `PeftModel.from_pretrained(model, folder)`. On failure the model is left without it.
+ * When the adapter's tensors show a larger vocabulary than the model has (added tokens: the input
+ * embedding or output head saved whole in `modules_to_save`, their saved base tables
+ * `<module>.base_layer.weight`, or `lora_embedding_A`'s columns), the model's embeddings are resized
+ * to that size first (`resizeTokenEmbeddings`, added rows the mean of the old ones, as transformers
+ * users call `resize_token_embeddings` before loading); saved tables are then loaded over them.
+ * @throws UserError as {@link readHfAdapter}, {@link injectLora} and `loadStateDict` do (shape errors name the tensor).
  */
 export function loadHfLoraAdapter(model: LoraTargetModel, folder: string, opts: { adapterName?: string; logger?: StepLogger } = {}): LoraAdapterHandle & { adapterWarnings: string[] } {
   const adapter = readHfAdapter(folder, opts);
   try {
-    const resized = resizeEmbeddingsToAdapter(model, adapter.tensors, join(folder, 'adapter_model.safetensors'));
-    if (resized) {
-      adapter.warnings.push(resized);
-      opts.logger?.info(resized);
+    const rows = adapterVocabRows(model, adapter.config, adapter.tensors);
+    if (rows !== undefined) {
+      const note = `${folder}: the adapter's vocabulary has ${rows} tokens, the model's had ${(model as PreTrainedModel).dims().vocabSize}: resized the model's token embeddings (and output head) to ${rows} (resizeTokenEmbeddings; the adapter's saved rows are loaded over them)`;
+      resizeTokenEmbeddings(model as PreTrainedModel, rows);
+      adapter.warnings.push(note);
+      opts.logger?.info(note);
     }
     const handle = injectLora(model, adapter.config, { adapterName: opts.adapterName, logger: opts.logger });
     try {

@@ -43,6 +43,16 @@ export interface LinearBase extends Module {
   addToWeight?(deltaOutIn: tf.Tensor2D): void;
   /** Bias [out], when the layer has one. */
   bias?: tf.Variable;
+  /**
+   * True when the layer stands for GPT-2's Conv1D (its HF weight is stored [in, out]) without being
+   * one, e.g. a quantized copy: HF PEFT's `fan_in_fan_out` is then true for it, as for Conv1D.
+   */
+  readonly fanInFanOut?: boolean;
+}
+
+/** HF PEFT's `fan_in_fan_out` for a base layer: true for GPT-2's Conv1D and layers standing for one. */
+export function isFanInFanOut(base: LinearBase): boolean {
+  return base instanceof Conv1D || base.fanInFanOut === true;
 }
 
 /** True for the modules LoRA can wrap (see {@link LinearBase}); a {@link LoraLayer} itself is not. */

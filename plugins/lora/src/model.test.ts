@@ -2,10 +2,9 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { UserError, initBackend } from '@peftkit/core';
-import { Conv1D, Linear, PeftModel, manualSeed, random, type LoadedModel, type PreTrainedModel } from '@peftkit/models';
+import { Conv1D, Linear, ModulesToSaveWrapper, PeftModel, manualSeed, random, type LoadedModel, type PreTrainedModel } from '@peftkit/models';
 import { LoraEmbedding, LoraLayer } from './layer.js';
 import { loadHfLoraAdapter, writeHfAdapter } from './hf-format.js';
-import { ModulesToSaveWrapper } from './modules-to-save.js';
 import { injectLora, summarizeNames } from './model.js';
 import { maxAbsDiff, sampleIds, scratch } from '@peftkit/models/testing';
 import { tinyGpt2, tinyLlama, tinyLlamaForSequenceClassification } from './testing/tiny-models.js';
@@ -93,6 +92,15 @@ test('target_modules null uses HF PEFT\'s default for the architecture', () => {
   assert.deepEqual(wrapped(l).map((n) => n.split('.').pop()), ['q_proj', 'v_proj', 'q_proj', 'v_proj']);
 });
 
+test('rank_pattern / alpha_pattern keys that match no wrapped module are warned about, by name', () => {
+  const h = injectLora(tinyLlama(), { target_modules: ['q_proj', 'v_proj'], rank_pattern: { q_proj: 2, qproj: 4 }, alpha_pattern: { 'layers\\.9\\.self_attn\\.v_proj': 32, v_proj: 8 } });
+  assert.equal(h.warnings.length, 2, h.warnings.join('\n'));
+  assert.match(h.warnings[0], /^rank_pattern keys that matched no LoRA module \(they change nothing\): "qproj";/);
+  assert.match(h.warnings[1], /^alpha_pattern keys that matched no LoRA module \(they change nothing\): "layers\\\\.9\\\\.self_attn\\\\.v_proj";/);
+  assert.match(h.warnings[1], /wrapped: model\.layers\.N\.self_attn\.q_proj/);
+  assert.deepEqual(injectLora(tinyLlama(), { target_modules: ['q_proj'], rank_pattern: { q_proj: 2 } }).warnings, []);
+});
+
 test('rank_pattern and alpha_pattern set per-module rank and scaling', () => {
   const m = tinyLlama();
   const h = injectLora(m, { target_modules: ['q_proj', 'v_proj'], r: 4, lora_alpha: 8, rank_pattern: { 'layers\\.1\\.self_attn\\.q_proj': 2 }, alpha_pattern: { v_proj: 32 }, use_rslora: false });
@@ -105,11 +113,15 @@ test('rank_pattern and alpha_pattern set per-module rank and scaling', () => {
   assert.equal(rs.layers.get('model.layers.0.self_attn.q_proj')!.adapterInfo('default').scaling, 4);
 });
 
-test('fan_in_fan_out is set for Conv1D (and cleared for Linear) with HF\'s warning', () => {
+test('fan_in_fan_out is set for Conv1D (and cleared for Linear); HF\'s warning only when the user set the wrong value', () => {
+  // Left unset (null, every default run on GPT-2): taken from the layers without a warning; the exported config says true.
   const g = injectLora(tinyGpt2(), { target_modules: ['c_attn'] });
   assert.equal(g.config.fan_in_fan_out, true);
-  assert.deepEqual(g.warnings, ['fan_in_fan_out is set to False but the target module is `Conv1D`. Setting fan_in_fan_out to True.']);
+  assert.deepEqual(g.warnings, []);
   assert.equal(g.adapterConfig().fan_in_fan_out, true);
+  const wrong = injectLora(tinyGpt2(), { target_modules: ['c_attn'], fan_in_fan_out: false });
+  assert.deepEqual(wrong.warnings, ['fan_in_fan_out is set to False but the target module is `Conv1D`. Setting fan_in_fan_out to True.']);
+  assert.equal(wrong.adapterConfig().fan_in_fan_out, true);
   const l = injectLora(tinyLlama(), { target_modules: ['q_proj'], fan_in_fan_out: true });
   assert.equal(l.config.fan_in_fan_out, false);
   assert.match(l.warnings[0], /fan_in_fan_out is set to True but the target module is `torch.nn.Linear`/);

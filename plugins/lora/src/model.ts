@@ -21,8 +21,8 @@ import {
   type LoraConfig,
   type ResolvedLoraConfig,
 } from './config.js';
-import { LoraEmbedding, LoraLayer, MergeError, isLinearBase, type LinearBase } from './layer.js';
-import { ModulesToSaveWrapper, cloneModule } from './modules-to-save.js';
+import { LoraEmbedding, LoraLayer, MergeError, isFanInFanOut, isLinearBase, type LinearBase } from './layer.js';
+import { ModulesToSaveWrapper, cloneModule } from '@peftkit/models';
 import { addWeightedLoraAdapter } from './weighted.js';
 
 /** The prefix HF PEFT puts before every saved key (`PeftModel.base_model.model`). */
@@ -182,10 +182,13 @@ export function injectLora(model: LoraTargetModel, config: LoraConfig = {}, opts
   const layers = new Map<string, LoraLayer>();
   const embeddings = new Map<string, LoraEmbedding>();
   const created: string[] = [];
+  const usedPatterns = { rank_pattern: new Set<string>(), alpha_pattern: new Set<string>() };
   let ffoWarned = false;
   const specFor = (key: string) => {
     const rKey = patternKeyFor(cfg.rank_pattern, key);
     const aKey = patternKeyFor(cfg.alpha_pattern, key);
+    if (rKey !== undefined) usedPatterns.rank_pattern.add(rKey);
+    if (aKey !== undefined) usedPatterns.alpha_pattern.add(aKey);
     return {
       r: rKey !== undefined ? cfg.rank_pattern[rKey] : cfg.r,
       loraAlpha: aKey !== undefined ? cfg.alpha_pattern[aKey] : cfg.lora_alpha,
@@ -221,11 +224,14 @@ export function injectLora(model: LoraTargetModel, config: LoraConfig = {}, opts
         });
       }
       const base: LinearBase = layer.baseLayer;
-      if (base instanceof Conv1D && !cfg.fan_in_fan_out) {
+      // null (the default): the layers' own value, silently. HF PEFT's default is False, so every
+      // GPT-2 run there warns although the saved config then says true.
+      if (cfg.fan_in_fan_out === null) cfg.fan_in_fan_out = isFanInFanOut(base);
+      if (isFanInFanOut(base) && !cfg.fan_in_fan_out) {
         if (!ffoWarned) warn('fan_in_fan_out is set to False but the target module is `Conv1D`. Setting fan_in_fan_out to True.');
         ffoWarned = true;
         cfg.fan_in_fan_out = true;
-      } else if (!(base instanceof Conv1D) && cfg.fan_in_fan_out) {
+      } else if (!isFanInFanOut(base) && cfg.fan_in_fan_out) {
         if (!ffoWarned) warn(`fan_in_fan_out is set to True but the target module is \`${base instanceof Linear ? 'torch.nn.Linear' : base.constructor.name}\`. Setting fan_in_fan_out to False.`);
         ffoWarned = true;
         cfg.fan_in_fan_out = false;
@@ -254,12 +260,19 @@ export function injectLora(model: LoraTargetModel, config: LoraConfig = {}, opts
     const why = typeof targets === 'string' ? `the regular expression ${JSON.stringify(targets)} matched no module name in full` : `none of ${JSON.stringify(targets)} matched the end of a module name${layerFilter != null ? ` in layers ${JSON.stringify(layerFilter)}` : ''}${cfg.exclude_modules != null ? ' (after exclude_modules)' : ''}${modulesToSave.length ? ' (modules in modules_to_save are never LoRA targets)' : ''}`;
     throw new UserError(`LoRA found no module to wrap: ${why}. The model's linear layers: ${summarizeNames(linear) || '(none)'}`, {
       pointer: '/target_modules',
-      hint: 'use names from that list (matched against the end of the module name, e.g. "q_proj"), or "all-linear" for every linear layer but the output head',
+      hint: `use names from that list (matched against the end of the module name${linear.length ? `, e.g. "${linear[0].split('.').pop()}"` : ''}), or "all-linear" for every linear layer but the output head`,
     });
   }
   if (Array.isArray(targets) && typeof given.target_modules !== 'string') {
     const unused = targets.filter((t) => ![...layers.keys(), ...embeddings.keys()].some((k) => k === t || k.endsWith(`.${t}`)));
     if (unused.length) warn(`target_modules entries that matched no module: ${unused.join(', ')}`);
+  }
+  for (const field of ['rank_pattern', 'alpha_pattern'] as const) {
+    // HF PEFT applies a pattern silently or not at all; a key that matches no wrapped module is almost always a typo.
+    const unused = Object.keys(cfg[field] ?? {}).filter((k) => !usedPatterns[field].has(k));
+    if (unused.length) {
+      warn(`${field} keys that matched no LoRA module (they change nothing): ${unused.map((k) => JSON.stringify(k)).join(', ')}; keys are regular expressions matched against the end of a wrapped module's name, e.g. "q_proj" or "layers\\.0\\.self_attn\\.q_proj"; wrapped: ${summarizeNames([...layers.keys(), ...embeddings.keys()])}`);
+    }
   }
 
   // modules_to_save: trainable copies.

@@ -10,7 +10,7 @@ import { UserError, initBackend } from '@peftkit/core';
 import { BASE_ADAPTER_NAME, Conv1D, PeftModel, createModel, manualSeed, readSafetensors, writeSafetensors, type LoadedModel, type ModelInputs, type PreTrainedModel } from '@peftkit/models';
 import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { LoraLayer } from './layer.js';
-import { ModulesToSaveWrapper } from './modules-to-save.js';
+import { ModulesToSaveWrapper } from '@peftkit/models';
 import { injectLora, type LoraAdapterHandle } from './model.js';
 import { loadHfLoraAdapter } from './hf-format.js';
 import { loraMethod } from './method.js';

@@ -49,6 +49,17 @@ test('inject: LoRA wraps every quantized linear layer; adapters are float32, the
   m.dispose();
 });
 
+test('on a quantized GPT-2 (Conv1D layers) the config records fan_in_fan_out: true, as for the float model, without a warning', () => {
+  const m = tinyGpt2(1);
+  quantizeModel(m, {});
+  const h = injectQLora(m, { r: 2 }, { seed: 1 });
+  assert.ok([...h.lora.layers.values()].every((l) => l.baseLayer instanceof QuantLinear));
+  assert.equal(h.adapterConfig().fan_in_fan_out, true);
+  assert.deepEqual(h.lora.warnings, []);
+  h.dispose();
+  m.dispose();
+});
+
 test('a QLoRA training step: gradients reach A and B through the 4-bit layers, the packed weights do not change', () => {
   const m = tinyGpt2(1);
   quantizeModel(m, { blocksize: 32 });

@@ -9,7 +9,7 @@
  * (`config.json` + `model.safetensors`) is recognised and reported as a model, not an adapter.
  */
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { UserError } from '@peftkit/core';
 import type { LoadedModel, ModelConfig, ModelTask } from '../model.js';
 import { inferTask } from '../architectures/index.js';
@@ -21,6 +21,9 @@ import { HF_ADAPTER_CONFIG, HF_ADAPTER_PICKLE, HF_ADAPTER_WEIGHTS, folderBytes }
 /** AdapterHub's weights file and its pickle predecessor. */
 const ADAPTERHUB_WEIGHTS = 'adapter.safetensors';
 const ADAPTERHUB_PICKLE = 'pytorch_adapter.bin';
+/** AdapterHub's prediction head saved beside an adapter (`save_adapter(..., with_head=True)`). */
+const ADAPTERHUB_HEAD_CONFIG = 'head_config.json';
+const ADAPTERHUB_HEAD_WEIGHTS = 'model_head.safetensors';
 /** HF PEFT's prefix before every saved key. */
 const HF_PREFIX = 'base_model.model.';
 /** Prefixes under which transformers nests the bare model in its head classes (`base_model_prefix`). */
@@ -485,7 +488,9 @@ function inspectHfPeft(ins: AdapterInspection, cfg: Record<string, unknown>): vo
   if (type === null) ins.notes.push(`${HF_ADAPTER_CONFIG} has no peft_type`);
   if (type === 'LORA') return inspectLora(ins, cfg);
   if (type === 'PROMPT_TUNING' || type === 'P_TUNING' || type === 'PREFIX_TUNING') return inspectPrompt(ins, cfg, type);
-  ins.notes.push(`peft_type ${JSON.stringify(type)} is not a method peftkit implements (LORA, PROMPT_TUNING, P_TUNING, PREFIX_TUNING); only an outline is shown`);
+  // Methods from plugins (IA3 in @peftkit/ia3, or a third party's) load and serve, but this
+  // inspector, which knows no plugin, describes only the built-in layouts in detail.
+  ins.notes.push(`peft_type ${JSON.stringify(type)}: inspect describes LORA, PROMPT_TUNING, P_TUNING and PREFIX_TUNING adapters in detail; only an outline is shown (\`peftkit plugins\` lists the methods installed plugins load)`);
   ins.parameterBreakdown = ins.numParameters === null ? null : { adapter: ins.numParameters, modulesToSave: 0, other: 0 };
 }
 
@@ -670,6 +675,25 @@ function inspectAdapterHub(ins: AdapterInspection, cfg: Record<string, unknown>)
     layers: [...new Set(downs.map((t) => layerOf(t.name)).filter((x): x is number => x !== undefined))].sort((a, b) => a - b),
   };
   if (ins.tensors.length && !downs.length) ins.notes.push(`no adapter_down weights for an adapter named "${name}"`);
+  inspectAdapterHubHead(ins);
+}
+
+/**
+ * A prediction head beside an AdapterHub adapter: a classifier's head (`score.weight`, ...) makes
+ * it a SEQ_CLS adapter of `num_labels` (else the head weight's rows) labels, as `classify` needs.
+ */
+function inspectAdapterHubHead(ins: AdapterInspection): void {
+  const weights = join(ins.folder, ADAPTERHUB_HEAD_WEIGHTS);
+  if (!existsSync(weights)) return;
+  const cfgFile = join(ins.folder, ADAPTERHUB_HEAD_CONFIG);
+  const cfg = existsSync(cfgFile) ? readJson(cfgFile) : {};
+  const tensors = Object.entries(readSafetensorsHeader(weights).tensors);
+  const rows = tensors.filter(([k, e]) => k.endsWith('.weight') && e.shape.length === 2).map(([, e]) => e.shape[0]);
+  const modelClass = strOrNull(cfg.model_class);
+  ins.numLabels = numOrNull(cfg.num_labels) ?? (rows.length ? rows[rows.length - 1] : null);
+  if (modelClass?.endsWith('ForSequenceClassification') || (!modelClass && ins.numLabels !== null)) ins.taskType = 'SEQ_CLS';
+  const elements = tensors.reduce((s, [, e]) => s + prod(e.shape), 0);
+  ins.notes.push(`prediction head in ${ADAPTERHUB_HEAD_WEIGHTS}${modelClass ? ` (${modelClass})` : ''}: ${tensors.map(([k, e]) => `${k} [${e.shape.join(', ')}]`).join(', ')}, ${n(elements)} parameters`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -679,7 +703,9 @@ function checkCompatibility(ins: AdapterInspection, base: BaseShapes): Compatibi
   const notes: string[] = [];
   let checked = 0;
   const add = (name: string, expected: string, got: string, message: string) => mismatches.push({ name, expected, got, message });
-  if (ins.baseModel && ins.baseModel !== base.source) notes.push(`the adapter was trained on ${ins.baseModel}; checking against ${base.source}`);
+  // peftkit's exports name a local base relative to the adapter folder (`../models/base`).
+  const named = ins.baseModel && /^\.\.?\//.test(ins.baseModel) ? resolve(ins.folder, ins.baseModel) : ins.baseModel;
+  if (named && named !== base.source) notes.push(`the adapter was trained on ${ins.baseModel}; checking against ${base.source}`);
 
   if (ins.lora) {
     const missingLayers = new Set<number>();
@@ -723,9 +749,9 @@ function checkCompatibility(ins: AdapterInspection, base: BaseShapes): Compatibi
         continue;
       }
       const s = base.params.get(at)!;
-      // Added tokens: an embedding or LM head of another vocabulary, with an embedding table of that
-      // size in the file, is resized on load (see @peftkit/lora's resizeEmbeddingsToAdapter).
-      const resized = /(^|\.)(embed_tokens|lm_head)\.weight$/.test(key) && t.shape.length === 2 && s.length === 2 && t.shape[1] === s[1]
+      // Added tokens: an embedding or LM head of a larger vocabulary, with an embedding table of that
+      // size in the file, is resized on load (@peftkit/lora's loadHfLoraAdapter, resizeTokenEmbeddings).
+      const resized = /(^|\.)(embed_tokens|lm_head)\.weight$/.test(key) && t.shape.length === 2 && s.length === 2 && t.shape[1] === s[1] && t.shape[0] > s[0]
         && ins.tensors.some((x) => /(^|\.)embed_tokens\.(base_layer\.)?weight$/.test(x.name) && x.shape[0] === t.shape[0]);
       if (resized) notes.push(`${key} (modules_to_save): ${t.shape[0]} rows, the base's ${s[0]}; loading resizes the base's vocabulary to the adapter's (added tokens)`);
       else if (s.join(',') !== t.shape.join(',')) {

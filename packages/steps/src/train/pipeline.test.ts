@@ -48,7 +48,7 @@ test('a LoRA pipeline on a real (tiny) GPT-2 checkpoint trains, evaluates, expor
     };
     const file = join(dir, 'tiny-lora.json');
     writeFileSync(file, JSON.stringify(pipeline, null, 2));
-    const sources = { builtins: [{ name: '@peftkit/steps', version: '0.1.0', module: stepsModule }, await importPlugin('@peftkit/lora', repoRoot())], discover: false };
+    const sources = { builtins: [{ name: '@peftkit/steps', version: '0.1.0', module: stepsModule }, await importPlugin('@peftkit/lora', repoRoot())] };
     const runsDir = join(dir, 'runs');
     const first = await runPipeline(await preparePipeline(file, [], sources), { runsDir });
     const run = first.runDir;

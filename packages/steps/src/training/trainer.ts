@@ -202,7 +202,7 @@ export async function runTraining(model: PeftModel, data: Dataset, settings: Tra
       const step = state.global_step + 1;
       const micro: Batch[] = [];
       for (let i = 0; i < accum; i++) micro.push(iter.next().value as Batch);
-      const n = micro.reduce((a, b) => a + targetCount(b, task), 0);
+      const n = micro.reduce((a, b) => a + targetCount(b, task, model), 0);
       const tokens = micro.reduce((a, b) => a + tokenCount(b), 0);
       const lr = s.learning_rate * lrMultiplier(state.scheduler_last_step, sched);
       let loss = 0;

@@ -8,11 +8,15 @@
  * `score.modules_to_save.<adapter>.weight` in the module tree and are saved under the original's
  * name (`base_model.model.score.weight`), as HF PEFT saves them.
  *
- * Nothing here is specific to LoRA: every adapter-layer method of HF PEFT has `modules_to_save`.
+ * Nothing here is specific to LoRA: every adapter-layer method of HF PEFT has `modules_to_save`, and
+ * the bottleneck adapters train a sequence classifier's head the same way (AdapterHub's prediction head).
  */
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '@peftkit/core';
-import { BASE_ADAPTER_NAME, Conv1D, Embedding, LayerNorm, Linear, Module, RMSNorm, TiedLinear, applyPerRow, mixedBatchAdapterNames } from '@peftkit/models';
+import { Conv1D, Embedding, LayerNorm, Linear, RMSNorm } from '../nn/layers.js';
+import { Module } from '../nn/module.js';
+import { TiedLinear } from '../architectures/shared.js';
+import { BASE_ADAPTER_NAME, applyPerRow, mixedBatchAdapterNames } from './mixed-batch.js';
 
 /**
  * A trainable copy of a layer with its own (new) variables holding the same values.
