@@ -37,8 +37,8 @@ const CASES: Record<string, Entry> = {
   'llama-prompt': RUN,
   'qwen2-lora-rslora-patterns': RUN,
   'qwen2-rope1e6-lora': RUN,
-  'llama-dora': { refused: /\/use_dora is true: the adapter uses DoRA/, until: 'DoRA (branch lora-methods)' },
-  'llama-lora-embed-lmhead': { refused: /embed_tokens.*Embedding/, until: 'LoRA on embeddings (branch lora-methods)' },
+  'llama-dora': RUN,
+  'llama-lora-embed-lmhead': RUN,
   'gpt2-ia3': RUN,
 };
 
