@@ -23,4 +23,5 @@ export { composeSchema } from './engine/compose-schema.js';
 export { preparePipeline, runPipeline, type PreparedPipeline, type RunOptions, type RunResult, type PluginSources } from './engine/run.js';
 export * from './runtime/atomic.js';
 export * from './runtime/backend.js';
+export { requestedWasmThreads, WASM_THREADS_ENV, type WasmStart } from './runtime/wasm-threads.js';
 export { createLogger } from './runtime/logger.js';
