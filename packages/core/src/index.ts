@@ -24,4 +24,5 @@ export { preparePipeline, runPipeline, type PreparedPipeline, type RunOptions, t
 export * from './runtime/atomic.js';
 export * from './runtime/backend.js';
 export { requestedWasmThreads, WASM_THREADS_ENV, type WasmStart } from './runtime/wasm-threads.js';
+export { guardWasmHeap, isWasmHeapError, wasmHeapBytes, WasmHeapExhausted, WASM_HEAP_MAX_BYTES } from './runtime/wasm-heap.js';
 export { createLogger } from './runtime/logger.js';

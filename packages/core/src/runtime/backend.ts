@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { startWasm } from './wasm-threads.js';
+import { guardWasmHeap } from './wasm-heap.js';
 
 /** The backend choices of a pipeline's `backend` field. */
 export type BackendChoice = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -72,6 +73,7 @@ async function start(c: Exclude<BackendChoice, 'auto'>): Promise<{ detail: strin
     case 'wasm': {
       const { threads, fallback } = await startWasm();
       await tf.ready();
+      guardWasmHeap();
       const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
       const how = [simd ? 'SIMD' : '', `${threads} thread${threads === 1 ? '' : 's'}`, fallback ? `threads off: ${fallback}` : ''].filter(Boolean).join(', ');
       return { detail: `@tensorflow/tfjs-backend-wasm ${tf.version.tfjs} (${how})`, threads };
