@@ -21,7 +21,8 @@ export * from './io/hub.js';
 export * from './io/checkpoint.js';
 export * from './architectures/index.js';
 export * from './generation.js';
-export { registerKernels, KERNEL_CONFIGS, KERNEL_OVERRIDES } from './kernels/index.js';
+export { registerKernels, KERNEL_CONFIGS, KERNEL_OVERRIDES, GRADIENT_CONFIGS } from './kernels/index.js';
+export { seededDropout, PEFTKIT_DROPOUT, type PeftkitDropoutAttrs } from './kernels/dropout.js';
 // Once a backend is chosen: the WASM backend gets UnsortedSegmentSum (the gather gradient) and a
 // copy-free Identity (what tfjs saves for gradients goes through it).
 import { onBackendReady as onBackendReadyForKernels } from '@peftkit/core';

@@ -1,4 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
+import { startWasm } from './wasm-threads.js';
+import { guardWasmHeap } from './wasm-heap.js';
 
 /** The backend choices of a pipeline's `backend` field. */
 export type BackendChoice = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -12,6 +14,8 @@ export interface BackendInfo {
   tfjsVersion: string;
   /** Choices tried before this one and why each failed. */
   skipped: string[];
+  /** WASM only: threads in XNNPACK's pool (set with `PEFTKIT_WASM_THREADS`; 1 = single-threaded). */
+  threads?: number;
 }
 
 const ORDER: Exclude<BackendChoice, 'auto'>[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
@@ -43,8 +47,8 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
   const skipped: string[] = [];
   for (const c of candidates) {
     try {
-      const detail = await start(c);
-      current = { name: tf.getBackend(), detail, tfjsVersion: tf.version.tfjs, skipped };
+      const { detail, threads } = await start(c);
+      current = { name: tf.getBackend(), detail, tfjsVersion: tf.version.tfjs, skipped, ...(threads !== undefined ? { threads } : {}) };
       for (const k of kernelInstallers) k(current.name);
       return current;
     } catch (e) {
@@ -54,7 +58,7 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
   throw new Error(`backend "${choice}" is not available: ${skipped.join('; ')}. Install @tensorflow/tfjs-node(-gpu) for the native backends, or use "backend": "wasm".`);
 }
 
-async function start(c: Exclude<BackendChoice, 'auto'>): Promise<string> {
+async function start(c: Exclude<BackendChoice, 'auto'>): Promise<{ detail: string; threads?: number }> {
   switch (c) {
     case 'tensorflow-gpu':
     case 'tensorflow': {
@@ -64,17 +68,18 @@ async function start(c: Exclude<BackendChoice, 'auto'>): Promise<string> {
         throw new Error(`${pkg} is not installed`);
       });
       if (!(await tf.setBackend('tensorflow'))) throw new Error(`${pkg} loaded but its backend did not start`);
-      return `${pkg} ${mod.version?.['tfjs-node'] ?? ''}`.trim();
+      return { detail: `${pkg} ${mod.version?.['tfjs-node'] ?? ''}`.trim() };
     }
     case 'wasm': {
-      await import('@tensorflow/tfjs-backend-wasm');
-      if (!(await tf.setBackend('wasm'))) throw new Error('the WASM backend did not start');
+      const { threads, fallback } = await startWasm();
       await tf.ready();
+      guardWasmHeap();
       const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
-      return `@tensorflow/tfjs-backend-wasm ${tf.version.tfjs}${simd ? ' (SIMD)' : ''}`;
+      const how = [simd ? 'SIMD' : '', `${threads} thread${threads === 1 ? '' : 's'}`, fallback ? `threads off: ${fallback}` : ''].filter(Boolean).join(', ');
+      return { detail: `@tensorflow/tfjs-backend-wasm ${tf.version.tfjs} (${how})`, threads };
     }
     case 'cpu':
       if (!(await tf.setBackend('cpu'))) throw new Error('the CPU backend did not start');
-      return `@tensorflow/tfjs-backend-cpu ${tf.version.tfjs}`;
+      return { detail: `@tensorflow/tfjs-backend-cpu ${tf.version.tfjs}` };
   }
 }

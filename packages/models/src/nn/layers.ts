@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module } from './module.js';
 import { UserError } from '@peftkit/core';
-import { nextSeed } from './rng.js';
+import { nextSeed, nextSeedPair } from './rng.js';
+import { seededDropout } from '../kernels/dropout.js';
 
 /**
  * `y = x Wᵀ + b` with PyTorch's layout: weight [out_features, in_features], bias [out_features].
@@ -161,13 +162,18 @@ export class RMSNorm extends Module {
   }
 }
 
-/** Inverted dropout with probability `p`; identity in eval mode or when p = 0. Masks are seeded ({@link nextSeed}). */
+/**
+ * Inverted dropout with probability `p`; identity in eval mode or when p = 0. Each call takes one
+ * Philox key from the run's stream ({@link nextSeedPair}) and runs the `PeftkitDropout` kernel
+ * (kernels/dropout.ts): the mask is computed where the tensor lives, never drawn on the host.
+ */
 export class Dropout extends Module {
   constructor(readonly p: number) {
     super();
   }
   forward(x: tf.Tensor): tf.Tensor {
     if (!this.training || this.p === 0) return x;
-    return tf.dropout(x, this.p, undefined, nextSeed());
+    const [seed0, seed1] = nextSeedPair();
+    return seededDropout(x, this.p, seed0, seed1);
   }
 }

@@ -10,7 +10,7 @@ import { disposeCheckpoint, latestCheckpointFolder, loadCheckpoint, saveCheckpoi
 import { clipGradNorm } from './clip.js';
 import { splitLoss } from './evaluation.js';
 import type { TrainingTask } from './losses.js';
-import { checkMemory, defaultMemoryLimitMb } from './memory.js';
+import { checkMemory, defaultMemoryLimitMb, heapExhaustedError } from './memory.js';
 import { TrainProgress } from './progress.js';
 import { lrMultiplier, warmupStepsFor } from './schedules.js';
 
@@ -232,6 +232,8 @@ export async function runTraining(model: PeftModel, data: Dataset, settings: Tra
           gradNorm = clipGradNorm(acc, s.max_grad_norm);
           if (!Number.isFinite(gradNorm)) throw nonFinite('gradient norm', gradNorm, step, lr, checkpoint);
           opt.applyGradients(acc, lr);
+        } catch (e) {
+          throw heapExhaustedError(e, step) ?? e;
         } finally {
           for (const g of acc.values()) g.dispose();
         }
