@@ -46,14 +46,15 @@ export interface WasmStartOptions {
 }
 
 /**
- * The thread count asked for: the environment variable `PEFTKIT_WASM_THREADS` when set, else the
- * machine's available parallelism (`os.availableParallelism()`), at most 8 (the backend's
- * pre-started worker pool).
+ * The thread count asked for: the environment variable `PEFTKIT_WASM_THREADS` when set (at most
+ * 8, the backend's pre-started worker pool), else 1. One is the default because on the shared
+ * 2-vCPU development machines 2 threads made the main job's small GPT-2 slower, not faster
+ * (docs/benchmarks.md, "WASM threads and the dropout kernel"); set it for large models.
  * @throws Error naming the variable when it is not a positive integer.
  */
 export function requestedWasmThreads(env: NodeJS.ProcessEnv = process.env): number {
   const raw = env[WASM_THREADS_ENV];
-  if (raw === undefined || raw === '') return Math.min(8, os.availableParallelism());
+  if (raw === undefined || raw === '') return 1;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1) throw new Error(`${WASM_THREADS_ENV}=${raw}: must be a positive integer (1 turns WASM threads off)`);
   return Math.min(8, n);
