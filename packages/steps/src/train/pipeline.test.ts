@@ -4,7 +4,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFi
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { importPlugin, initBackend, preparePipeline, runPipeline } from '@peftkit/core';
-import { createModel, manualSeed, savePretrained } from '@peftkit/models';
+import { createModel, manualSeed, readSafetensors, savePretrained } from '@peftkit/models';
 import stepsModule from '../module.js';
 import { scratch } from '../training/testing/context.js';
 import { hfFixture, repoRoot } from '@peftkit/models/testing';
@@ -15,10 +15,11 @@ const words = ['lowest', 'newer', 'wider', 'lower', 'slow', 'wide', 'new', 'low'
  * A random GPT-2 (n_embd 16, 1 layer) with the 21-token tokenizer of the `ckpt-gpt2-tiny-vocab`
  * fixture: that checkpoint's own n_embd of 2 is too narrow to learn anything measurable.
  */
-async function tinyGpt2(folder: string): Promise<string> {
+async function tinyGpt2(folder: string, opts: { dropout?: number; layers?: number } = {}): Promise<string> {
   await initBackend('wasm');
   manualSeed(11);
-  const model = createModel({ model_type: 'gpt2', vocab_size: 21, n_positions: 32, n_embd: 16, n_layer: 1, n_head: 2, bos_token_id: 20, eos_token_id: 20, resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0 }, 'causal-lm');
+  const p = opts.dropout ?? 0;
+  const model = createModel({ model_type: 'gpt2', vocab_size: 21, n_positions: 32, n_embd: 16, n_layer: opts.layers ?? 1, n_head: 2, bos_token_id: 20, eos_token_id: 20, resid_pdrop: p, embd_pdrop: p, attn_pdrop: p }, 'causal-lm');
   savePretrained({ model, source: 'tiny' }, folder);
   model.dispose();
   for (const f of ['vocab.json', 'merges.txt', 'tokenizer_config.json', 'special_tokens_map.json']) copyFileSync(join(hfFixture('ckpt-gpt2-tiny-vocab'), f), join(folder, f));
@@ -75,6 +76,53 @@ test('a LoRA pipeline on a real (tiny) GPT-2 checkpoint trains, evaluates, expor
     assert.equal(after.filter((m) => m.pipeline_step === 'fit' && 'loss' in m).length, 3, 'no new training rows');
     const evalAgain = after.filter((m) => m.pipeline_step === 'score').at(-1);
     assert.ok(Math.abs(evalAgain.perplexity - evalRow.perplexity) < 1e-9 * evalRow.perplexity);
+  } finally {
+    cleanup();
+  }
+});
+
+test('gradient_checkpointing: the same losses and LoRA weights as without it, with dropout in the base and in LoRA', async () => {
+  const { dir, cleanup } = scratch();
+  try {
+    const lines = Array.from({ length: 16 }, (_, i) => JSON.stringify({ text: Array.from({ length: 5 }, (_, k) => words[(i * 3 + k * (1 + (i % 3))) % words.length]).join(' ') }));
+    writeFileSync(join(dir, 'data.jsonl'), lines.join('\n') + '\n');
+    mkdirSync(join(dir, 'gpt2'));
+    const modelDir = await tinyGpt2(join(dir, 'gpt2'), { dropout: 0.1, layers: 2 });
+    const sources = { builtins: [{ name: '@peftkit/steps', version: '0.1.0', module: stepsModule }, await importPlugin('@peftkit/lora', repoRoot())], discover: false };
+    const runOnce = async (checkpointing: boolean) => {
+      const pipeline = {
+        name: `ckpt-${checkpointing}`,
+        seed: 5,
+        backend: 'wasm',
+        steps: {
+          base: { kind: 'load', settings: { model: modelDir } },
+          data: { kind: 'dataset', inputs: { tokenizer: 'base' }, settings: { path: 'data.jsonl', shape: 'text', max_length: 16 } },
+          peft: { kind: 'inject', inputs: { model: 'base' }, settings: { method: 'lora', config: { r: 2, lora_alpha: 4, lora_dropout: 0.1, target_modules: ['c_attn', 'c_proj', 'c_fc'], fan_in_fan_out: true } } },
+          fit: { kind: 'train', inputs: { model: 'peft', dataset: 'data' }, settings: { learning_rate: 0.02, max_steps: 4, per_device_train_batch_size: 4, save_steps: 0, logging_steps: 1, gradient_checkpointing: checkpointing } },
+          out: { kind: 'export', inputs: { model: 'fit' }, settings: {} },
+        },
+      };
+      const file = join(dir, `ckpt-${checkpointing}.json`);
+      writeFileSync(file, JSON.stringify(pipeline, null, 2));
+      const { runDir } = await runPipeline(await preparePipeline(file, [], sources), { runsDir: join(dir, 'runs') });
+      const metrics = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      const losses = metrics.filter((m) => m.pipeline_step === 'fit' && 'loss' in m).map((m) => m.loss as number);
+      const log = readFileSync(join(runDir, 'run.log'), 'utf8');
+      const { tensors } = readSafetensors(join(runDir, 'out', 'adapter', 'adapter_model.safetensors'));
+      const weights = new Map([...tensors].map(([k, t]) => [k, Array.from(t.dataSync())]));
+      for (const t of tensors.values()) t.dispose();
+      return { losses, log, weights };
+    };
+    const plain = await runOnce(false);
+    const ckpt = await runOnce(true);
+    assert.match(ckpt.log, /gradient checkpointing: each block keeps only its input/);
+    assert.equal(plain.losses.length, 4);
+    for (let i = 0; i < 4; i++) assert.ok(Math.abs(plain.losses[i] - ckpt.losses[i]) < 1e-5, `step ${i + 1}: loss ${plain.losses[i]} vs ${ckpt.losses[i]}`);
+    assert.deepEqual([...ckpt.weights.keys()], [...plain.weights.keys()]);
+    for (const [k, w] of plain.weights) {
+      const d = Math.max(...w.map((x, i) => Math.abs(x - ckpt.weights.get(k)![i])));
+      assert.ok(d < 1e-5, `${k} differs by ${d}`);
+    }
   } finally {
     cleanup();
   }

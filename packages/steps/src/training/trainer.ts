@@ -192,6 +192,11 @@ export async function runTraining(model: PeftModel, data: Dataset, settings: Tra
   let earlyStopped = false;
   let window = { loss: 0, steps: 0, tokens: 0, t0: performance.now() };
   model.base.model.train();
+  const stacks = s.gradient_checkpointing ? model.base.model.gradientCheckpointingEnable(true) : 0;
+  if (s.gradient_checkpointing) {
+    if (stacks) log.info('gradient checkpointing: each block keeps only its input and is recomputed in the backward pass');
+    else log.warn('gradient_checkpointing is on but the model has no stack of blocks to checkpoint');
+  }
   try {
     while (state.global_step < totalSteps) {
       await nextTick(); // lets a SIGINT handler abort the signal
@@ -277,6 +282,7 @@ export async function runTraining(model: PeftModel, data: Dataset, settings: Tra
   } finally {
     progress.stop();
     opt.dispose();
+    if (stacks) model.base.model.gradientCheckpointingEnable(false);
     model.base.model.eval();
   }
   if (interrupted) log.warn(`interrupted at step ${state.global_step}/${totalSteps}; continue with --resume (from ${checkpoint ?? 'the start'})`);
