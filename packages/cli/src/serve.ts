@@ -374,13 +374,11 @@ async function loadBase(io: Io, paths: ShownPaths, given: string, opts: { task: 
  */
 async function attachAdapters(io: Io, paths: ShownPaths, base: LoadedModel, adapters: AdapterArg[], methods: PeftMethod[], modelShown: string): Promise<LoadedModel | PeftModel> {
   if (!adapters.length) return base;
-  const { inspectAdapter, loadAdapters } = await models();
+  const { adapterMismatches, loadAdapters } = await models();
   for (const a of adapters) {
-    const c = (await inspectAdapter(a.path, { base })).compatibility;
-    if (!c || c.compatible) continue;
-    const shown = c.mismatches.slice(0, SHOWN_MISMATCHES).map((m) => `\n  - ${m.message}`).join('');
-    const more = c.mismatches.length > SHOWN_MISMATCHES ? `\n  - ... and ${c.mismatches.length - SHOWN_MISMATCHES} more` : '';
-    throw new UserError(`adapter "${a.name}" (${a.shown}) does not fit the base model ${modelShown}: ${c.mismatches.length} mismatch${c.mismatches.length === 1 ? '' : 'es'}${shown}${more}`, {
+    const fit = await adapterMismatches(a.path, base, SHOWN_MISMATCHES);
+    if (!fit.count) continue;
+    throw new UserError(`adapter "${a.name}" (${a.shown}) does not fit the base model ${modelShown}: ${fit.count} mismatch${fit.count === 1 ? '' : 'es'}${fit.lines.map((l) => `\n  - ${l}`).join('')}`, {
       hint: `peftkit inspect ${a.shown} --base ${modelShown} explains each; use the base the adapter was trained on`,
     });
   }

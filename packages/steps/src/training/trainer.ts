@@ -112,7 +112,12 @@ export async function runTraining(model: PeftModel, data: Dataset, settings: Tra
   const log = env.logger;
 
   const params = model.trainableParameters();
-  if (!params.length) throw new UserError('the model has no trainable parameters', { hint: 'inject a PEFT method (an `inject` step) before training' });
+  if (!params.length) {
+    const frozen = model.active.filter((n) => model.adapters.get(n)!.trainableParameters().length);
+    throw new UserError(frozen.length ? `the model has no trainable parameters: adapter ${frozen.map((n) => `"${n}"`).join(', ')} is frozen` : 'the model has no trainable parameters', {
+      hint: frozen.length ? 'set "is_trainable": true on the inject step that loads it' : 'inject a PEFT method (an `inject` step) before training',
+    });
+  }
   const vars = params.map(([, v]) => v);
   const nameOf = new Map(params.map(([n, v]) => [v.name, n]));
   const opt = new AdamW(params, { beta1: s.adam_beta1, beta2: s.adam_beta2, epsilon: s.adam_epsilon, weightDecay: s.weight_decay, noDecay: noDecayFor(model) });
