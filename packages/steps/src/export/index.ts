@@ -45,6 +45,22 @@ function mergedStateDict(peft: PeftModel, handle: AdapterHandle, warn: (m: strin
 }
 
 /**
+ * Writes the base with `handle` merged (call `handle.merge()` first) as an HF checkpoint folder
+ * (config.json, model.safetensors with the base's own tensor names, the tokenizer), atomically:
+ * what HF's `merge_and_unload().save_pretrained(folder)` writes. Used by the `export` step's
+ * `merged` and by `peftkit merge`.
+ * @returns the file names written.
+ */
+export function writeMergedModel(peft: PeftModel, handle: AdapterHandle, folder: string, warn: (m: string) => void): string[] {
+  const sd = mergedStateDict(peft, handle, warn);
+  const m = peft.base.model;
+  // savePretrained reads config, task and stateDict(): give it the merged base's.
+  const view = { config: m.config, task: m.task, stateDict: () => sd } as unknown as PreTrainedModel;
+  const merged: LoadedModel = { ...peft.base, model: view };
+  return writeFolderAtomic(folder, (tmp) => savePretrained(merged, tmp));
+}
+
+/**
  * The `export` step: writes the active adapter as an HF PEFT adapter folder (adapter_config.json
  * with `base_model_name_or_path`, adapter_model.safetensors), atomically, and reports its size;
  * optionally also the merged full model (merge, save_pretrained, unmerge: the model in memory is
@@ -76,12 +92,7 @@ export const exportStep: StepKind<ExportSettings> = {
         const mergedFolder = settings.merged_path ? at(settings.merged_path) : `${root}-merged`;
         handle.merge();
         try {
-          const sd = mergedStateDict(peft, handle, (m) => ctx.logger.warn(m));
-          const m = peft.base.model;
-          // savePretrained reads config, task and stateDict(): give it the merged base's.
-          const view = { config: m.config, task: m.task, stateDict: () => sd } as unknown as PreTrainedModel;
-          const merged: LoadedModel = { ...peft.base, model: view };
-          writeFolderAtomic(mergedFolder, (tmp) => savePretrained(merged, tmp));
+          writeMergedModel(peft, handle, mergedFolder, (m) => ctx.logger.warn(m));
         } finally {
           handle.unmerge();
         }
