@@ -3,7 +3,9 @@
  * main command: the evaluation report holds finite metrics, and the exported adapter loads onto
  * its base with the real loader and changes the base's logits.
  *
- *   node --conditions=peftkit-source --import tsx tools/e2e/check-run.ts runs/spam-lora/latest models/spam-base
+ *   node --conditions=peftkit-source --import tsx tools/e2e/check-run.ts runs/spam-lora/latest models/spam-base [models/spam-lora]
+ *
+ * The adapter folder defaults to the run's `export/adapter` (an export step without `path`).
  *
  * Exits 1 with one line per failed check; prints the checked figures on success.
  */
@@ -13,9 +15,9 @@ import { createRegistry, discoverPlugins, importPlugin, initBackend } from '@pef
 import { loadAdapters, loadPretrained } from '@peftkit/models';
 import * as tf from '@tensorflow/tfjs';
 
-const [runArg, baseArg] = process.argv.slice(2);
+const [runArg, baseArg, adapterArg] = process.argv.slice(2);
 if (!runArg || !baseArg) {
-  console.error('usage: check-run.ts <run folder> <base model folder>');
+  console.error('usage: check-run.ts <run folder> <base model folder> [adapter folder]');
   process.exit(2);
 }
 const runDir = resolve(runArg);
@@ -36,7 +38,7 @@ if (check(existsSync(reportFile), `no evaluation report at ${reportFile}`)) {
   }
 }
 
-const adapter = join(runDir, 'export', 'adapter');
+const adapter = adapterArg ? resolve(adapterArg) : join(runDir, 'export', 'adapter');
 if (check(existsSync(join(adapter, 'adapter_config.json')), `no exported adapter at ${adapter}`)) {
   await initBackend('wasm');
   const base = await loadPretrained(resolve(baseArg));

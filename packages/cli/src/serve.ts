@@ -1,8 +1,10 @@
 /**
- * The serving commands: `generate` (text from a causal LM with adapters, streamed), `classify`
- * (labels from a sequence-classification base with SEQ_CLS adapters) and `inspect` (what an
- * adapter folder holds and whether it fits a base). Thin shells over `@peftkit/models`'
- * `loadPretrained`, `loadAdapters`, `generateText`, `classify` and `inspectAdapter`.
+ * The commands that use finished adapters: `generate` (text from a causal LM with adapters,
+ * streamed), `classify` (labels from a sequence-classification base with SEQ_CLS adapters),
+ * `inspect` (what an adapter folder holds and whether it fits a base) and `merge` (the base with an
+ * adapter merged in, as an HF checkpoint). Thin shells over `@peftkit/models`' `loadPretrained`,
+ * `loadAdapters`, `generateText`, `classify` and `inspectAdapter`, and `@peftkit/steps`'
+ * `writeMergedModel`.
  */
 import { existsSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
@@ -122,6 +124,22 @@ export function addServeCommands(program: Command, io: Io, setCode: (c: number) 
     .option('--json', 'print the results as JSON')
     .action(async (texts: string[], o: ClassifyOptions) => {
       setCode(await classifyCommand(io, texts, o));
+    });
+
+  program
+    .command('merge')
+    .description('merge an adapter into its base and write the merged model as an HF checkpoint (HF PEFT\'s merge_and_unload + save_pretrained), loadable without any adapter')
+    .requiredOption('-m, --model <folder-or-hub-id>', 'the base model the adapter was trained on: a folder with config.json and model.safetensors, or a Hugging Face Hub id')
+    .requiredOption('-a, --adapter <folder>', 'the adapter folder (HF PEFT; a method that can merge, such as LoRA)')
+    .requiredOption('-o, --out <folder>', 'folder to write the merged checkpoint into (replaced as a whole)')
+    .option('-q, --quantize <scheme>', 'the adapter was trained on a quantized base (QLoRA): quantize the base with this scheme (nf4, fp4, int8; from @peftkit/qlora), dequantize it to float32 and merge into that, the weights the adapter saw in training')
+    .option('--blocksize <n>', 'blocksize of --quantize (default: the scheme\'s, 64)', num('int', 1))
+    .option('--no-double-quant', 'with --quantize: the base was quantized without double quantization')
+    .option('--requantize', 'with --quantize: quantize the merged model again with the same scheme and write it in that storage (the merged update is then rounded to the quantization grid)')
+    .addOption(new Option('--backend <name>', 'TensorFlow.js backend (auto: tfjs-node-gpu, tfjs-node, wasm, cpu, the first that starts)').choices(BACKENDS).default('auto'))
+    .option('--no-discover', 'load only the built-in plugins, not every installed plugin package')
+    .action(async (o: MergeOptions) => {
+      setCode(await mergeCommand(io, o));
     });
 
   program
@@ -349,6 +367,96 @@ function promptFormatOf(model: LoadedModel | PeftModel, use: string | undefined,
   return f ? { format: f, from: 'the model' } : undefined;
 }
 
+interface MergeOptions {
+  model: string;
+  adapter: string;
+  out: string;
+  quantize?: string;
+  blocksize?: number;
+  doubleQuant: boolean;
+  requantize?: boolean;
+  backend: BackendChoice;
+  discover: boolean;
+}
+
+/**
+ * `peftkit merge`: loads the base (for SEQ_CLS adapters with the adapter's head size), with
+ * `--quantize` quantizes it as the adapter's training did and dequantizes it to float32, checks
+ * the adapter against it, loads it, merges it (float32) and writes the merged checkpoint; with
+ * `--requantize` reads that back, quantizes it and writes it in the scheme's storage. Says which
+ * base the adapter was merged into.
+ */
+async function mergeCommand(io: Io, o: MergeOptions): Promise<number> {
+  const { isHubId, loadPretrained, folderBytes } = await models();
+  const { rememberBaseStateNames, tiedHeads, writeMergedModel } = await import('@peftkit/steps');
+  const paths = new ShownPaths(io.cwd, isHubId);
+  return paths.rethrow(async () => {
+    if (o.requantize && !o.quantize) throw new UserError('--requantize needs --quantize <scheme> (the scheme to quantize the merged model with)', { hint: 'e.g. --quantize nf4 --requantize' });
+    if (!o.quantize && (o.blocksize !== undefined || !o.doubleQuant)) throw new UserError('--blocksize and --no-double-quant describe --quantize; give --quantize <scheme> too');
+    const [adapter] = parseAdapters(paths, [`default=${o.adapter}`]);
+    const [ins] = await inspectAll(paths, [adapter]);
+    const out = paths.add(o.out);
+    if (out === adapter.path) throw new UserError('--out is the adapter folder; write the merged model elsewhere');
+    await startBackend(io, o.backend);
+    const { plugins, failed } = await loadPlugins([io.cwd], { ...io.load, discover: o.discover });
+    for (const f of failed) io.err(`warning: plugin package ${f.name} was not loaded (${f.error}); its methods are unavailable`);
+    const registry = createRegistry(plugins);
+    const scheme = o.quantize !== undefined ? registry.quantScheme(o.quantize) : undefined;
+    if (o.quantize !== undefined) {
+      const have = registry.quantSchemes().map((q) => q.name);
+      if (!scheme) throw new UserError(`--quantize ${o.quantize}: no such quantization scheme; loaded: ${have.join(', ') || 'none'}`, { hint: 'install @peftkit/qlora (nf4, fp4, int8)' });
+      if (!scheme.dequantize || (o.requantize && !scheme.savePretrained)) throw new UserError(`--quantize ${o.quantize}: the scheme cannot ${scheme.dequantize ? 'save quantized checkpoints (--requantize)' : 'dequantize'}`);
+    }
+    const seqCls = ins.taskType === 'SEQ_CLS';
+    const base = await loadBase(io, paths, o.model, seqCls ? { task: 'sequence-classification', numLabels: ins.numLabels ?? undefined } : { task: 'causal-lm' });
+    try {
+      let mergedInto = `the float32 base ${o.model}`;
+      const quantConfig = scheme ? { quant_type: scheme.name, double_quant: o.doubleQuant, ...(o.blocksize !== undefined ? { blocksize: o.blocksize } : {}) } : undefined;
+      if (scheme) {
+        const report = (await scheme.quantize(base.model, quantConfig, { logger: quietLogger, seed: 0 })) as { quant_type?: string; blocksize?: number } | void;
+        const layers = scheme.dequantize!(base.model);
+        const bs = report?.blocksize ?? o.blocksize;
+        mergedInto = `${o.model} quantized with ${scheme.name}${scheme.name === 'int8' ? '' : ` (blocksize ${bs ?? 'default'}, ${o.doubleQuant ? 'double quantization' : 'no double quantization'})`} and dequantized to float32 (${layers.length} layers): the weights a QLoRA adapter was trained against`;
+      }
+      const fit = await (await models()).adapterMismatches(adapter.path, base, SHOWN_MISMATCHES);
+      if (fit.count) {
+        throw new UserError(`adapter ${adapter.shown} does not fit the base model ${o.model}: ${fit.count} mismatch${fit.count === 1 ? '' : 'es'}${fit.lines.map((l) => `\n  - ${l}`).join('')}`, {
+          hint: `peftkit inspect ${adapter.shown} --base ${o.model} explains each; use the base the adapter was trained on`,
+        });
+      }
+      const { loadAdapters, PeftModel } = await models();
+      const peft = new PeftModel(base);
+      rememberBaseStateNames(peft, [...base.model.stateDict().keys()]);
+      await loadAdapters(peft, [{ name: 'default', path: adapter.path }], registry.methods());
+      const handle = peft.adapters.get('default')!;
+      if (!handle.merge) throw new UserError(`adapter ${adapter.shown} is a ${handle.method} adapter, which cannot be merged into the base weights`, { hint: 'serve it with its base instead (peftkit generate / classify --adapter)' });
+      io.err(`merging ${handle.method} adapter ${adapter.shown} into ${mergedInto}`);
+      // Shared head/embedding weights as they were, so that a merge that changes one unties them.
+      const tied = tiedHeads(peft);
+      handle.merge();
+      writeMergedModel(peft, handle, out, (m) => io.err(`warning: ${m}`), tied, (m) => io.err(m));
+      let what = 'float32';
+      if (scheme && o.requantize) {
+        const merged = await loadPretrained(out, seqCls ? { task: 'sequence-classification', numLabels: ins.numLabels ?? undefined } : { task: 'causal-lm' });
+        try {
+          await scheme.quantize(merged.model, quantConfig, { logger: quietLogger, seed: 0 });
+          const { writeFolderAtomic } = await models();
+          writeFolderAtomic(out, (tmp) => scheme.savePretrained!(merged, tmp));
+        } finally {
+          merged.model.dispose();
+        }
+        what = `re-quantized with ${scheme.name} (the merged update is rounded to its grid)`;
+      }
+      io.out(`wrote ${o.out}: the merged model, ${what}, ${folderBytes(out).toLocaleString('en-US')} bytes; merged into ${mergedInto}`);
+      return 0;
+    } finally {
+      base.model.dispose();
+    }
+  });
+}
+
+const quietLogger: StepLogger = { error() {}, warn() {}, info() {}, debug() {} };
+
 // ---------------------------------------------------------------------------------------------
 
 /**
@@ -477,13 +585,11 @@ async function loadBase(io: Io, paths: ShownPaths, given: string, opts: { task?:
  */
 async function attachAdapters(io: Io, paths: ShownPaths, base: LoadedModel, adapters: AdapterArg[], methods: PeftMethod[], modelShown: string): Promise<LoadedModel | PeftModel> {
   if (!adapters.length) return base;
-  const { inspectAdapter, loadAdapters } = await models();
+  const { adapterMismatches, loadAdapters } = await models();
   for (const a of adapters) {
-    const c = (await inspectAdapter(a.path, { base })).compatibility;
-    if (!c || c.compatible) continue;
-    const shown = c.mismatches.slice(0, SHOWN_MISMATCHES).map((m) => `\n  - ${m.message}`).join('');
-    const more = c.mismatches.length > SHOWN_MISMATCHES ? `\n  - ... and ${c.mismatches.length - SHOWN_MISMATCHES} more` : '';
-    throw new UserError(`adapter "${a.name}" (${a.shown}) does not fit the base model ${modelShown}: ${c.mismatches.length} mismatch${c.mismatches.length === 1 ? '' : 'es'}${shown}${more}`, {
+    const fit = await adapterMismatches(a.path, base, SHOWN_MISMATCHES);
+    if (!fit.count) continue;
+    throw new UserError(`adapter "${a.name}" (${a.shown}) does not fit the base model ${modelShown}: ${fit.count} mismatch${fit.count === 1 ? '' : 'es'}${fit.lines.map((l) => `\n  - ${l}`).join('')}`, {
       hint: `peftkit inspect ${a.shown} --base ${modelShown} explains each; use the base the adapter was trained on`,
     });
   }

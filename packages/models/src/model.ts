@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
-import { Module } from './nn/module.js';
+import { Module, ModuleList } from './nn/module.js';
 import type { Embedding } from './nn/layers.js';
 
 /** A model's `config.json` as Hugging Face writes it (snake_case keys, `model_type` names the architecture). */
@@ -105,6 +105,24 @@ export abstract class PreTrainedModel extends Module {
    * bottleneck adapters are inserted.
    */
   abstract adapterPoints(): { layer: number; attentionOutput: string; feedForwardOutput: string }[];
+
+  /**
+   * Turns gradient checkpointing on or off for every stack of blocks in the model (transformers'
+   * `gradient_checkpointing_enable()` / `_disable()`): while training without a cache, each block
+   * keeps only its inputs in the forward pass and is recomputed in the backward pass
+   * (`nn/checkpoint.ts`). Costs about one more forward pass per step; saves the blocks' intermediates.
+   * @returns the number of block stacks switched (0: the architecture has none).
+   */
+  gradientCheckpointingEnable(on = true): number {
+    let n = 0;
+    for (const [, m] of this.namedModules()) {
+      if (m instanceof ModuleList) {
+        m.gradientCheckpointing = on;
+        n++;
+      }
+    }
+    return n;
+  }
 }
 
 /** What flows through a `base-model` or `quantized-model` port: the model and what it was loaded with. */

@@ -5,11 +5,15 @@
  */
 import type { MethodContext, QuantScheme } from '@peftkit/core';
 import type { QuantConfig } from './quant-config.generated.js';
-import { quantConfigSchema, quantizeModel, type QuantizableModel, type QuantizationReport } from './quantize-model.js';
+import type { LoadedModel } from '@peftkit/models';
+import { dequantizeModel, quantConfigSchema, quantizeModel, type QuantizableModel, type QuantizationReport } from './quantize-model.js';
+import { saveQuantizedPretrained } from './checkpoint.js';
 
 /** A scheme whose `quantize` returns the {@link QuantizationReport}. */
 export interface BnbQuantScheme extends QuantScheme<QuantConfig, QuantizableModel> {
   quantize(model: QuantizableModel, config: QuantConfig, ctx?: Partial<MethodContext>): QuantizationReport;
+  dequantize(model: QuantizableModel): string[];
+  savePretrained(loaded: unknown, folder: string): string[];
 }
 
 function scheme(name: 'nf4' | 'fp4' | 'int8', description: string): BnbQuantScheme {
@@ -21,6 +25,8 @@ function scheme(name: 'nf4' | 'fp4' | 'int8', description: string): BnbQuantSche
       // The scheme's name decides the type, whatever the config says.
       return quantizeModel(model, { ...config, quant_type: name }, ctx?.logger);
     },
+    dequantize: (model) => dequantizeModel(model),
+    savePretrained: (loaded, folder) => saveQuantizedPretrained(loaded as LoadedModel, folder),
   };
 }
 

@@ -71,4 +71,18 @@ export interface QuantScheme<C = any, M = any> {
    * `LoadedModel.quantization`.
    */
   quantize(model: M, config: C, ctx: MethodContext): void | Record<string, unknown> | Promise<void | Record<string, unknown>>;
+  /**
+   * Replaces the layers `quantize` made by float32 ones holding their dequantized weights (the
+   * 4-bit rounding is kept, not undone): the weights an adapter trained on the quantized base saw,
+   * which `peftkit merge --quantize` merges it into. Absent: the scheme cannot dequantize.
+   * @returns the names of the layers converted.
+   */
+  dequantize?(model: M): string[];
+  /**
+   * Writes a model this scheme quantized as a checkpoint folder in the scheme's storage format
+   * (e.g. transformers + bitsandbytes': config.json with `quantization_config`). `loaded` is a
+   * `LoadedModel` of `@peftkit/models`. Absent: quantized models cannot be saved.
+   * @returns the file names written.
+   */
+  savePretrained?(loaded: unknown, folder: string): string[];
 }

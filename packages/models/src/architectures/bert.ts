@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { JSONSchema7 } from '@peftkit/core';
 import { Module, ModuleList, type Layer, type LoadReport } from '../nn/module.js';
 import { Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
+import { blockForward } from '../nn/checkpoint.js';
 import { PreTrainedModel, type KVCache, type LayerKV, type ModelBuildOptions, type ModelConfig, type ModelInputs, type ModelOutput, type TransformerDims } from '../model.js';
 import { appendKV, attentionBias, defaultPositionIds, mergeHeads, scaledDotProductAttention, splitHeads } from './attention.js';
 import { requireDivisible, resolveConfig, type Resolved } from './config.js';
@@ -201,9 +202,9 @@ export class BertModel extends PreTrainedModel {
       const bias = attentionBias({ queryLength: T, pastLength: P, attentionMask: inputs.attentionMask, causal: false });
       const presents: KVCache = [];
       for (let i = 0; i < layers.length; i++) {
-        const r = layers.at(i).forward(x, bias, past?.[i]);
+        const r = blockForward(layers, i, x, past?.[i], [bias], inputs.useCache, (b, h, p, [m]) => b.forward(h, m as tf.Tensor4D | undefined, p));
         x = r.output;
-        presents.push(r.present);
+        if (r.present) presents.push(r.present);
       }
       return { logits: x, lastHiddenState: x, pooled: this.pooler.forward(x), ...(inputs.useCache ? { pastKeyValues: presents } : {}) } as ModelOutput;
     }) as ModelOutput & { pooled: tf.Tensor2D };

@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { JSONSchema7 } from '@peftkit/core';
 import { Module, ModuleList, type Layer, type LoadReport } from '../nn/module.js';
 import { Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
+import { blockForward } from '../nn/checkpoint.js';
 import { PreTrainedModel, type ModelBuildOptions, type ModelConfig, type ModelInputs, type ModelOutput, type TransformerDims } from '../model.js';
 import { attentionBias, defaultPositionIds, mergeHeads, scaledDotProductAttention, splitHeads } from './attention.js';
 import { requireDivisible, resolveConfig, type Resolved } from './config.js';
@@ -174,7 +175,10 @@ export class DistilBertModel extends PreTrainedModel {
       }
       let x = this.embeddings.forward(inputIds, inputsEmbeds, inputs.positionIds ?? defaultPositionIds(0, T)); // [B, T, C]
       const bias = attentionBias({ queryLength: T, pastLength: 0, attentionMask: inputs.attentionMask, causal: false });
-      for (const block of this.transformer.layer) x = block.forward(x, bias);
+      const layers = this.transformer.layer;
+      for (let i = 0; i < layers.length; i++) {
+        x = blockForward(layers, i, x, undefined, [bias], false, (b, h, _p, [m]) => ({ output: b.forward(h, m as tf.Tensor4D | undefined), present: undefined as never })).output;
+      }
       return { logits: x, lastHiddenState: x };
     });
   }

@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { JSONSchema7 } from '@peftkit/core';
 import { Module, ModuleList, type Layer, type LoadReport } from '../nn/module.js';
 import { Conv1D, Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
+import { blockForward } from '../nn/checkpoint.js';
 import { PreTrainedModel, type KVCache, type LayerKV, type ModelBuildOptions, type ModelConfig, type ModelInputs, type ModelOutput, type TransformerDims } from '../model.js';
 import { appendKV, attentionBias, defaultPositionIds, mergeHeads, scaledDotProductAttention, splitHeads } from './attention.js';
 import { requireDivisible, resolveConfig, type Resolved } from './config.js';
@@ -155,9 +156,9 @@ export class GPT2Model extends PreTrainedModel {
       const bias = attentionBias({ queryLength: T, pastLength: P, attentionMask: inputs.attentionMask, causal: true });
       const presents: KVCache = [];
       for (let i = 0; i < this.h.length; i++) {
-        const r = this.h.at(i).forward(x, bias, past?.[i]);
+        const r = blockForward(this.h, i, x, past?.[i], [bias], inputs.useCache, (b, h, p, [m]) => b.forward(h, m as tf.Tensor4D | undefined, p));
         x = r.output;
-        presents.push(r.present);
+        if (r.present) presents.push(r.present);
       }
       x = this.ln_f.forward(x) as tf.Tensor3D;
       return { logits: x, lastHiddenState: x, ...(inputs.useCache ? { pastKeyValues: presents } : {}) };

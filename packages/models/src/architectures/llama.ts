@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { UserError, type JSONSchema7 } from '@peftkit/core';
 import { Module, ModuleList, type Layer, type LoadReport } from '../nn/module.js';
 import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
+import { blockForward } from '../nn/checkpoint.js';
 import { nextSeedPair } from '../nn/rng.js';
 import { seededDropout } from '../kernels/dropout.js';
 import { PreTrainedModel, type KVCache, type LayerKV, type ModelBuildOptions, type ModelConfig, type ModelInputs, type ModelOutput, type TransformerDims } from '../model.js';
@@ -236,9 +237,11 @@ export class LlamaModel extends PreTrainedModel {
       };
       const presents: KVCache = [];
       for (let i = 0; i < this.layers.length; i++) {
-        const r = this.layers.at(i).forward(x, rope, biasFor(this.windowOf(i)), past?.[i]);
+        const r = blockForward(this.layers, i, x, past?.[i], [rope.cos, rope.sin, biasFor(this.windowOf(i))], inputs.useCache, (b, h, p, [cos, sin, m]) =>
+          b.forward(h, { cos: cos as tf.Tensor4D, sin: sin as tf.Tensor4D }, m as tf.Tensor4D | undefined, p),
+        );
         x = r.output;
-        presents.push(r.present);
+        if (r.present) presents.push(r.present);
       }
       x = this.norm.forward(x) as tf.Tensor3D;
       return { logits: x, lastHiddenState: x, ...(inputs.useCache ? { pastKeyValues: presents } : {}) };

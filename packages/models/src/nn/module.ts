@@ -205,6 +205,11 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 /** A list of modules named `0`, `1`, ... (PyTorch's `nn.ModuleList`). */
 export class ModuleList<M extends Module = Module> extends Module {
   readonly length: number;
+  /**
+   * When the list is a model's stack of blocks: run each block with gradient checkpointing while
+   * training (`nn/checkpoint.ts`; set by `PreTrainedModel.gradientCheckpointingEnable`).
+   */
+  gradientCheckpointing = false;
   constructor(items: M[]) {
     super();
     this.length = items.length;

@@ -159,9 +159,9 @@ export class PeftModel {
     return this.active.some((n) => this.adapters.get(n)!.predictsFirstToken?.() ?? false);
   }
 
-  /** Trainable parameters of the active adapters. */
+  /** Trainable parameters of the active adapters (those whose `trainable` flag is on: a frozen adapter has none). */
   trainableParameters(): [string, tf.Variable][] {
-    return this.active.flatMap((n) => this.adapters.get(n)!.trainableParameters());
+    return this.active.flatMap((n) => this.adapters.get(n)!.trainableParameters()).filter(([, v]) => v.trainable);
   }
 
   /**

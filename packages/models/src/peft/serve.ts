@@ -15,6 +15,7 @@ import { generate, type CausalForward } from '../generation.js';
 import { PeftModel, type AdapterHandle } from './peft-model.js';
 import { BASE_ADAPTER_NAME } from './mixed-batch.js';
 import { HF_ADAPTER_CONFIG } from './hf-adapter-io.js';
+import { inspectAdapter } from './inspect.js';
 
 /** An adapter to load: the name to serve it under and its folder. */
 export interface AdapterSource {
@@ -90,6 +91,30 @@ function adapterUsed(model: LoadedModel | PeftModel, asked: string | undefined):
   if (asked !== undefined) return asked;
   if (!(model instanceof PeftModel)) return null;
   return model.active.length ? model.active.join('+') : BASE_ADAPTER_NAME;
+}
+
+/** What {@link adapterMismatches} found: nothing when the adapter fits. */
+export interface AdapterFit {
+  /** Number of mismatches (0: the adapter fits). */
+  count: number;
+  /** The first `shown` mismatches in words, one line each, then `... and N more` when cut. */
+  lines: string[];
+}
+
+/**
+ * Checks an adapter folder against a loaded base before it is loaded: module names and features,
+ * widths, heads, task (the checks of {@link inspectAdapter} with `base`, from the adapter's config
+ * and safetensors header only). What `peftkit generate` / `classify` and the `inject` step's
+ * `adapter` setting run, so that an adapter for another architecture or shape is refused before
+ * anything trains, naming the first mismatches.
+ * @param shown - mismatches listed at most (the rest are counted).
+ */
+export async function adapterMismatches(path: string, base: LoadedModel, shown = 5): Promise<AdapterFit> {
+  const c = (await inspectAdapter(path, { base })).compatibility;
+  if (!c || c.compatible) return { count: 0, lines: [] };
+  const lines = c.mismatches.slice(0, shown).map((m) => m.message);
+  if (c.mismatches.length > shown) lines.push(`... and ${c.mismatches.length - shown} more`);
+  return { count: c.mismatches.length, lines };
 }
 
 /** Runs `fn` with exactly `adapter` active (`__base__`: none), then restores the active set. */

@@ -61,7 +61,7 @@ function mergedStateDict(peft: PeftModel, handle: AdapterHandle, warn: (m: strin
 }
 
 /** An output head that shares its weight with the input embedding, as the base was built. */
-interface TiedHead {
+export interface TiedHead {
   /** The head's weight name (`lm_head.weight`). */
   head: string;
   /** The embedding weight's name (`transformer.wte.weight`, `model.embed_tokens.weight`). */
@@ -74,7 +74,7 @@ interface TiedHead {
  * The output heads tied to the input embedding (one variable under two names in the live model,
  * HF's `tie_word_embeddings`), each with a copy of its weight. Call before `handle.merge()`.
  */
-function tiedHeads(peft: PeftModel): TiedHead[] {
+export function tiedHeads(peft: PeftModel): TiedHead[] {
   const m = peft.base.model;
   const live = m.stateDict();
   const names = baseStateNames(peft) ?? [...live.keys()];
@@ -106,6 +106,24 @@ function untieDiverged(tied: TiedHead[], sd: Map<string, tf.Tensor>, log: (m: st
     log(`merged: ${embedding} differs from the ${head} the adapted model uses (the adapter trained or merged into the embedding); writing ${head} as its own tensor with "tie_word_embeddings": false`);
   }
   return untie ? { tie_word_embeddings: false } : {};
+}
+
+/**
+ * Writes the base with `handle` merged (call `handle.merge()` first) as an HF checkpoint folder
+ * (config.json, model.safetensors with the base's own tensor names, the tokenizer), atomically:
+ * what HF's `merge_and_unload().save_pretrained(folder)` writes. Used by the `export` step's
+ * `merged` and by `peftkit merge`. With `tied` (from {@link tiedHeads}, taken before the merge) a
+ * head whose embedding the merge changed is written untied. The adapter's prompt format goes along.
+ * @returns the file names written.
+ */
+export function writeMergedModel(peft: PeftModel, handle: AdapterHandle, folder: string, warn: (m: string) => void, tied: TiedHead[] = [], info: (m: string) => void = () => {}): string[] {
+  const sd = mergedStateDict(peft, handle, warn);
+  const m = peft.base.model;
+  const config = { ...m.config, ...untieDiverged(tied, sd, info) };
+  // savePretrained reads config, task and stateDict(): give it the merged base's.
+  const view = { config, task: m.task, stateDict: () => sd } as unknown as PreTrainedModel;
+  const merged: LoadedModel = { ...peft.base, model: view };
+  return writeFolderAtomic(folder, (tmp) => [...savePretrained(merged, tmp), ...(handle.promptFormat ? [writePromptFormat(tmp, handle.promptFormat)] : [])]);
 }
 
 /**
@@ -153,13 +171,7 @@ export const exportStep: StepKind<ExportSettings> = {
         const tied = tiedHeads(peft);
         handle.merge();
         try {
-          const sd = mergedStateDict(peft, handle, (m) => ctx.logger.warn(m));
-          const m = peft.base.model;
-          const config = { ...m.config, ...untieDiverged(tied, sd, (msg) => ctx.logger.info(msg)) };
-          // savePretrained reads config, task and stateDict(): give it the merged base's.
-          const view = { config, task: m.task, stateDict: () => sd } as unknown as PreTrainedModel;
-          const merged: LoadedModel = { ...peft.base, model: view };
-          writeFolderAtomic(mergedFolder, (tmp) => [...savePretrained(merged, tmp), ...(handle.promptFormat ? [writePromptFormat(tmp, handle.promptFormat)] : [])]);
+          writeMergedModel(peft, handle, mergedFolder, (m) => ctx.logger.warn(m), tied, (m) => ctx.logger.info(m));
         } finally {
           handle.unmerge();
           tf.dispose(tied.map((t) => t.before));

@@ -87,3 +87,32 @@ test('full: everything trainable; no base to switch to unless keep_base_copy; re
     cleanup();
   }
 });
+
+test('adapter: either method or adapter; a loaded adapter takes no config; is_trainable only with adapter', () => {
+  assert.deepEqual(issues({ adapter: '../runs/x/latest/export/adapter', is_trainable: true }), []);
+  const both = issues({ method: 'tiny-lora', adapter: 'a' });
+  assert.deepEqual(both.map((i) => i.pointer), ['/steps/peft/settings/method']);
+  assert.match(both[0].message, /either "method" \(a new adapter\) or "adapter"/);
+  const config = issues({ adapter: 'a', config: { r: 4 } });
+  assert.deepEqual(config.map((i) => i.pointer), ['/steps/peft/settings/config']);
+  assert.match(config[0].message, /keeps its own config/);
+  assert.deepEqual(issues({ method: 'tiny-lora', is_trainable: true }).map((i) => i.pointer), ['/steps/peft/settings/is_trainable']);
+  const neither = issues({});
+  assert.equal(neither.length, 1);
+  assert.match(neither[0].message, /give "method" .* or "adapter"/);
+  assert.match(neither[0].hint!, /full, tiny-lora/);
+});
+
+test('adapter: a folder that is not an adapter is refused naming the setting', async () => {
+  const { dir, cleanup } = scratch();
+  try {
+    const ctx = testContext(dir, 'peft');
+    await assert.rejects(injectStep.run(ctx, { model: tinyLm() }, { adapter: 'nowhere' }), (e: UserError) => {
+      assert.match(e.message, /nowhere: no adapter_config\.json; not an adapter folder/);
+      assert.equal(e.details.pointer, '/steps/peft/settings/adapter');
+      return true;
+    });
+  } finally {
+    cleanup();
+  }
+});

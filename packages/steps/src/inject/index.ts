@@ -1,5 +1,6 @@
-import { UserError, suggest, type JSONSchema7, type Registry, type SettingsIssue, type StepKind } from '@peftkit/core';
-import { PeftModel, manualSeed, type AdapterHandle, type LoadedModel } from '@peftkit/models';
+import { isAbsolute, resolve } from 'node:path';
+import { UserError, suggest, type JSONSchema7, type Registry, type SettingsIssue, type StepContext, type StepKind } from '@peftkit/core';
+import { PeftModel, adapterMismatches, loadAdapters, manualSeed, methodForAdapter, type AdapterHandle, type LoadedModel } from '@peftkit/models';
 import schema from './inject.schema.json' with { type: 'json' };
 import type { InjectSettings } from './inject.generated.js';
 import { rememberBaseStateNames } from './base-state.js';
@@ -54,6 +55,13 @@ export const injectStep: StepKind<InjectSettings> = {
   settingsSchema: schema,
   settingsSchemaFor: injectSettingsSchemaFor,
   validate(settings, registry): SettingsIssue[] {
+    if (settings.adapter !== undefined) {
+      if (settings.method !== undefined) return [{ pointer: '/method', message: 'give either "method" (a new adapter) or "adapter" (an existing adapter folder), not both', hint: 'remove "method": the adapter\'s adapter_config.json names its method' }];
+      if (settings.config && Object.keys(settings.config).length) return [{ pointer: '/config', message: 'a loaded adapter keeps its own config (its adapter_config.json)', hint: 'remove "config", or inject a new adapter with "method" and "config"' }];
+      return [];
+    }
+    if (settings.is_trainable) return [{ pointer: '/is_trainable', message: '"is_trainable" applies to a loaded adapter ("adapter"); a newly injected one is always trainable', hint: 'remove "is_trainable", or set "adapter" to an adapter folder' }];
+    if (settings.method === undefined) return [{ pointer: '', message: 'give "method" (a PEFT method to inject) or "adapter" (an existing adapter folder to load)', hint: `methods: ${registry.methods().map((m) => m.name).join(', ')}` }];
     const method = registry.method(settings.method);
     if (!method) {
       const names = registry.methods().map((m) => m.name);
@@ -63,8 +71,10 @@ export const injectStep: StepKind<InjectSettings> = {
   },
   async run(ctx, inputs, settings) {
     const base = inputs.model as LoadedModel;
-    const method = ctx.registry.method(settings.method);
-    if (!method) throw new UserError(`unknown PEFT method "${settings.method}"`, { pointer: `/steps/${ctx.step}/settings/method`, hint: suggest(settings.method, ctx.registry.methods().map((m) => m.name)) });
+    if (settings.adapter !== undefined) return { model: await loadExisting(ctx, base, settings as InjectSettings & { adapter: string }) };
+    const methodName = settings.method!;
+    const method = ctx.registry.method(methodName);
+    if (!method) throw new UserError(`unknown PEFT method "${methodName}"`, { pointer: `/steps/${ctx.step}/settings/method`, hint: suggest(methodName, ctx.registry.methods().map((m) => m.name)) });
     if (method.family === 'full' && base.quantization) {
       throw new UserError('full fine-tuning needs full-precision weights, but this model is quantized', {
         pointer: `/steps/${ctx.step}/settings/method`,
@@ -86,9 +96,55 @@ export const injectStep: StepKind<InjectSettings> = {
     const peft = new PeftModel(base);
     peft.addAdapter(handle);
     rememberBaseStateNames(peft, names);
-    const report = handle.parameterReport?.() ?? peft.parameterReport();
-    ctx.logger.info(`${method.name}: ${formatParameterReport(report)}`);
-    ctx.recordMetrics({ method: method.name, adapter: adapterName, trainable_params: report.trainable, all_params: report.total, trainable_percent: report.percent });
+    reportParameters(ctx, peft, handle);
     return { model: peft };
   },
 };
+
+/** Logs HF PEFT's `print_trainable_parameters` line for `handle` and records it as metrics. */
+function reportParameters(ctx: StepContext, peft: PeftModel, handle: AdapterHandle, extra: Record<string, unknown> = {}): void {
+  const report = handle.parameterReport?.() ?? peft.parameterReport();
+  ctx.logger.info(`${handle.method}: ${formatParameterReport(report)}`);
+  ctx.recordMetrics({ method: handle.method, adapter: handle.name, trainable_params: report.trainable, all_params: report.total, trainable_percent: report.percent, ...extra });
+}
+
+/**
+ * `adapter`: loads an existing adapter folder onto `base` with its own config (HF PEFT's
+ * `PeftModel.from_pretrained(model, folder, is_trainable=...)`), after checking that it fits the
+ * base (`adapterMismatches`: module names, features, widths, heads), and freezes it unless
+ * `is_trainable`.
+ * @throws UserError naming the setting (`/steps/<step>/settings/adapter`): folder missing or not an
+ *   adapter, no registered method loads it, the adapter does not fit the base (the first
+ *   mismatches), or the method's loader refuses it (its message, which names the file and field).
+ */
+async function loadExisting(ctx: StepContext, base: LoadedModel, settings: InjectSettings & { adapter: string }): Promise<PeftModel> {
+  const pointer = `/steps/${ctx.step}/settings/adapter`;
+  const dir = isAbsolute(settings.adapter) ? settings.adapter : resolve(ctx.pipelineDir, settings.adapter);
+  const adapterName = settings.adapter_name ?? 'default';
+  // The loaders' errors name the adapter's file (and the field inside it) but not the setting.
+  const at = async <T>(fn: () => T | Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof UserError && !e.details.pointer) throw new UserError(`${e.message} (${pointer})`, { ...e.details, pointer });
+      throw e;
+    }
+  };
+  const method = await at(() => methodForAdapter(dir, ctx.registry.methods()));
+  const fit = await adapterMismatches(dir, base);
+  if (fit.count) {
+    throw new UserError(`the adapter in ${dir} does not fit the model from ${base.source}: ${fit.count} mismatch${fit.count === 1 ? '' : 'es'}${fit.lines.map((l) => `\n  - ${l}`).join('')}`, {
+      pointer, hint: `peftkit inspect ${dir} --base ${base.source} explains each; load the base the adapter was trained on`,
+    });
+  }
+  const names = [...base.model.stateDict().keys()];
+  const peft = new PeftModel(base);
+  rememberBaseStateNames(peft, names);
+  await at(() => loadAdapters(peft, [{ name: adapterName, path: dir }], [method], { logger: ctx.logger }));
+  const handle = peft.adapters.get(adapterName)!;
+  // HF's from_pretrained(is_trainable=False) sets requires_grad off on the adapter's parameters.
+  if (!settings.is_trainable) for (const [, v] of handle.trainableParameters()) v.trainable = false;
+  ctx.logger.info(`loaded ${method.name} adapter "${adapterName}" from ${dir} (${settings.is_trainable ? 'trainable' : 'frozen: is_trainable is false'})`);
+  reportParameters(ctx, peft, handle, { loaded_from: dir, is_trainable: settings.is_trainable ?? false });
+  return peft;
+}

@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { importPlugin, initBackend, preparePipeline, runPipeline } from '@peftkit/core';
-import { createModel, manualSeed, savePretrained } from '@peftkit/models';
+import { createRegistry, importPlugin, initBackend, preparePipeline, runPipeline } from '@peftkit/core';
+import * as tf from '@tensorflow/tfjs';
+import { createModel, loadAdapters, loadPretrained, manualSeed, readSafetensors, readSafetensorsHeader, savePretrained } from '@peftkit/models';
 import stepsModule from '../module.js';
 import { scratch } from '../training/testing/context.js';
 import { hfFixture, repoRoot } from '@peftkit/models/testing';
@@ -15,10 +16,11 @@ const words = ['lowest', 'newer', 'wider', 'lower', 'slow', 'wide', 'new', 'low'
  * A random GPT-2 (n_embd 16, 1 layer) with the 21-token tokenizer of the `ckpt-gpt2-tiny-vocab`
  * fixture: that checkpoint's own n_embd of 2 is too narrow to learn anything measurable.
  */
-async function tinyGpt2(folder: string): Promise<string> {
+async function tinyGpt2(folder: string, opts: { dropout?: number; layers?: number } = {}): Promise<string> {
   await initBackend('wasm');
   manualSeed(11);
-  const model = createModel({ model_type: 'gpt2', vocab_size: 21, n_positions: 32, n_embd: 16, n_layer: 1, n_head: 2, bos_token_id: 20, eos_token_id: 20, resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0 }, 'causal-lm');
+  const p = opts.dropout ?? 0;
+  const model = createModel({ model_type: 'gpt2', vocab_size: 21, n_positions: 32, n_embd: 16, n_layer: opts.layers ?? 1, n_head: 2, bos_token_id: 20, eos_token_id: 20, resid_pdrop: p, embd_pdrop: p, attn_pdrop: p }, 'causal-lm');
   savePretrained({ model, source: 'tiny' }, folder);
   model.dispose();
   for (const f of ['vocab.json', 'merges.txt', 'tokenizer_config.json', 'special_tokens_map.json']) copyFileSync(join(hfFixture('ckpt-gpt2-tiny-vocab'), f), join(folder, f));
@@ -75,6 +77,131 @@ test('a LoRA pipeline on a real (tiny) GPT-2 checkpoint trains, evaluates, expor
     assert.equal(after.filter((m) => m.pipeline_step === 'fit' && 'loss' in m).length, 3, 'no new training rows');
     const evalAgain = after.filter((m) => m.pipeline_step === 'score').at(-1);
     assert.ok(Math.abs(evalAgain.perplexity - evalRow.perplexity) < 1e-9 * evalRow.perplexity);
+  } finally {
+    cleanup();
+  }
+});
+
+test('gradient_checkpointing: the same losses and LoRA weights as without it, with dropout in the base and in LoRA', async () => {
+  const { dir, cleanup } = scratch();
+  try {
+    const lines = Array.from({ length: 16 }, (_, i) => JSON.stringify({ text: Array.from({ length: 5 }, (_, k) => words[(i * 3 + k * (1 + (i % 3))) % words.length]).join(' ') }));
+    writeFileSync(join(dir, 'data.jsonl'), lines.join('\n') + '\n');
+    mkdirSync(join(dir, 'gpt2'));
+    const modelDir = await tinyGpt2(join(dir, 'gpt2'), { dropout: 0.1, layers: 2 });
+    const sources = { builtins: [{ name: '@peftkit/steps', version: '0.1.0', module: stepsModule }, await importPlugin('@peftkit/lora', repoRoot())], discover: false };
+    const runOnce = async (checkpointing: boolean) => {
+      const pipeline = {
+        name: `ckpt-${checkpointing}`,
+        seed: 5,
+        backend: 'wasm',
+        steps: {
+          base: { kind: 'load', settings: { model: modelDir } },
+          data: { kind: 'dataset', inputs: { tokenizer: 'base' }, settings: { path: 'data.jsonl', shape: 'text', max_length: 16 } },
+          peft: { kind: 'inject', inputs: { model: 'base' }, settings: { method: 'lora', config: { r: 2, lora_alpha: 4, lora_dropout: 0.1, target_modules: ['c_attn', 'c_proj', 'c_fc'], fan_in_fan_out: true } } },
+          fit: { kind: 'train', inputs: { model: 'peft', dataset: 'data' }, settings: { learning_rate: 0.02, max_steps: 4, per_device_train_batch_size: 4, save_steps: 0, logging_steps: 1, gradient_checkpointing: checkpointing } },
+          out: { kind: 'export', inputs: { model: 'fit' }, settings: {} },
+        },
+      };
+      const file = join(dir, `ckpt-${checkpointing}.json`);
+      writeFileSync(file, JSON.stringify(pipeline, null, 2));
+      const { runDir } = await runPipeline(await preparePipeline(file, [], sources), { runsDir: join(dir, 'runs') });
+      const metrics = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      const losses = metrics.filter((m) => m.pipeline_step === 'fit' && 'loss' in m).map((m) => m.loss as number);
+      const log = readFileSync(join(runDir, 'run.log'), 'utf8');
+      const { tensors } = readSafetensors(join(runDir, 'out', 'adapter', 'adapter_model.safetensors'));
+      const weights = new Map([...tensors].map(([k, t]) => [k, Array.from(t.dataSync())]));
+      for (const t of tensors.values()) t.dispose();
+      return { losses, log, weights };
+    };
+    const plain = await runOnce(false);
+    const ckpt = await runOnce(true);
+    assert.match(ckpt.log, /gradient checkpointing: each block keeps only its input/);
+    assert.equal(plain.losses.length, 4);
+    for (let i = 0; i < 4; i++) assert.ok(Math.abs(plain.losses[i] - ckpt.losses[i]) < 1e-5, `step ${i + 1}: loss ${plain.losses[i]} vs ${ckpt.losses[i]}`);
+    assert.deepEqual([...ckpt.weights.keys()], [...plain.weights.keys()]);
+    for (const [k, w] of plain.weights) {
+      const d = Math.max(...w.map((x, i) => Math.abs(x - ckpt.weights.get(k)![i])));
+      assert.ok(d < 1e-5, `${k} differs by ${d}`);
+    }
+  } finally {
+    cleanup();
+  }
+});
+
+test('inject with `adapter`: a pipeline continues training an exported adapter, another loads it frozen and exports it merged, a misfit is refused before training', async () => {
+  const { dir, cleanup } = scratch();
+  try {
+    const lines = Array.from({ length: 40 }, (_, i) => JSON.stringify({ text: Array.from({ length: 5 }, (_, k) => words[(i * 3 + k * (1 + (i % 3))) % words.length]).join(' ') }));
+    writeFileSync(join(dir, 'data.jsonl'), lines.join('\n') + '\n');
+    mkdirSync(join(dir, 'gpt2'));
+    const modelDir = await tinyGpt2(join(dir, 'gpt2'));
+    const sources = { builtins: [{ name: '@peftkit/steps', version: '0.1.0', module: stepsModule }, await importPlugin('@peftkit/lora', repoRoot())], discover: false };
+    const runsDir = join(dir, 'runs');
+    const base = { kind: 'load', settings: { model: modelDir } };
+    const data = { kind: 'dataset', inputs: { tokenizer: 'base' }, settings: { path: 'data.jsonl', shape: 'text', max_length: 16 } };
+    const fit = (model: string, steps: number) => ({ kind: 'train', inputs: { model, dataset: 'data' }, settings: { learning_rate: 0.02, max_steps: steps, per_device_train_batch_size: 4, save_steps: 0 } });
+    const score = (model: string) => ({ kind: 'evaluate', inputs: { model, dataset: 'data' }, settings: { num_samples: 0 } });
+    const run = async (name: string, steps: Record<string, unknown>) => {
+      const file = join(dir, `${name}.json`);
+      writeFileSync(file, JSON.stringify({ name, seed: 3, backend: 'wasm', steps }, null, 2));
+      return runPipeline(await preparePipeline(file, [], sources), { runsDir });
+    };
+    const evalRow = (runDir: string, step: string) => readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).find((m) => m.pipeline_step === step);
+
+    const first = await run('first', {
+      base, data,
+      peft: { kind: 'inject', inputs: { model: 'base' }, settings: { method: 'lora', config: { r: 2, lora_alpha: 4, target_modules: ['c_attn', 'c_proj'], fan_in_fan_out: true } } },
+      fit: fit('peft', 3), score: score('fit'), out: { kind: 'export', inputs: { model: 'fit' }, settings: {} },
+    });
+    const exported = join(first.runDir, 'out', 'adapter');
+    const firstPpl = evalRow(first.runDir, 'score').perplexity;
+
+    // Continue: the loaded adapter scores what the first run's did, and training it further lowers the perplexity.
+    const cont = await run('continue', {
+      base, data,
+      peft: { kind: 'inject', inputs: { model: 'base' }, settings: { adapter: exported, is_trainable: true } },
+      before: score('peft'), fit: fit('peft', 6), score: score('fit'),
+    });
+    const before = evalRow(cont.runDir, 'before').perplexity;
+    const after = evalRow(cont.runDir, 'score').perplexity;
+    assert.ok(Math.abs(before - firstPpl) < 1e-6 * firstPpl, `loaded ${before} vs exported ${firstPpl}`);
+    assert.ok(after < before, `perplexity ${before} -> ${after}`);
+    assert.match(readFileSync(join(cont.runDir, 'run.log'), 'utf8'), /loaded lora adapter \\"default\\" from [^"]* \(trainable\)/);
+
+    // Frozen: training it is refused by name; merging and exporting it works, and the merged checkpoint gives the adapter's outputs.
+    const frozenFile = join(dir, 'frozen.json');
+    writeFileSync(frozenFile, JSON.stringify({ name: 'frozen', seed: 3, backend: 'wasm', steps: { base, data, peft: { kind: 'inject', inputs: { model: 'base' }, settings: { adapter: exported } }, fit: fit('peft', 1) } }));
+    await assert.rejects(runPipeline(await preparePipeline(frozenFile, [], sources), { runsDir }), /adapter "default" is frozen/);
+    const merge = await run('merge', {
+      base, data,
+      peft: { kind: 'inject', inputs: { model: 'base' }, settings: { adapter: exported } },
+      score: score('peft'), out: { kind: 'export', inputs: { model: 'peft' }, settings: { merged: true } },
+    });
+    assert.ok(Math.abs(evalRow(merge.runDir, 'score').perplexity - firstPpl) < 1e-6 * firstPpl);
+    const mergedDir = join(merge.runDir, 'out', 'adapter-merged');
+    const merged = await loadPretrained(mergedDir);
+    const withAdapter = await loadAdapters(await loadPretrained(modelDir), [{ name: 'a', path: exported }], createRegistry(sources.builtins).methods());
+    const ids = tf.tensor2d([[1, 5, 9, 2, 7, 3]], [1, 6], 'int32');
+    const d = tf.tidy(() => tf.max(tf.abs(tf.sub(merged.model.forward({ inputIds: ids }).logits, withAdapter.forward({ inputIds: ids }).logits))).dataSync()[0]);
+    assert.ok(d < 1e-5, `merged checkpoint's logits differ from base + adapter by ${d}`);
+    assert.ok(!Object.keys(readSafetensorsHeader(join(mergedDir, 'model.safetensors')).tensors).some((k) => k.includes('lora')));
+
+    // An adapter for another shape: refused at the inject step with the first mismatches, before any training.
+    mkdirSync(join(dir, 'wide'));
+    manualSeed(1);
+    const wide = createModel({ model_type: 'gpt2', vocab_size: 21, n_positions: 32, n_embd: 24, n_layer: 1, n_head: 2 }, 'causal-lm');
+    savePretrained({ model: wide, source: 'wide' }, join(dir, 'wide'));
+    wide.dispose();
+    for (const f of ['vocab.json', 'merges.txt', 'tokenizer_config.json', 'special_tokens_map.json']) copyFileSync(join(hfFixture('ckpt-gpt2-tiny-vocab'), f), join(dir, 'wide', f));
+    const misfit = join(dir, 'misfit.json');
+    writeFileSync(misfit, JSON.stringify({ name: 'misfit', seed: 3, backend: 'wasm', steps: { base: { kind: 'load', settings: { model: join(dir, 'wide') } }, data, peft: { kind: 'inject', inputs: { model: 'base' }, settings: { adapter: exported, is_trainable: true } }, fit: fit('peft', 1) } }));
+    await assert.rejects(runPipeline(await preparePipeline(misfit, [], sources), { runsDir }), (e: Error) => {
+      assert.match(e.message, /does not fit the model from .*wide: 6 mismatches\n  - transformer\.h\.0\.attn\.c_attn: lora_A is \[2, 16\], so the adapter expects 16 input features, but the base's layer takes 24/);
+      assert.equal((e as { details?: { pointer?: string } }).details?.pointer, '/steps/peft/settings/adapter');
+      return true;
+    });
+    assert.ok(!existsSync(join(runsDir, 'misfit', 'latest', 'fit', 'checkpoints')), 'nothing trained');
   } finally {
     cleanup();
   }

@@ -53,6 +53,10 @@ export interface TrainSettings {
    */
   gradient_accumulation_steps?: number;
   /**
+   * Recompute each transformer block in the backward pass instead of keeping its activations (transformers' `gradient_checkpointing_enable()`): the forward pass keeps only each block's input, at the cost of about one more forward pass per step. Works with a frozen base (no `enable_input_require_grads` needed); dropout draws the same masks in the recomputation.
+   */
+  gradient_checkpointing?: boolean;
+  /**
    * Clip the global L2 norm of the gradients to this value (torch.nn.utils.clip_grad_norm_); 0 disables clipping.
    */
   max_grad_norm?: number;

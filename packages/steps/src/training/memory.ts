@@ -28,7 +28,7 @@ export function defaultMemoryLimitMb(backend: string): number | null {
 }
 
 /** What to lower when a step does not fit, shared by the guard and the heap-exhausted error. */
-const LOWER_HINT = 'lower per_device_train_batch_size (and raise gradient_accumulation_steps to keep the effective batch), lower the dataset\'s max_length, or raise max_memory_mb if the machine has the memory';
+const LOWER_HINT = 'set "gradient_checkpointing": true (keeps only each block\'s input for the backward pass), lower per_device_train_batch_size (and raise gradient_accumulation_steps to keep the effective batch), lower the dataset\'s max_length, or raise max_memory_mb if the machine has the memory';
 
 /**
  * The error to throw when a training step ran out of the WASM heap (4 GiB) mid-step, where the

@@ -112,7 +112,12 @@ export async function runTraining(model: PeftModel, data: Dataset, settings: Tra
   const log = env.logger;
 
   const params = model.trainableParameters();
-  if (!params.length) throw new UserError('the model has no trainable parameters', { hint: 'inject a PEFT method (an `inject` step) before training' });
+  if (!params.length) {
+    const frozen = model.active.filter((n) => model.adapters.get(n)!.trainableParameters().length);
+    throw new UserError(frozen.length ? `the model has no trainable parameters: adapter ${frozen.map((n) => `"${n}"`).join(', ')} is frozen` : 'the model has no trainable parameters', {
+      hint: frozen.length ? 'set "is_trainable": true on the inject step that loads it' : 'inject a PEFT method (an `inject` step) before training',
+    });
+  }
   const vars = params.map(([, v]) => v);
   const nameOf = new Map(params.map(([n, v]) => [v.name, n]));
   const opt = new AdamW(params, { beta1: s.adam_beta1, beta2: s.adam_beta2, epsilon: s.adam_epsilon, weightDecay: s.weight_decay, noDecay: noDecayFor(model) });
@@ -192,6 +197,11 @@ export async function runTraining(model: PeftModel, data: Dataset, settings: Tra
   let earlyStopped = false;
   let window = { loss: 0, steps: 0, tokens: 0, t0: performance.now() };
   model.base.model.train();
+  const stacks = s.gradient_checkpointing ? model.base.model.gradientCheckpointingEnable(true) : 0;
+  if (s.gradient_checkpointing) {
+    if (stacks) log.info('gradient checkpointing: each block keeps only its input and is recomputed in the backward pass');
+    else log.warn('gradient_checkpointing is on but the model has no stack of blocks to checkpoint');
+  }
   try {
     while (state.global_step < totalSteps) {
       await nextTick(); // lets a SIGINT handler abort the signal
@@ -279,6 +289,7 @@ export async function runTraining(model: PeftModel, data: Dataset, settings: Tra
   } finally {
     progress.stop();
     opt.dispose();
+    if (stacks) model.base.model.gradientCheckpointingEnable(false);
     model.base.model.eval();
   }
   if (interrupted) log.warn(`interrupted at step ${state.global_step}/${totalSteps}; continue with --resume (from ${checkpoint ?? 'the start'})`);
