@@ -21,7 +21,7 @@ const models = () => import('@peftkit/models');
 const BASE_ADAPTER_NAME = '__base__';
 
 /** Backends `--backend` accepts (`initBackend`'s choices). */
-const BACKENDS: BackendChoice[] = ['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu'];
+const BACKENDS: BackendChoice[] = ['auto', 'wasm', 'cpu', 'webgpu', 'tensorflow', 'tensorflow-gpu'];
 /** Mismatches listed in an error before "... and N more" (`peftkit inspect --base` lists them all). */
 const SHOWN_MISMATCHES = 5;
 
@@ -76,7 +76,7 @@ export function addServeCommands(program: Command, io: Io, setCode: (c: number) 
   const common = (cmd: Command) =>
     cmd
       .requiredOption('-m, --model <folder-or-hub-id>', 'the base model: a folder with config.json and model.safetensors, or a Hugging Face Hub id already in the cache or downloadable')
-      .addOption(new Option('--backend <name>', 'TensorFlow.js backend (auto: tfjs-node-gpu, tfjs-node, wasm, cpu, the first that starts)').choices(BACKENDS).default('auto'))
+      .addOption(new Option('--backend <name>', 'TensorFlow.js backend (auto: tfjs-node-gpu, webgpu on a real GPU, tfjs-node, wasm, cpu, the first that starts)').choices(BACKENDS).default('auto'))
       .option('--no-discover', 'load only the built-in plugins, not every installed plugin package (their methods read adapter folders)');
 
   common(
