@@ -99,6 +99,7 @@ export async function webgpuUnavailable(): Promise<string | undefined> {
 }
 
 let adapterInfo: GpuAdapterInfo | undefined;
+let started: { detail: string; adapter: GpuAdapterInfo } | undefined;
 
 /** The adapter of the WebGPU backend started last, if any. */
 export function webgpuAdapter(): GpuAdapterInfo | undefined {
@@ -113,6 +114,14 @@ export function webgpuAdapter(): GpuAdapterInfo | undefined {
  *   fails to start; the message says which.
  */
 export async function startWebGpu(allowSoftware: boolean): Promise<{ detail: string; adapter: GpuAdapterInfo }> {
+  // One device per process: later calls (tests switch backends) make the same backend current again.
+  if (started && tf.findBackend('webgpu')) {
+    if (!started.adapter.software || allowSoftware) {
+      await tf.setBackend('webgpu');
+      return started;
+    }
+    throw new Error(`only a software adapter (${started.adapter.device})`);
+  }
   const backendMod = await importOptional(BACKEND_PKG);
   const found = await findAdapter(allowSoftware);
   const { gpu, adapter, dawnBackend } = found;
@@ -126,7 +135,17 @@ export async function startWebGpu(allowSoftware: boolean): Promise<{ detail: str
   else Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
 
   if (tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');
-  tf.registerBackend('webgpu', () => new backendMod.WebGPUBackend(device, adapter.info), 0);
+  const Base = backendMod.WebGPUBackend as new (device: unknown, info: unknown) => { readSync(id: object): unknown; tensorMap: { get(id: object): { values?: unknown } } };
+  /** tfjs's readSync draws through OffscreenCanvas, which Node lacks: say what to do instead of "OffscreenCanvas is not defined". */
+  class NodeWebGpuBackend extends Base {
+    override readSync(dataId: object): unknown {
+      if (this.tensorMap.get(dataId)?.values == null && typeof (globalThis as { OffscreenCanvas?: unknown }).OffscreenCanvas === 'undefined') {
+        throw new Error('a synchronous read (dataSync/arraySync) of a tensor that lives on the GPU: WebGPU in Node can only read back asynchronously; use `await tensor.data()` (or download it first with `await tensor.data()`, after which dataSync works)');
+      }
+      return super.readSync(dataId);
+    }
+  }
+  tf.registerBackend('webgpu', () => new NodeWebGpuBackend(device, adapter.info) as unknown as tf.KernelBackend, 0);
   if (!(await tf.setBackend('webgpu'))) throw new Error(`${BACKEND_PKG} did not start on ${adapter.info.device || adapter.info.description}`);
   await tf.ready();
 
@@ -136,7 +155,8 @@ export async function startWebGpu(allowSoftware: boolean): Promise<{ detail: str
   };
   const name = [info.vendor, info.architecture, info.device].filter(Boolean).join(' ');
   const detail = `${BACKEND_PKG} ${tf.version.tfjs} on Dawn (webgpu ${dawnVersion()}, ${dawnBackend}): ${name}, ${info.description}${adapterInfo.software ? ' (software)' : ''}`;
-  return { detail, adapter: adapterInfo };
+  started = { detail, adapter: adapterInfo };
+  return started;
 }
 
 function isSoftware(a: Adapter): boolean {
