@@ -88,7 +88,8 @@ export async function runPipeline(prepared: PreparedPipeline, opts: RunOptions =
   const signal = opts.signal ?? new AbortController().signal;
   const backend = await initBackend(pipeline.backend);
   root.info(`backend: ${backend.name} (${backend.detail})${backend.skipped.length ? `; skipped ${backend.skipped.join('; ')}` : ''}`);
-  if (backend.adapter) root.info(`GPU adapter: ${JSON.stringify(backend.adapter)}`);
+  const a = backend.adapter;
+  if (a) root.info(`GPU adapter: vendor ${a.vendor || '(none given)'}, device ${a.device || '(none given)'}, driver ${a.description || '(none given)'} (Dawn's ${a.dawnBackend} backend${a.software ? ', software' : ''})`);
   root.info(`run folder: ${runDir}${opts.resume ? ' (resumed)' : ''}`);
   writeJsonAtomic(join(runDir, 'pipeline.resolved.json'), pipeline);
   writeJsonAtomic(join(runDir, 'environment.json'), {

@@ -5,9 +5,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { identityConfig } from './identity.js';
 import { unsortedSegmentSumConfig } from './unsorted-segment-sum.js';
+import { WEBGPU_KERNEL_CONFIGS, registerDropoutGradient } from './webgpu/index.js';
 
 /** Kernels the backend lacks. */
-export const KERNEL_CONFIGS: readonly tf.KernelConfig[] = [unsortedSegmentSumConfig];
+export const KERNEL_CONFIGS: readonly tf.KernelConfig[] = [unsortedSegmentSumConfig, ...WEBGPU_KERNEL_CONFIGS];
 
 /** Kernels that replace the backend's own (same results, less memory). */
 export const KERNEL_OVERRIDES: readonly tf.KernelConfig[] = [identityConfig];
@@ -18,6 +19,7 @@ export const KERNEL_OVERRIDES: readonly tf.KernelConfig[] = [identityConfig];
  * once a backend is chosen.
  */
 export function registerKernels(backend?: string): void {
+  registerDropoutGradient();
   for (const k of KERNEL_CONFIGS) {
     if (backend !== undefined && k.backendName !== backend) continue;
     if (!tf.getKernel(k.kernelName, k.backendName)) tf.registerKernel(k);

@@ -1,7 +1,7 @@
 import { isAbsolute, join, resolve } from 'node:path';
 import { UserError, type StepKind } from '@peftkit/core';
 import type * as tf from '@tensorflow/tfjs';
-import { folderBytes, hfAdapterSubfolder, savePretrained, writeFolderAtomic, writeHfAdapterFiles, type AdapterHandle, type LoadedModel, type PeftModel, type PreTrainedModel } from '@peftkit/models';
+import { folderBytes, hfAdapterSubfolder, readToHost, savePretrained, writeFolderAtomic, writeHfAdapterFiles, type AdapterHandle, type LoadedModel, type PeftModel, type PreTrainedModel } from '@peftkit/models';
 import { baseStateNames } from '../inject/base-state.js';
 import schema from './export.schema.json' with { type: 'json' };
 import type { ExportSettings } from './export.generated.js';
@@ -63,6 +63,8 @@ export const exportStep: StepKind<ExportSettings> = {
     const at = (p: string) => (isAbsolute(p) ? p : resolve(ctx.pipelineDir, p));
     const root = settings.path ? at(settings.path) : join(ctx.stepDir, 'adapter');
     const folder = hfAdapterSubfolder(root, handle.name);
+    // Writing reads tensors synchronously; on WebGPU (Node) they must be downloaded first.
+    await readToHost(handle.method === 'full' ? peft.base.model.namedParameters().map(([, v]) => v) : handle.stateDict().values());
     const { files, format } = writeFolderAtomic(folder, (tmp) => writeAdapter(peft, handle.name, tmp));
     const bytes = folderBytes(folder);
     ctx.logger.info(`exported ${handle.method} adapter "${handle.name}" (${format}) to ${folder}: ${files.join(', ')}; ${bytes.toLocaleString('en-US')} bytes`);
