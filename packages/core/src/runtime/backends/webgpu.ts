@@ -88,7 +88,7 @@ async function findAdapter(allowSoftware: boolean): Promise<{ gpu: Gpu; adapter:
  */
 export async function webgpuUnavailable(): Promise<string | undefined> {
   try {
-    await importOptional(BACKEND_PKG);
+    await import('@tensorflow/tfjs-backend-webgpu');
     await findAdapter(true);
     return undefined;
   } catch (e) {
@@ -122,7 +122,10 @@ export async function startWebGpu(allowSoftware: boolean): Promise<{ detail: str
     }
     throw new Error(`only a software adapter (${started.adapter.device})`);
   }
-  const backendMod = await importOptional(BACKEND_PKG);
+  // A literal specifier, so that a bundle (tools/bench/gpu) carries the backend; Dawn's native `webgpu` stays external.
+  const backendMod = await import('@tensorflow/tfjs-backend-webgpu').catch((e: Error) => {
+    throw new Error(`${BACKEND_PKG} is not installed or does not load here (npm install ${BACKEND_PKG}@${tf.version.tfjs} webgpu): ${e.message.split('\n')[0]}`);
+  });
   const found = await findAdapter(allowSoftware);
   const { gpu, adapter, dawnBackend } = found;
   const requiredLimits: Record<string, number> = {};
