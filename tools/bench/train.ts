@@ -6,11 +6,12 @@
  *
  *   node --conditions=peftkit-source --import tsx tools/bench/train.ts \
  *     [--models gpt2,llama] [--modes forward,lora,full,full-sgd] [--batch B] [--seq T] [--warmup W] [--steps N] \
- *     [--backend wasm|webgpu|cpu] [--gpu] [--timeout 600] [--profile] [--json results.json]
+ *     [--backend wasm|webgpu|cpu] [--gpu] [--config-override '{"n_layer": 2}'] [--timeout 600] [--profile] [--json results.json]
  *
  * --backend webgpu runs on tfjs's WebGPU backend (Dawn; llvmpipe when there is no GPU). --gpu takes the shapes and
  * LoRA settings of the spec's `gpu` block (issue 13: 8 x 512, r 8 on c_attn + c_proj, dropout 0.1) in place of
- * the per-model runs; --batch and friends still override. A step reads its loss back asynchronously (as the
+ * the per-model runs; --batch and friends still override. --config-override merges JSON into every model's config
+ * (a smaller model where the full one is too slow, e.g. on llvmpipe; the results then say so in `notes`). A step reads its loss back asynchronously (as the
  * trainer does); the profile (with --profile) also counts the kernels a step launches.
  *
  * Each (model, mode) runs in its own child process, so that each peak memory figure is that run's
@@ -114,6 +115,7 @@ const { values: args } = parseArgs({
     profile: { type: 'boolean', default: false },
     backend: { type: 'string', default: 'wasm' },
     gpu: { type: 'boolean', default: false },
+    'config-override': { type: 'string' },
     child: { type: 'boolean', default: false },
   },
 });
@@ -193,7 +195,7 @@ async function profileKernels(fn: () => Promise<void>): Promise<{ rows: ProfileR
     }
   }
   const rows = [...by.values()]
-    .map((e) => ({ ...e, ms: Math.round(e.ms), percent: Math.round((1000 * e.ms) / total) / 10 }))
+    .map((e) => ({ ...e, ms: Math.round(e.ms), percent: total > 0 ? Math.round((1000 * e.ms) / total) / 10 : NaN }))
     .sort((x, y) => y.ms - x.ms);
   return { rows, kernels: info.kernels.filter((k) => k.name && k.name !== 'unnamed scope').length, ms: total };
 }
@@ -205,7 +207,8 @@ Kernel time of one ${r.model} ${r.mode} step (${r.batch} x ${r.seq}), by kernel,
 `);
   console.log('| kernel | input shapes | ms | calls | % of kernel time |\n|---|---|---:|---:|---:|');
   const rows = [...r.profile.filter((p) => !p.shapes).slice(0, 8), ...r.profile.filter((p) => p.shapes).slice(0, 14)];
-  for (const p of rows) console.log(`| ${p.kernel} | ${p.shapes ?? '(all)'} | ${p.ms} | ${p.calls} | ${p.percent.toFixed(1)} |`);
+  // percent is NaN (null in JSON) where the backend does not time kernels (WebGPU without timestamp-query).
+  for (const p of rows) console.log(`| ${p.kernel} | ${p.shapes ?? '(all)'} | ${p.ms} | ${p.calls} | ${Number.isFinite(p.percent) ? p.percent.toFixed(1) : '-'} |`);
 }
 
 async function runOne(key: ModelKey, mode: Mode): Promise<RunResult> {
@@ -227,7 +230,9 @@ async function runOne(key: ModelKey, mode: Mode): Promise<RunResult> {
 
   manualSeed(0);
   const t0 = performance.now();
-  const model: PreTrainedModel = createModel(m.config, 'causal-lm');
+  const override = args['config-override'] ? (JSON.parse(args['config-override']) as Record<string, unknown>) : undefined;
+  if (override) notes.push(`config override ${JSON.stringify(override)}`);
+  const model: PreTrainedModel = createModel({ ...m.config, ...override }, 'causal-lm');
   const parameters = model.numParameters();
   let params: [string, tf.Variable][] = [];
   if (mode === 'lora') {
@@ -243,7 +248,7 @@ async function runOne(key: ModelKey, mode: Mode): Promise<RunResult> {
   const rssAfterBuildBytes = peakRss();
   phase('built');
 
-  const ids = tf.tidy(() => tf.randomUniformInt([B, T], 0, m.config.vocab_size, 1)) as tf.Tensor2D;
+  const ids = tf.tidy(() => tf.randomUniformInt([B, T], 0, model.config.vocab_size as number, 1)) as tf.Tensor2D;
   const targets = B * (T - 1);
   const losses: number[] = [];
   let step: () => Promise<void>;
@@ -334,6 +339,7 @@ function runAll(models: ModelKey[], modes: Mode[]): RunResult[] {
     ...(['batch', 'seq', 'warmup', 'steps'] as const).flatMap((k) => (args[k] ? [`--${k}`, args[k]!] : [])),
     ...(args.profile ? ['--profile'] : []),
     ...(args.gpu ? ['--gpu'] : []),
+    ...(args['config-override'] ? ['--config-override', args['config-override']] : []),
     '--backend', args.backend!,
   ];
   const results: RunResult[] = [];
