@@ -4,12 +4,13 @@
  * step finds them by `quant_type`.
  */
 import type { MethodContext, QuantScheme } from '@peftkit/core';
+import { readToHost } from '@peftkit/models';
 import type { QuantConfig } from './quant-config.generated.js';
 import { quantConfigSchema, quantizeModel, type QuantizableModel, type QuantizationReport } from './quantize-model.js';
 
-/** A scheme whose `quantize` returns the {@link QuantizationReport}. */
+/** A scheme whose `quantize` resolves to the {@link QuantizationReport}. */
 export interface BnbQuantScheme extends QuantScheme<QuantConfig, QuantizableModel> {
-  quantize(model: QuantizableModel, config: QuantConfig, ctx?: Partial<MethodContext>): QuantizationReport;
+  quantize(model: QuantizableModel, config: QuantConfig, ctx?: Partial<MethodContext>): Promise<QuantizationReport>;
 }
 
 function scheme(name: 'nf4' | 'fp4' | 'int8', description: string): BnbQuantScheme {
@@ -17,7 +18,9 @@ function scheme(name: 'nf4' | 'fp4' | 'int8', description: string): BnbQuantSche
     name,
     description,
     configSchema: quantConfigSchema,
-    quantize(model, config, ctx) {
+    async quantize(model, config, ctx) {
+      // Quantizing reads the weights synchronously; on WebGPU (Node) they must be downloaded first.
+      await readToHost(model.namedParameters().map(([, v]) => v));
       // The scheme's name decides the type, whatever the config says.
       return quantizeModel(model, { ...config, quant_type: name }, ctx?.logger);
     },
