@@ -167,7 +167,7 @@ describe('peftkit generate', () => {
   async function direct(prompt: string, adapter: string, maxNewTokens: number): Promise<Generation> {
     const base = await loadPretrained(abs(TINY), { task: 'causal-lm' });
     const peft = await loadAdapters(base, [{ name: 'tuned', path: abs(tuned) }, { name: 'other', path: abs(other) }], [loraMethod]);
-    const [g] = generateText(peft, [prompt], { maxNewTokens, adapter, eosTokenId: null });
+    const [g] = await generateText(peft, [prompt], { maxNewTokens, adapter, eosTokenId: null });
     base.model.dispose();
     return g;
   }
@@ -270,7 +270,7 @@ describe('peftkit classify', () => {
   async function direct(texts: string[], use?: string): Promise<Classification[]> {
     const b = await loadPretrained(abs(base), { task: 'sequence-classification', numLabels: 3 });
     const peft = await loadAdapters(b, [{ name: 'sent', path: abs(adapter) }], [loraMethod]);
-    const out = classify(peft, texts, { adapter: use });
+    const out = await classify(peft, texts, { adapter: use });
     b.model.dispose();
     return out;
   }

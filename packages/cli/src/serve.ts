@@ -179,13 +179,13 @@ async function generateCommand(io: Io, prompt: string | undefined, o: GenerateOp
         doSample: o.doSample ? true : undefined, eosTokenId: o.ignoreEos ? null : undefined, chat: o.chat, adapter: o.use,
       };
       if (o.json) {
-        const [g] = generateText(model, [text], opts);
+        const [g] = await generateText(model, [text], opts);
         io.out(JSON.stringify(g, null, 2));
         return 0;
       }
       const started = Date.now();
       let last = '';
-      const [g] = generateText(model, [text], { ...opts, onText: (e) => io.write((last = e.text)) });
+      const [g] = await generateText(model, [text], { ...opts, onText: (e) => io.write((last = e.text)) });
       if (!last.endsWith('\n')) io.write('\n');
       const secs = (Date.now() - started) / 1000;
       const n = g.tokenIds.length;
@@ -230,7 +230,7 @@ async function classifyCommand(io: Io, texts: string[], o: ClassifyOptions): Pro
         base.model.config.label2id = Object.fromEntries(labels.map((l, i) => [l, i]));
       }
       const model = await attachAdapters(io, paths, base, adapters, methods, o.model);
-      const results = classify(model, input, { adapter: o.use, batchSize: o.batchSize });
+      const results = await classify(model, input, { adapter: o.use, batchSize: o.batchSize });
       if (o.json) io.out(JSON.stringify(results, null, 2));
       else {
         for (const r of results) {

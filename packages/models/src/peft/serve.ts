@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { UserError, type PeftMethod, type StepLogger } from '@peftkit/core';
 import type { LoadedModel, ModelInputs } from '../model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { generate, type CausalForward } from '../generation.js';
+import { generateAsync, type CausalForward } from '../generation.js';
 import { PeftModel, type AdapterHandle } from './peft-model.js';
 import { BASE_ADAPTER_NAME } from './mixed-batch.js';
 import { HF_ADAPTER_CONFIG } from './hf-adapter-io.js';
@@ -83,6 +83,18 @@ export async function loadAdapters(target: LoadedModel | PeftModel, adapters: Ad
   return peft;
 }
 
+/** {@link withAdapter} for an asynchronous `fn`: the active set is restored once its promise settles. */
+async function withAdapterAsync<T>(peft: PeftModel, adapter: string | undefined, fn: () => Promise<T>): Promise<T> {
+  if (adapter === undefined) return fn();
+  const saved = [...peft.active];
+  peft.setActive(adapter === BASE_ADAPTER_NAME ? [] : [adapter]);
+  try {
+    return await fn();
+  } finally {
+    peft.setActive(saved);
+  }
+}
+
 /** Runs `fn` with exactly `adapter` active (`__base__`: none), then restores the active set. */
 function withAdapter<T>(peft: PeftModel, adapter: string | undefined, fn: () => T): T {
   if (adapter === undefined) return fn();
@@ -153,11 +165,12 @@ export interface Generation {
  * Generates a continuation of each prompt with the model's tokenizer (HF's `generate`: greedy or
  * sampling with temperature / top-k / top-p, key/value cache; see `generation.ts`). All prompts go
  * in one batch (left-padded). With `adapterNames`, each prompt uses its own adapter in that batch.
+ * Logits are read back asynchronously, so this runs on every backend, WebGPU in Node included.
  * @returns one {@link Generation} per prompt, in order.
  * @throws UserError when the model has no tokenizer, is not a causal LM, an adapter name is unknown,
  *   `chat` is set but the tokenizer has no chat template, or a prompt is empty after tokenization.
  */
-export function generateText(model: LoadedModel | PeftModel, prompts: string[], opts: GenerateTextOptions = {}): Generation[] {
+export async function generateText(model: LoadedModel | PeftModel, prompts: string[], opts: GenerateTextOptions = {}): Promise<Generation[]> {
   const base = model instanceof PeftModel ? model.base.model : model.model;
   if (base.task !== 'causal-lm') throw new UserError(`generation needs a causal LM, but the model is a ${base.task} model`, { hint: 'load it with task causal-lm; for classifiers use classify' });
   if (!prompts.length) return [];
@@ -191,15 +204,15 @@ export function generateText(model: LoadedModel | PeftModel, prompts: string[], 
       }
     : undefined;
   const gen = (m: CausalForward | PeftModel) =>
-    generate(m, ids, { maxNewTokens: opts.maxNewTokens ?? 50, doSample: opts.doSample, temperature: opts.temperature, topK: opts.topK, topP: opts.topP, seed: opts.seed, eosTokenId: opts.eosTokenId, onToken });
+    generateAsync(m, ids, { maxNewTokens: opts.maxNewTokens ?? 50, doSample: opts.doSample, temperature: opts.temperature, topK: opts.topK, topP: opts.topP, seed: opts.seed, eosTokenId: opts.eosTokenId, onToken });
 
   let result;
   if (model instanceof PeftModel && opts.adapterNames) {
     const names = opts.adapterNames;
     const mixed: CausalForward = { config: base.config, forward: (inputs: ModelInputs) => model.forward(inputs, { adapterNames: names }) };
-    result = gen(mixed);
-  } else if (model instanceof PeftModel) result = withAdapter(model, opts.adapter, () => gen(model));
-  else result = gen(model.model);
+    result = await gen(mixed);
+  } else if (model instanceof PeftModel) result = await withAdapterAsync(model, opts.adapter, () => gen(model));
+  else result = await gen(model.model);
 
   return prompts.map((prompt, b) => {
     const out = result.generated[b];
@@ -241,12 +254,13 @@ export interface Classification {
 /**
  * Labels each text with a sequence-classification model (a SEQ_CLS adapter's base loaded with task
  * `sequence-classification`): softmax over the head's logits [B, num_labels]. Texts are encoded
- * with the tokenizer's special tokens ([CLS] ... [SEP] for BERT) and right-padded per batch.
+ * with the tokenizer's special tokens ([CLS] ... [SEP] for BERT) and right-padded per batch. Probabilities are
+ * read back asynchronously (WebGPU in Node has no synchronous read).
  * @returns one {@link Classification} per text, in order.
  * @throws UserError when the model is not a sequence classifier (saying how to load it), has no
  *   tokenizer, or an adapter name is unknown.
  */
-export function classify(model: LoadedModel | PeftModel, texts: string[], opts: ClassifyOptions = {}): Classification[] {
+export async function classify(model: LoadedModel | PeftModel, texts: string[], opts: ClassifyOptions = {}): Promise<Classification[]> {
   const base = model instanceof PeftModel ? model.base.model : model.model;
   if (base.task !== 'sequence-classification') {
     throw new UserError(`classification needs a sequence-classification model, but the model is a ${base.task} model`, { hint: 'load the base with task sequence-classification and the adapter\'s num_labels (peftkit inspect shows them)' });
@@ -267,12 +281,14 @@ export function classify(model: LoadedModel | PeftModel, texts: string[], opts: 
     const ids = enc.map((e) => [...e, ...new Array(L - e.length).fill(pad ?? 0)]);
     const mask = enc.map((e) => [...new Array(e.length).fill(1), ...new Array(L - e.length).fill(0)]);
     const names = opts.adapterNames?.slice(s, s + batchSize);
-    const probs = tf.tidy(() => {
+    const probsT = tf.tidy(() => {
       const inputs: ModelInputs = { inputIds: tf.tensor2d(ids, [chunk.length, L], 'int32'), attentionMask: tf.tensor2d(mask, [chunk.length, L], 'int32') };
       const run = () => (model instanceof PeftModel ? model.forward(inputs, { adapterNames: names }) : model.model.forward(inputs));
       const { logits } = model instanceof PeftModel && !names ? withAdapter(model, opts.adapter, run) : run();
-      return tf.softmax(logits as tf.Tensor2D, -1).arraySync() as number[][];
+      return tf.softmax(logits as tf.Tensor2D, -1);
     });
+    const probs = (await probsT.array()) as number[][];
+    probsT.dispose();
     probs.forEach((p, i) => {
       const labels = p.map((_, j) => id2label[String(j)] ?? `LABEL_${j}`);
       const best = p.reduce((b, x, j) => (x > p[b] ? j : b), 0);

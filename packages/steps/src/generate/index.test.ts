@@ -43,7 +43,7 @@ test('generate on a base model: generations.jsonl has one line per prompt, greed
     const rows = readJsonl(file);
     const prompts = [' lower', ' low', ' wider', ' newer lower'];
     assert.deepEqual(rows.map((r) => r.prompt), prompts);
-    const expected = generateText(loaded, prompts, { maxNewTokens: 5, doSample: false });
+    const expected = await generateText(loaded, prompts, { maxNewTokens: 5, doSample: false });
     assert.deepEqual(rows.map((r) => r.generation), expected.map((g) => g.text));
     assert.deepEqual(rows.map((r) => [r.index, r.adapter, r.num_tokens, r.finish_reason]), expected.map((g, i) => [i, '__base__', g.tokenIds.length, g.finishReason]));
     assert.ok(rows.every((r) => r.num_tokens >= 1 && r.num_tokens <= 5));

@@ -1,5 +1,5 @@
 // A LoRA pipeline end to end on the WebGPU backend (llvmpipe through Dawn's OpenGL ES backend where there is no
-// GPU): load → dataset → inject → train (clipping, checkpoints, evaluation) → evaluate (generation) → export. The
+// GPU): load → dataset → inject → train (clipping, checkpoints, evaluation) → evaluate (generation) → export → generate. The
 // same pipeline on WASM gives the same losses. Own process: tfjs's backend is global.
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -43,6 +43,7 @@ test('a LoRA pipeline trains, evaluates and exports on webgpu with the losses of
           fit: { kind: 'train', inputs: { model: 'peft', dataset: 'data' }, settings: { learning_rate: 0.02, max_steps: 4, per_device_train_batch_size: 4, save_steps: 2, logging_steps: 1, max_grad_norm: 0.5 } },
           score: { kind: 'evaluate', inputs: { model: 'fit', dataset: 'data' }, settings: { num_samples: 2, max_new_tokens: 3 } },
           out: { kind: 'export', inputs: { model: 'fit' }, settings: {} },
+          gen: { kind: 'generate', inputs: { model: 'fit' }, settings: { prompts: [' lower', ' new'], max_new_tokens: 4 } },
         },
       };
       const file = join(dir, `${pipeline.name}.json`);
@@ -74,6 +75,11 @@ test('a LoRA pipeline trains, evaluates and exports on webgpu with the losses of
     assert.ok(ge.perplexity < ge.base_perplexity, `the adapter learned: perplexity ${ge.perplexity} vs base ${ge.base_perplexity}`);
     assert.match(readFileSync(join(gpu.run, 'score', 'report.md'), 'utf8'), /- with adapter: `[^`]*`/);
     assert.ok(existsSync(join(gpu.run, 'fit', 'checkpoints', 'step-4', 'model.safetensors')));
+
+    // The generate step continues the prompts with the same tokens.
+    const gens = (run: string) => readFileSync(join(run, 'gen', 'generations.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).generation);
+    assert.deepEqual(gens(gpu.run), gens(cpu.run));
+    assert.equal(gens(gpu.run).length, 2);
 
     // The exported adapters hold the same numbers.
     const read = (run: string) => readSafetensors(join(run, 'out', 'adapter', 'adapter_model.safetensors')).tensors;
