@@ -10,7 +10,7 @@
  *
  * PyTorch: Debian's python3-torch with libopenblas0-openmp (train_torch.py sets LD_LIBRARY_PATH
  * for it and reports the BLAS it loaded), once per `--torch-threads` entry: 2 threads (both cores),
- * and 1 thread, the per-core comparison with peftkit's single-threaded WASM backend. The Python is `--python`, else $PEFTKIT_TORCH_PYTHON,
+ * and 1 thread, the per-core comparison (run peftkit with PEFTKIT_WASM_THREADS=1 for its own). The Python is `--python`, else $PEFTKIT_TORCH_PYTHON,
  * else /usr/bin/python3; without torch there the PyTorch columns say so.
  *
  * Benchmarks are measured, never asserted in tests.

@@ -2,7 +2,7 @@
  * Matrix-product throughput on the WASM backend, by operand layout: why nn/layers.ts folds every
  * product into a plain 2-D matMul without transpose flags.
  *
- *   node --import tsx tools/bench/matmul.ts
+ *   node --conditions=peftkit-source --import tsx tools/bench/matmul.ts
  *
  * Prints a Markdown table (GFLOP/s, mean of 5 runs after one warm-up) for docs/benchmarks.md.
  */

@@ -54,9 +54,9 @@ export const MODES: Mode[] = ['forward', 'lora', 'full', 'full-sgd'];
 /** One (model, mode) measurement; train_torch.py writes the same fields. */
 export interface RunResult {
   impl: 'peftkit' | 'pytorch';
-  /** Backend and threads, e.g. "@tensorflow/tfjs-backend-wasm 4.22.0 (SIMD), 1 thread". */
+  /** Backend and threads, e.g. "@tensorflow/tfjs-backend-wasm 4.22.0 (SIMD, 2 threads)". */
   engine: string;
-  /** Compute threads (peftkit's WASM backend: 1). */
+  /** Compute threads (peftkit: the WASM backend's pool, PEFTKIT_WASM_THREADS). */
   threads?: number;
   model: string;
   mode: Mode;
@@ -383,8 +383,8 @@ for (const x of modes) if (!MODES.includes(x)) throw new Error(`unknown mode "${
 if (args.child) {
   const info = await initBackend(args.backend as BackendChoice);
   const r = await runOne(models[0], modes[0]);
-  r.engine = info.name === 'wasm' ? `${info.detail}, 1 thread` : info.detail;
-  if (info.name === 'wasm') r.threads = 1;
+  r.engine = info.detail; // WASM's says the thread count (PEFTKIT_WASM_THREADS); WebGPU's names the adapter
+  if (info.name === 'wasm') r.threads = info.threads ?? 1;
   console.log(`RESULT ${JSON.stringify(r)}`);
 } else {
   const results = runAll(models, modes);

@@ -205,7 +205,7 @@ describe('the report', () => {
   before(() => {
     c = {
       date: '2026-01-01T00:00:00.000Z',
-      command: 'node --import tsx tools/compare/index.ts --train 800',
+      command: 'node --conditions=peftkit-source --import tsx tools/compare/index.ts --train 800',
       machine: { cpuModel: 'Test CPU', cpus: 2, memoryBytes: 8 * 2 ** 30, node: 'v20', tfjs: '4.22.0', backend: 'wasm', platform: 'linux x64' },
       overrides: sizeOverrides({ train: 800, validation: 128, test: 400, maxLength: 112, loggingSteps: 2 }),
       sizes: '800 training mails',

@@ -1,9 +1,9 @@
 /**
- * The real pipeline files, end to end, at quick sizes: the quick spam data and a small tokenizer are
- * made in a temporary folder, `pretrain-base` trains a base there for two steps, and every spam-*
- * twin fine-tunes it for two steps, evaluates and exports. Paths and sizes are changed with the
- * same `--set` overrides a user has; nothing else about the pipelines is (sequence lengths stay as
- * written, so virtual tokens that do not fit the base's positions fail here).
+ * The real pipeline files, end to end, at their own quick sizes (`--quick`: each file's "quick"
+ * block): the quick spam data and a small tokenizer are made in a temporary folder, `pretrain-base`
+ * trains a base there, and every spam-* twin fine-tunes it, evaluates and exports. Only paths are
+ * changed, with the `--set` overrides a user has (sequence lengths stay as written, so virtual
+ * tokens that do not fit the base's positions fail here).
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
@@ -23,13 +23,11 @@ const base = join(tmp, 'models', 'spam-base');
 
 async function run(pipeline: string, sets: string[]): Promise<{ code: number; out: string; runDir: string }> {
   let out = '';
-  const args = ['run', join(root, 'pipelines', `${pipeline}.json`), '--runs-dir', runs, ...sets.flatMap((s) => ['--set', s])];
+  const args = ['run', join(root, 'pipelines', `${pipeline}.json`), '--quick', '--runs-dir', runs, ...sets.flatMap((s) => ['--set', s])];
   const code = await runCli(args, { out: (s) => (out += s), err: (s) => (out += s), cwd: root });
   const runDir = join(runs, pipeline, 'latest');
   return { code, out, runDir };
 }
-
-const quickTrain = ['steps.train.settings.max_steps=2', 'steps.train.settings.per_device_train_batch_size=2', 'steps.train.settings.eval_steps=null', 'steps.train.settings.save_steps=0'];
 
 before(async () => {
   prepareSpamData({ out: data, quick: true, maxChars: 400, seed: 42, force: false, log: () => {} });
@@ -40,11 +38,7 @@ test('pretrain-base trains the base from scratch and exports an HF checkpoint', 
   const r = await run('pretrain-base', [
     `steps.base.settings.tokenizer=${join(data, 'tokenizer')}`,
     `steps.corpus.settings.files={"train":"${join(data, 'corpus', 'train.jsonl')}","validation":"${join(data, 'corpus', 'validation.jsonl')}"}`,
-    'steps.corpus.settings.limit={"validation":4}',
-    'steps.evaluate.settings.num_samples=1',
-    'steps.evaluate.settings.max_new_tokens=4',
     `steps.export.settings.path=${base}`,
-    ...quickTrain,
   ]);
   assert.equal(r.code, 0, r.out);
   for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) assert.ok(existsSync(join(base, f)), f);
@@ -56,18 +50,14 @@ test('pretrain-base trains the base from scratch and exports an HF checkpoint', 
   assert.ok(ppl && Number.isFinite(ppl.with_adapter) && ppl.with_adapter > 1, JSON.stringify(report.rows));
 });
 
-for (const pipeline of ['spam-lora', 'spam-qlora', 'spam-adapter', 'spam-prefix', 'spam-prompt', 'spam-full']) {
+for (const pipeline of ['spam-lora', 'spam-qlora', 'spam-adapter', 'spam-prefix', 'spam-prompt', 'spam-full', 'spam-ia3']) {
   test(`${pipeline} fine-tunes the base, reports accuracy and F1 with and without the adapter, and exports`, async () => {
     assert.ok(existsSync(join(base, 'model.safetensors')), 'needs the pretrain-base test first');
     const spam = (s: string) => join(data, 'spam', `${s}.jsonl`);
     const r = await run(pipeline, [
       `steps.base.settings.model=${base}`,
       `steps.spam.settings.files={"train":"${spam('train')}","validation":"${spam('validation')}","test":"${spam('test')}"}`,
-      'steps.spam.settings.limit={"train":8,"validation":4,"test":8}',
       `steps.corpus.settings.files={"train":"${join(data, 'corpus', 'validation.jsonl')}"}`,
-      'steps.corpus.settings.limit={"train":2}',
-      'steps.evaluate.settings.batch_size=4',
-      ...quickTrain,
     ]);
     assert.equal(r.code, 0, r.out);
     const report = JSON.parse(readFileSync(join(r.runDir, 'evaluate', 'report.json'), 'utf8'));
@@ -78,7 +68,14 @@ for (const pipeline of ['spam-lora', 'spam-qlora', 'spam-adapter', 'spam-prefix'
       assert.ok(Number.isFinite(row.with_adapter) && Number.isFinite(row.without_adapter), JSON.stringify(row));
     }
     assert.ok(metric('accuracy').with_adapter >= 0 && metric('accuracy').with_adapter <= 1);
+    // The closing summary: where the report and the adapter are, and the headline figures.
+    assert.match(r.out, /\n {2}evaluate: report: .+report\.md\n {2}evaluate: accuracy [\d.]+ \(base [\d.]+, majority [\d.]+\); F1 .+; forgetting: held-out perplexity /);
+    assert.match(r.out, /\n {2}export: (adapter|model): .+ bytes\)\n/);
     const exported = readdirSync(join(r.runDir, 'export'), { recursive: true }).map(String);
     assert.ok(exported.some((f) => /adapter_config\.json$|config\.json$/.test(f)), exported.join(', '));
+    // The template, labels and label words it was trained with travel with it (generate and classify apply them).
+    const format = exported.find((f) => f.endsWith('prompt_format.json'));
+    assert.ok(format, exported.join(', '));
+    assert.deepEqual(JSON.parse(readFileSync(join(r.runDir, 'export', format), 'utf8')).labels, ['ham', 'spam']);
   });
 }

@@ -15,7 +15,7 @@ import { sourceOf } from './prune-dist.js';
 /** The plugin the pipeline trains with. */
 const PLUGIN = '@peftkit/lora';
 /** Every method plugin: each must install, load from its dist/ and register something. */
-const PLUGINS = ['@peftkit/lora', '@peftkit/qlora', '@peftkit/adapter', '@peftkit/prefix-tuning'];
+const PLUGINS = ['@peftkit/lora', '@peftkit/qlora', '@peftkit/adapter', '@peftkit/prefix-tuning', '@peftkit/ia3'];
 /** What a user installs: the CLI, the packages it runs on, and the plugins. */
 const PACKAGES = ['@peftkit/core', '@peftkit/models', '@peftkit/data', '@peftkit/steps', '@peftkit/cli', ...PLUGINS];
 

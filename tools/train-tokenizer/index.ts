@@ -3,7 +3,7 @@
  * with HF's native `tokenizers`, and writes tokenizer.json, tokenizer_config.json,
  * special_tokens_map.json, vocab.json and merges.txt. See docs/data.md.
  *
- *   node --import tsx tools/train-tokenizer/index.ts --input data/corpus/train.jsonl --out data/tokenizer --vocab-size 4096
+ *   node --conditions=peftkit-source --import tsx tools/train-tokenizer/index.ts --input data/corpus/train.jsonl --out data/tokenizer --vocab-size 4096
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { trainTokenizer } from './train.js';

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { test } from 'node:test';
@@ -147,7 +147,7 @@ test('a failing step reports the step and the run folder once', async () => {
   try {
     const r = await cli(['run', '--no-discover', fixture('fail.json'), '--runs-dir', runs]);
     assert.equal(r.code, 1);
-    assert.match(r.err, /^run failed in step "oops": boom: the fail step always fails\nrun folder: .+fail\/\d{8}-\d{6}.* \(log: run\.log\)\n$/);
+    assert.match(r.err, new RegExp(`^${fixture('fail.json')}: /steps/oops: boom: the fail step always fails\nrun failed in step "oops"; run folder: .+fail/\\d{8}-\\d{6}.* \\(log: run\\.log\\)\n$`));
   } finally {
     rmSync(runs, { recursive: true, force: true });
   }
@@ -215,5 +215,127 @@ test('the example pipelines in pipelines/ validate with the real built-in plugin
   if (!files.length) return t.skip('no pipelines/*.json yet');
   const r = await cli(['validate', ...files.map((f) => join('pipelines', f))], { builtins: undefined });
   assert.equal(r.code, 0, r.err);
-  assert.equal(r.out, files.map((f) => `ok ${join('pipelines', f)}\n`).join(''));
+  // On a fresh clone data/ and models/ do not exist yet: notes say which dependency writes them.
+  assert.equal(r.out.split('\n').filter((l) => !l.startsWith('note: ')).join('\n'), files.map((f) => `ok ${join('pipelines', f)}\n`).join(''));
+});
+
+test('a user error inside a step names the pipeline file, the JSON pointer in its settings and the hint', async () => {
+  const runs = mkdtempSync(join(tmpdir(), 'peftkit-cli-'));
+  try {
+    const r = await cli(['run', '--no-discover', fixture('fail.json'), '--runs-dir', runs, '--set', 'steps.oops.settings.pointer=/config/target_modules']);
+    assert.equal(r.code, 1);
+    const lines = r.err.trimEnd().split('\n');
+    assert.equal(lines[0], `${fixture('fail.json')}: /steps/oops/settings/config/target_modules: no module matched`);
+    assert.equal(lines[1], '  hint: use a name from the list');
+    assert.match(lines[2], /^run failed in step "oops"; run folder: /);
+  } finally {
+    rmSync(runs, { recursive: true, force: true });
+  }
+});
+
+/** A project folder with the given files (a package.json makes it a project). */
+function project(files: Record<string, unknown>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'peftkit-project-'));
+  for (const [path, content] of Object.entries(files)) {
+    mkdirSync(dirname(join(dir, path)), { recursive: true });
+    writeFileSync(join(dir, path), typeof content === 'string' ? content : JSON.stringify(content));
+  }
+  return dir;
+}
+
+const withData = (file: string, extra: object = {}) => ({
+  name: 'p', ...extra,
+  steps: { base: { kind: 'load', settings: { model: 'tiny' } }, data: { kind: 'dataset', settings: { file } }, peft: { kind: 'inject', inputs: { model: 'base' }, settings: { method: 'toy' } }, fit: { kind: 'train', inputs: { model: 'peft', dataset: 'data' } } },
+});
+
+test('validate and --dry-run catch a data file that does not exist, naming the pointer and what is there', async () => {
+  const dir = project({ 'package.json': '{}', 'pipelines/p.json': withData('../data/trian.jsonl'), 'data/train.jsonl': '{}\n' });
+  try {
+    for (const args of [['validate'], ['run', '--dry-run']]) {
+      const r = await cli([...args, '--no-discover', 'pipelines/p.json'], { cwd: dir });
+      assert.equal(r.code, 1, r.out);
+      const [first, hint] = r.err.trimEnd().split('\n');
+      assert.match(first, /^pipelines\/p\.json: \/steps\/data\/settings\/file: file not found: \.\.\/data\/trian\.jsonl/);
+      assert.match(hint, /^ {2}hint: check the path; \.\.\/data holds: train\.jsonl/);
+    }
+    // With the right path it is valid.
+    const ok = await cli(['validate', '--no-discover', 'pipelines/p.json', '--set', 'steps.data.settings.file=../data/train.jsonl'], { cwd: dir });
+    assert.equal(ok.code, 0, ok.err);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a missing path that a dependency declares in its outputs is a note, not an error', async () => {
+  const dir = project({
+    'package.json': '{}',
+    'pipelines/p.json': withData('../data/made/train.jsonl', { dependsOn: ['make'] }),
+    'pipelines/make.json': { name: 'make', outputs: ['../data/made'], steps: { d: { kind: 'dataset' } } },
+  });
+  try {
+    const r = await cli(['validate', '--no-discover', 'pipelines/p.json'], { cwd: dir });
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /^note: pipelines\/p\.json: \/steps\/data\/settings\/file: \.\.\/data\/made\/train\.jsonl does not exist yet; "make" \(dependsOn\) writes \.\.\/data\/made \(Nx runs it first; without Nx, run it before this pipeline\)\n/);
+    assert.match(r.out, /\nok pipelines\/p\.json\n$/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('runs go to runs/ of the pipeline\'s project, wherever the command is run from', async () => {
+  const dir = project({ 'package.json': '{}', 'pipelines/p.json': withData('../data/train.jsonl'), 'data/train.jsonl': '{}\n' });
+  const elsewhere = mkdtempSync(join(tmpdir(), 'peftkit-cwd-'));
+  try {
+    const r = await cli(['run', '--no-discover', join(dir, 'pipelines', 'p.json')], { cwd: elsewhere });
+    assert.equal(r.code, 0, r.err);
+    assert.ok(/^run folder: (.+)$/m.exec(r.out)![1].startsWith(join(dir, 'runs', 'p')), r.out);
+    assert.deepEqual(readdirSync(elsewhere), []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(elsewhere, { recursive: true, force: true });
+  }
+});
+
+test('--quick applies the pipeline\'s "quick" block before --set; without it the sizes are the file\'s', async () => {
+  const dir = project({ 'package.json': '{}', 'pipelines/p.json': withData('../data/train.jsonl', { quick: { description: 'tiny', 'steps.fit.settings.max_steps': 2, 'steps.fit.settings.learning_rate': 0.5 } }), 'data/train.jsonl': '{}\n' });
+  const ran = async (args: string[], env: NodeJS.ProcessEnv = {}) => {
+    const r = await cli(['run', '--no-discover', 'pipelines/p.json', ...args], { cwd: dir, env });
+    assert.equal(r.code, 0, r.err);
+    return JSON.parse(readFileSync(join(/^run folder: (.+)$/m.exec(r.out)![1], 'fit', 'ran.json'), 'utf8')).settings;
+  };
+  try {
+    assert.deepEqual(await ran([]), { max_steps: 10, learning_rate: 0.001 });
+    assert.deepEqual(await ran(['--quick', '--set', 'steps.fit.settings.learning_rate=0.1']), { max_steps: 2, learning_rate: 0.1 });
+    assert.deepEqual(await ran([], { PEFTKIT_QUICK: '1' }), { max_steps: 2, learning_rate: 0.5 });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('with a "plugins" list, an installed plugin that is not listed is not loaded, and the issue names it', async () => {
+  const dir = project({
+    'package.json': '{}',
+    'pipelines/p.json': { name: 'p', plugins: [], steps: { base: { kind: 'load', settings: { model: 'openai-community/gpt2' } }, peft: { kind: 'inject', inputs: { model: 'base' }, settings: { method: 'lora' } } } },
+  });
+  try {
+    // Discovery from the repo finds @peftkit/lora; the real built-ins give the real inject step.
+    const r = await cli(['validate', join(dir, 'pipelines', 'p.json')], { builtins: undefined });
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.err, /\/plugins: the installed package @peftkit\/lora provides "lora", but "plugins" does not list it\n {2}hint: add "@peftkit\/lora" to "plugins"/);
+    writeFileSync(join(dir, 'pipelines', 'p.json'), JSON.stringify({ ...JSON.parse(readFileSync(join(dir, 'pipelines', 'p.json'), 'utf8')), plugins: ['@peftkit/lora'] }));
+    const ok = await cli(['validate', join(dir, 'pipelines', 'p.json')], { builtins: undefined });
+    assert.equal(ok.code, 0, ok.err);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('every `peftkit <command>` named in the composed schema\'s descriptions is a command of this CLI', async () => {
+  const schema = readFileSync(join(root, 'pipelines', 'schema', 'pipeline.schema.json'), 'utf8');
+  const named = [...new Set([...schema.matchAll(/`peftkit ([a-z-]+)/g)].map((m) => m[1]))];
+  assert.ok(named.length > 0, 'the schema names at least one command');
+  const help = await cli(['--help']);
+  const commands = new Set([...help.out.matchAll(/^ {2}([a-z-]+)/gm)].map((m) => m[1]));
+  assert.ok(commands.has('plugins') && commands.has('run'), help.out);
+  for (const c of named) assert.ok(commands.has(c), `the schema points users to \`peftkit ${c}\`, which does not exist (commands: ${[...commands].join(', ')})`);
 });

@@ -88,6 +88,25 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
+/** Truthy values of {@link QUICK_ENV}. */
+const isOn = (v: string | undefined) => ['1', 'true', 'yes'].includes((v ?? '').toLowerCase());
+
+/** The environment variable that turns on `--quick` (CI and Nx set it; Nx hashes it as an input). */
+export const QUICK_ENV = 'PEFTKIT_QUICK';
+
+const quickOption = (io: Io) =>
+  new Option('--quick', `apply the pipeline's "quick" block: its own small sizes for a quick run (default: on when ${QUICK_ENV}=1)`).default(isOn(io.load.env?.[QUICK_ENV]));
+
+/** The options of `peftkit run`. */
+interface RunFlags {
+  set: string[];
+  dryRun?: boolean;
+  resume?: boolean;
+  runsDir?: string;
+  discover: boolean;
+  quick: boolean;
+}
+
 const noDiscover = () => new Option('--no-discover', 'load only the built-in plugins and those a pipeline lists in "plugins", not every installed plugin package');
 
 function buildProgram(io: Io, options: CliOptions, setCode: (c: number) => void, output: OutputConfiguration): Command {
@@ -106,9 +125,10 @@ function buildProgram(io: Io, options: CliOptions, setCode: (c: number) => void,
     .option('--set <key=value>', 'override a field by dotted path, e.g. steps.train.settings.max_steps=20 (value parsed as JSON when it parses); repeatable', collect, [])
     .option('--dry-run', 'validate and print the plan (steps in order, inputs, outputs, settings after defaults); run nothing')
     .option('--resume', 'continue the latest run of this pipeline from its checkpoints')
-    .option('--runs-dir <dir>', 'folder for run folders', 'runs')
+    .option('--runs-dir <dir>', 'folder for run folders (default: runs/ in the pipeline\'s project, the nearest folder above the pipeline file with a package.json, else beside the pipeline file)')
+    .addOption(quickOption(io))
     .addOption(noDiscover())
-    .action(async (file: string, o: { set: string[]; dryRun?: boolean; resume?: boolean; runsDir: string; discover: boolean }) => {
+    .action(async (file: string, o: RunFlags) => {
       setCode(await runCommand(io, options, resolveArg(io, file), file, o));
     });
 
@@ -117,8 +137,9 @@ function buildProgram(io: Io, options: CliOptions, setCode: (c: number) => void,
     .description('check pipeline files without running them: prints "ok <file>" or every issue with its JSON pointer and a hint')
     .argument('<pipeline...>', 'pipeline JSON files')
     .option('--set <key=value>', 'override a field before validating (as for run); repeatable', collect, [])
+    .addOption(quickOption(io))
     .addOption(noDiscover())
-    .action(async (files: string[], o: { set: string[]; discover: boolean }) => {
+    .action(async (files: string[], o: { set: string[]; discover: boolean; quick: boolean }) => {
       let failed = 0;
       for (const file of files) {
         // `pipelines/*.json` also matches Nx's project file, which is not a pipeline.
@@ -126,11 +147,14 @@ function buildProgram(io: Io, options: CliOptions, setCode: (c: number) => void,
           io.out(`skip ${file} (an Nx project file, not a pipeline)`);
           continue;
         }
-        const issues = await validateFile(io, file, o.set, o.discover);
+        const { issues, notes } = await validateFile(io, file, o.set, o.discover, o.quick);
         if (issues.length) {
           failed++;
           for (const i of issues) io.err(formatIssue(i));
-        } else io.out(`ok ${file}`);
+        } else {
+          for (const n of notes) io.out(`note: ${formatIssue(n)}`);
+          io.out(`ok ${file}`);
+        }
       }
       setCode(failed ? 1 : 0);
     });
@@ -177,11 +201,12 @@ function warnFailed(io: Io, failed: FailedPlugin[]): void {
  * Reads and validates one pipeline file with the plugins found from its folder and the working
  * directory. Issues name the file as given.
  */
-async function prepare(io: Io, file: string, shown: string, overrides: string[], discover: boolean): Promise<PreparedPipeline> {
-  const { plugins, failed } = await loadPlugins([dirname(file), io.cwd], { ...io.load, discover });
+async function prepare(io: Io, file: string, shown: string, overrides: string[], discover: boolean, quick = false): Promise<PreparedPipeline> {
+  const { plugins, builtins, failed } = await loadPlugins([dirname(file), io.cwd], { ...io.load, discover });
   warnFailed(io, failed);
   try {
-    return await preparePipeline(file, overrides, { builtins: plugins, discover: false });
+    const prepared = await preparePipeline(file, overrides, { builtins, discovered: plugins.filter((p) => !builtins.includes(p)) }, { quick });
+    return { ...prepared, notes: prepared.notes.map((n) => ({ ...n, file: n.file === file ? shown : n.file })) };
   } catch (e) {
     // Issues carry the absolute path we passed; show the path the user typed.
     if (e instanceof PipelineValidationError) throw new PipelineValidationError(e.issues.map((i) => ({ ...i, file: i.file === file ? shown : i.file })));
@@ -190,19 +215,33 @@ async function prepare(io: Io, file: string, shown: string, overrides: string[],
   }
 }
 
-async function validateFile(io: Io, shown: string, overrides: string[], discover: boolean): Promise<PipelineIssue[]> {
+async function validateFile(io: Io, shown: string, overrides: string[], discover: boolean, quick: boolean): Promise<{ issues: PipelineIssue[]; notes: PipelineIssue[] }> {
   try {
-    await prepare(io, resolveArg(io, shown), shown, overrides, discover);
-    return [];
+    const { notes } = await prepare(io, resolveArg(io, shown), shown, overrides, discover, quick);
+    return { issues: [], notes };
   } catch (e) {
-    if (e instanceof PipelineValidationError) return e.issues;
-    if (e instanceof UserError) return [{ file: e.details.file ?? shown, pointer: e.details.pointer ?? '', message: e.message, hint: e.details.hint }];
+    if (e instanceof PipelineValidationError) return { issues: e.issues, notes: [] };
+    if (e instanceof UserError) return { issues: [{ file: e.details.file ?? shown, pointer: e.details.pointer ?? '', message: e.message, hint: e.details.hint }], notes: [] };
     throw e;
   }
 }
 
-async function runCommand(io: Io, options: CliOptions, file: string, shown: string, o: { set: string[]; dryRun?: boolean; resume?: boolean; runsDir: string; discover: boolean }): Promise<number> {
-  const prepared = await prepare(io, file, shown, o.set, o.discover);
+/**
+ * Where run folders go by default: `runs/` in the pipeline's project (the nearest folder above
+ * the pipeline file that has a package.json), else `runs/` beside the pipeline file. Not the
+ * working directory: the same pipeline's runs land in one place wherever it is run from.
+ */
+export function defaultRunsDir(pipelineFile: string): string {
+  const start = dirname(resolve(pipelineFile));
+  for (let d = start; ; d = dirname(d)) {
+    if (existsSync(join(d, 'package.json'))) return join(d, 'runs');
+    if (dirname(d) === d) return join(start, 'runs');
+  }
+}
+
+async function runCommand(io: Io, options: CliOptions, file: string, shown: string, o: RunFlags): Promise<number> {
+  const prepared = await prepare(io, file, shown, o.set, o.discover, o.quick);
+  for (const n of prepared.notes) io.err(`note: ${formatIssue(n)}`);
   if (o.dryRun) {
     io.out(formatPlan(prepared, shown));
     io.out('dry run: the pipeline is valid; no model was loaded and no step ran');
@@ -224,12 +263,13 @@ async function runCommand(io: Io, options: CliOptions, file: string, shown: stri
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   }
-  const runsDir = resolve(io.cwd, o.runsDir);
+  const runsDir = o.runsDir ? resolve(io.cwd, o.runsDir) : defaultRunsDir(file);
   try {
     const result = await runPipeline(prepared, { runsDir, resume: o.resume, signal: controller.signal });
+    if (result.summary.length) io.out(['', `${prepared.pipeline.name}:`, ...result.summary.map((l) => `  ${l}`)].join('\n'));
     io.out(`run folder: ${result.runDir}`);
     if (result.interrupted) {
-      io.err(`interrupted; continue with: peftkit run ${shown} --resume${o.runsDir !== 'runs' ? ` --runs-dir ${o.runsDir}` : ''}${o.set.map((x) => ` --set '${x}'`).join('')}`);
+      io.err(`interrupted; continue with: peftkit run ${shown} --resume${o.runsDir ? ` --runs-dir ${o.runsDir}` : ''}${o.quick ? ' --quick' : ''}${o.set.map((x) => ` --set '${x}'`).join('')}`);
       return EXIT_INTERRUPTED;
     }
     return 0;
@@ -239,9 +279,9 @@ async function runCommand(io: Io, options: CliOptions, file: string, shown: stri
     const latest = join(runsDir, prepared.pipeline.name, 'latest');
     const status = readJson(join(latest, 'status.json'));
     if (status?.state === 'failed' && status.error === (e as Error).message) {
-      const hint = e instanceof UserError && e.details.hint ? `\n  hint: ${e.details.hint}` : '';
-      io.err(`run failed in step "${status.step}": ${(e as Error).message}${hint}`);
-      io.err(`run folder: ${realpathSync(latest)} (log: run.log)`);
+      if (e instanceof UserError) reportError(io, e.details.file === file ? new UserError(e.message, { ...e.details, file: shown }) : e);
+      else io.err(`${shown}: /steps/${status.step}: ${(e as Error).message}`);
+      io.err(`run failed in step "${status.step}"; run folder: ${realpathSync(latest)} (log: run.log)`);
       return 1;
     }
     throw e;

@@ -55,16 +55,17 @@ export async function loadBuiltins(options: PluginLoadOptions = {}): Promise<Loa
 /**
  * Loads the built-ins and, unless `discover` is false, every plugin package installed in a
  * `node_modules` folder above any of `dirs` (typically the pipeline's folder and the working
- * directory). Plugins that fail to import are returned in `failed` rather than thrown, so that one
+ * directory) or above this CLI's own installation (plugins installed beside the CLI). Plugins that fail to import are returned in `failed` rather than thrown, so that one
  * broken package does not stop the others.
  */
-export async function loadPlugins(dirs: string[], options: PluginLoadOptions = {}): Promise<{ plugins: LoadedPlugin[]; failed: FailedPlugin[] }> {
-  const plugins = [...(await loadBuiltins(options))];
+export async function loadPlugins(dirs: string[], options: PluginLoadOptions = {}): Promise<{ plugins: LoadedPlugin[]; builtins: LoadedPlugin[]; failed: FailedPlugin[] }> {
+  const builtins = await loadBuiltins(options);
+  const plugins = [...builtins];
   const failed: FailedPlugin[] = [];
-  if (options.discover === false) return { plugins, failed };
+  if (options.discover === false) return { plugins, builtins, failed };
   // The real built-in package is marked as a plugin too; never load it twice.
   const seen = new Set([...plugins.map((p) => p.name), BUILTIN_PLUGIN]);
-  for (const dir of dirs) {
+  for (const dir of [...dirs, here]) {
     for (const name of discoverPlugins(dir)) {
       if (seen.has(name)) continue;
       seen.add(name);
@@ -75,5 +76,5 @@ export async function loadPlugins(dirs: string[], options: PluginLoadOptions = {
       }
     }
   }
-  return { plugins, failed };
+  return { plugins, builtins, failed };
 }

@@ -39,6 +39,7 @@ async function cli(args: string[], opts: CliOptions = {}) {
   return { code, out: chunks.join(''), chunks, err };
 }
 
+const zip = <A, B>(a: A[], b: B[]): [A, B][] => a.map((x, i) => [x, b[i]]);
 const noStack = (err: string) => assert.doesNotMatch(err, /\n\s+at /, err);
 
 /** Saves a LoRA adapter made on the checkpoint in `model`, with random A and B (std 3), as an HF folder. */
@@ -138,6 +139,52 @@ describe('peftkit inspect', () => {
     assert.ok(ok.out.includes(`compatibility with ${tmp('tiny-lm')}: OK (1 checked)`), ok.out);
   });
 
+  it('--base runs the loader\'s own checks: what the loader refuses is a mismatch (exit 1); a SEQ_CLS adapter is checked on the base as a classifier (exit 0)', async () => {
+    const lm = await loadPretrained(abs(TINY), { task: 'causal-lm' });
+    savePretrained(lm, abs(tmp('tiny-lm2')));
+    lm.model.dispose();
+    const good = await makeAdapter(TINY, 'loader-good', { r: 2, lora_alpha: 4, target_modules: ['c_attn'] }, 3, 'causal-lm');
+    const { readSafetensors, writeSafetensors } = await import('@peftkit/models');
+    const key = 'base_model.model.transformer.h.0.attn.c_attn';
+    /** A copy of the good adapter with its config and tensors edited. */
+    const variant = (name: string, edit: { config?: Record<string, unknown>; tensors?: (t: Map<string, tf.Tensor>) => Map<string, tf.Tensor> }) => {
+      const dir = abs(tmp(name));
+      mkdirSync(dir, { recursive: true });
+      const cfg = JSON.parse(readFileSync(join(abs(good), 'adapter_config.json'), 'utf8'));
+      writeFileSync(join(dir, 'adapter_config.json'), JSON.stringify({ ...cfg, ...edit.config }, null, 2));
+      const t = readSafetensors(join(abs(good), 'adapter_model.safetensors')).tensors;
+      writeSafetensors(join(dir, 'adapter_model.safetensors'), edit.tensors ? edit.tensors(t) : t, { format: 'pt' });
+      return tmp(name);
+    };
+    const cases: [string, string, RegExp][] = [
+      ['no tensors', variant('v-empty', { tensors: () => new Map() }), /missing tensors|no tensors/i],
+      ['3-D lora_B', variant('v-3d', { tensors: (t) => new Map([...t].map(([k, v]) => [k, k.endsWith('lora_B.weight') ? v.reshape([6, 2, 1]) : v])) }), /lora_B/],
+      ['rank differs from r', variant('v-rank', { config: { r: 4 } }), /wrong shapes.*expected \[4, 2\], got \[2, 2\]|rank/],
+      ['DoRA tensors', variant('v-dora', { tensors: (t) => new Map([...t, [`${key}.lora_magnitude_vector`, tf.ones([6])]]) }), /dora|magnitude/i],
+      ['unknown tensors', variant('v-unknown', { tensors: (t) => new Map([...t, ['base_model.model.transformer.h.0.attn.c_attn.lora_C.weight', tf.ones([2, 2])]]) }), /lora_C/],
+      ['targets missing from the file', variant('v-missing', { config: { target_modules: ['c_attn', 'c_fc'] } }), /c_fc/],
+    ];
+    for (const [what, folder, why] of cases) {
+      // The loader itself refuses each folder ...
+      const base = await loadPretrained(abs(tmp('tiny-lm2')), { task: 'causal-lm' });
+      await assert.rejects(loadAdapters(base, [{ name: 'x', path: abs(folder) }], [loraMethod]), why, what);
+      base.model.dispose();
+      // ... and inspect says so, with the loader's words, and exits 1.
+      const r = await cli(['inspect', folder, '--base', tmp('tiny-lm2')]);
+      assert.equal(r.code, 1, `${what}: ${r.out}${r.err}`);
+      assert.match(r.out, /compatibility with .*: 1 mismatch/, what);
+      assert.match(r.out.split('compatibility with')[1], why, `${what}: ${r.out}`);
+      noStack(r.out + r.err);
+    }
+    // A sequence-classification adapter: classify loads it on this causal-LM checkpoint (head of 3 labels), so inspect accepts it.
+    const cls = await makeAdapter(TINY, 'loader-cls', { r: 2, lora_alpha: 8, target_modules: ['c_attn'], task_type: 'SEQ_CLS' }, 5, 'sequence-classification', 3);
+    const ok = await cli(['inspect', cls, '--base', tmp('tiny-lm2')]);
+    assert.equal(ok.code, 0, ok.out + ok.err);
+    assert.match(ok.out, /compatibility with .*: OK/);
+    const classified = await cli(['classify', '--model', tmp('tiny-lm2'), '--adapter', `c=${cls}`, '--backend', 'wasm', '--no-discover', 'hello']);
+    assert.equal(classified.code, 0, classified.err);
+  });
+
   it('a model folder is described as a model; bad folders are clean errors', async () => {
     const m = await cli(['inspect', TINY]);
     assert.equal(m.code, 0);
@@ -191,7 +238,7 @@ describe('peftkit generate', () => {
     const j = await cli(['generate', ...common, '--adapter', `tuned=${tuned}`, '--json', ' lower']);
     assert.equal(j.code, 0, j.err);
     const g = JSON.parse(j.out) as Generation;
-    assert.deepEqual(g, { ...expected, adapter: null });
+    assert.deepEqual(g, { ...expected, adapter: 'tuned' }); // the active adapter, named
     assert.equal(g.text, r.out.slice(0, -1), 'streamed text = returned text');
   });
 
@@ -278,6 +325,37 @@ describe('peftkit classify', () => {
   const common = () => ['--model', base, '--adapter', `sent=${adapter}`, '--backend', 'wasm', '--no-discover'];
   const texts = [' lower', ' newer wider', ' lowest'];
 
+  it('a bottleneck (houlsby) adapter trained on the classifier: its saved head gives the base 3 labels and its own outputs', async () => {
+    const adapterPlugin: LoadedPlugin = { name: '@peftkit/adapter', version: '0.1.0', module: (await import('@peftkit/adapter')).default };
+    const { injectBottleneckAdapter, loadAdapterHub } = await import('@peftkit/adapter');
+    // A base without a classifier head (a causal-LM checkpoint): only the adapter's head can say there are 3 labels.
+    const plain = await loadPretrained(abs(TINY), { task: 'causal-lm' });
+    const plainBase = tmp('cls-base-2');
+    savePretrained(plain, abs(plainBase));
+    plain.model.dispose();
+    const b = await loadPretrained(abs(base), { task: 'sequence-classification', numLabels: 3 });
+    const h = injectBottleneckAdapter(b.model, { reduction_factor: 1 }, { seed: 3, adapterName: 'hb' }, 'houlsby');
+    let s = 5;
+    for (const [, v] of h.trainableParameters()) v.assign(tf.randomNormal(v.shape, 0, 1, 'float32', s++));
+    const folder = tmp('cls-houlsby');
+    h.save(abs(folder));
+    b.model.dispose();
+    const r = await cli(['classify', '--model', plainBase, '--adapter', `hb=${folder}`, '--backend', 'wasm', '--no-discover', '--json', ...texts], { builtins: [lora, adapterPlugin] });
+    assert.equal(r.code, 0, r.err);
+    const got = JSON.parse(r.out) as Classification[];
+    assert.deepEqual(got.map((c) => Object.keys(c.probabilities).length), [3, 3, 3]);
+    // The same numbers as the library with the head loaded onto a 3-label base.
+    const fresh = await loadPretrained(abs(plainBase), { task: 'sequence-classification', numLabels: 3 });
+    const back = loadAdapterHub(fresh.model, abs(folder), { seed: 0 });
+    const peft = new (await import('@peftkit/models')).PeftModel(fresh);
+    peft.addAdapter(back);
+    const want = classify(peft, texts, {});
+    fresh.model.dispose();
+    for (const [g, w] of zip(got, want)) for (const l of Object.keys(w.probabilities)) assert.ok(Math.abs(g.probabilities[l] - w.probabilities[l]) < 1e-5);
+    const ins = await cli(['inspect', folder, '--base', plainBase, '--backend', 'wasm', '--no-discover'], { builtins: [lora, adapterPlugin] });
+    assert.equal(ins.code, 0, ins.out + ins.err);
+  });
+
   it('labels from id2label, probabilities that sum to 1, equal to the library\'s; text output', async () => {
     const adapterCfg = JSON.parse(readFileSync(abs(`${adapter}/adapter_config.json`), 'utf8'));
     assert.equal(adapterCfg.task_type, 'SEQ_CLS');
@@ -288,6 +366,7 @@ describe('peftkit classify', () => {
     const got = JSON.parse(r.out) as Classification[];
     const want = await direct(texts);
     assert.equal(got.length, 3);
+    assert.deepEqual(got.map((c) => c.adapter), ['sent', 'sent', 'sent'], 'the active adapter, named');
     for (const [i, c] of got.entries()) {
       assert.deepEqual(Object.keys(c.probabilities), LABELS);
       const p = Object.values(c.probabilities);
@@ -330,7 +409,7 @@ describe('peftkit classify', () => {
   it('a causal-LM adapter is refused with a pointer to generate', async () => {
     const r = await cli(['classify', '--model', base, '--adapter', `t=${hf('gpt2-lora-tigrinya')}`, '--backend', 'wasm', '--no-discover', 'x']);
     assert.equal(r.code, 1);
-    assert.match(r.err, /adapter "t" .* is a causal-LM adapter \(task_type CAUSAL_LM\), not a classifier\n {2}hint: generate with it: peftkit generate/);
+    assert.match(r.err, /adapter "t" .* is a causal-LM adapter \(task_type CAUSAL_LM\) without label words in a prompt_format\.json, so not a classifier\n {2}hint: generate with it: peftkit generate/);
     noStack(r.err);
   });
 });

@@ -8,7 +8,7 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { UserError, createRegistry, initBackend, type BackendChoice, type BackendInfo, type PeftMethod, type StepLogger } from '@peftkit/core';
-import type { AdapterInspection, AdapterSource, LoadedModel, LoadedPretrained, ModelTask, PeftModel } from '@peftkit/models';
+import type { AdapterInspection, AdapterSource, Classification, LoadedModel, LoadedPretrained, ModelTask, PeftModel, PromptFormat } from '@peftkit/models';
 import type { Io } from './cli.js';
 import { loadPlugins } from './plugin-loading.js';
 
@@ -47,7 +47,15 @@ interface GenerateOptions extends CommonOptions {
   doSample?: boolean;
   ignoreEos?: boolean;
   chat?: boolean;
+  raw?: boolean;
   json?: boolean;
+}
+
+interface InspectOptions {
+  base?: string;
+  json?: boolean;
+  backend: BackendChoice;
+  discover: boolean;
 }
 
 interface ClassifyOptions extends CommonOptions {
@@ -95,6 +103,7 @@ export function addServeCommands(program: Command, io: Io, setCode: (c: number) 
     .option('--seed <s>', 'seed of the sampling stream', num('int'))
     .option('--ignore-eos', 'do not stop at the end-of-sequence token')
     .option('--chat', 'wrap the prompt as a user message with the tokenizer\'s chat template')
+    .option('--raw', 'send the prompt as it is: do not wrap it in the prompt template the adapter (or model) was trained with (its prompt_format.json)')
     .option('--json', 'print the result as JSON (prompt, adapter, text, tokenIds, finishReason) instead of streaming')
     .action(async (prompt: string | undefined, o: GenerateOptions) => {
       setCode(await generateCommand(io, prompt, o));
@@ -117,29 +126,76 @@ export function addServeCommands(program: Command, io: Io, setCode: (c: number) 
 
   program
     .command('inspect')
-    .description('describe an adapter folder (method, task, rank/alpha/targets or virtual tokens, parameters, sizes); with --base, check that it fits a model (exit code 1 when it does not)')
+    .description('describe an adapter folder (method, task, rank/alpha/targets or virtual tokens, parameters, sizes); with --base, check that it fits a model the way generate and classify load it (exit code 1 when it does not)')
     .argument('<folder>', 'adapter folder (adapter_config.json + adapter_model.safetensors, or AdapterHub\'s adapter.safetensors)')
-    .option('-b, --base <folder-or-hub-id>', 'a base model folder (or a cached hub id) to check the adapter against; only config.json and the safetensors headers are read')
+    .option('-b, --base <folder-or-hub-id>', 'a base model folder (or a cached hub id) to check the adapter against: the base is loaded with the adapter\'s task (a SEQ_CLS adapter onto a classification head with its number of labels), then the adapter with its method\'s own loader')
     .option('--json', 'print the inspection as JSON')
-    .action(async (folder: string, o: { base?: string; json?: boolean }) => {
+    .addOption(new Option('--backend <name>', 'TensorFlow.js backend for --base (auto: tfjs-node-gpu, tfjs-node, wasm, cpu, the first that starts)').choices(BACKENDS).default('auto'))
+    .option('--no-discover', 'load only the built-in plugins, not every installed plugin package (their methods read adapter folders)')
+    .action(async (folder: string, o: InspectOptions) => {
       setCode(await inspectCommand(io, folder, o));
     });
 }
 
 // ---------------------------------------------------------------------------------------------
 
-async function inspectCommand(io: Io, folder: string, o: { base?: string; json?: boolean }): Promise<number> {
+async function inspectCommand(io: Io, folder: string, o: InspectOptions): Promise<number> {
   const { inspectAdapter, isHubId } = await models();
   const paths = new ShownPaths(io.cwd, isHubId);
   const dir = paths.add(folder);
-  const base = o.base !== undefined ? paths.model(o.base) : undefined;
-  const ins = await paths.rethrow(() => inspectAdapter(dir, { base }));
+  const ins = await paths.rethrow(async () => {
+    const plain = await inspectAdapter(dir);
+    if (o.base === undefined) return plain;
+    // A model folder gets its note from the library; an adapter is checked as the loader loads it.
+    if (plain.kind === 'model') return inspectAdapter(dir, { base: paths.model(o.base) });
+    return inspectWithLoader(io, paths, dir, plain, o as InspectOptions & { base: string });
+  });
   if (o.json) {
     const rest: Partial<AdapterInspection> = { ...ins };
     delete rest.text;
     io.out(JSON.stringify(paths.showIn(rest), null, 2));
   } else io.out(paths.showText(withEveryMismatch(ins)));
   return ins.compatibility && !ins.compatibility.compatible ? 1 : 0;
+}
+
+/** The task `generate` / `classify` load a base with for this adapter; undefined: the base's own. */
+function taskForAdapter(ins: AdapterInspection): { task?: ModelTask; numLabels?: number } {
+  if (ins.taskType === 'SEQ_CLS') return { task: 'sequence-classification', numLabels: ins.numLabels ?? undefined };
+  if (ins.taskType === 'CAUSAL_LM') return { task: 'causal-lm' };
+  return {};
+}
+
+/**
+ * `inspect --base` for an adapter folder: loads the base with the adapter's task (a SEQ_CLS adapter
+ * onto a classification head of its number of labels, as `classify` does), checks the adapter's
+ * modules and shapes against it (`inspectAdapter`), and when those fit, loads the adapter with its
+ * method's own loader, as `generate` and `classify` do: whatever the loader refuses (a file with no
+ * tensors, a tensor of the wrong rank, a rank that is not `r`, DoRA, unknown tensors, targets the
+ * file lacks, ...) becomes a mismatch in the loader's words, so that inspect never says OK for an
+ * adapter the loader refuses.
+ * @throws UserError when the base cannot be loaded or no plugin reads the folder's format
+ */
+async function inspectWithLoader(io: Io, paths: ShownPaths, dir: string, plain: AdapterInspection, o: InspectOptions & { base: string }): Promise<AdapterInspection> {
+  const { inspectAdapter, loadAdapters, StateDictError } = await models();
+  await startBackend(io, o.backend);
+  const base = await loadBase(io, paths, o.base, taskForAdapter(plain));
+  try {
+    const ins = await inspectAdapter(dir, { base });
+    const c = ins.compatibility!;
+    if (!c.compatible) return ins; // the shape check explains each mismatch; the loader would stop at the first
+    const methods = await adapterMethods(io, o.discover);
+    try {
+      await loadAdapters(base, [{ name: 'inspected', path: dir }], methods);
+    } catch (e) {
+      if (!(e instanceof UserError || e instanceof StateDictError)) throw e;
+      const hint = e instanceof UserError && e.details.hint ? ` (hint: ${e.details.hint})` : '';
+      c.mismatches.push({ name: 'loader', expected: 'an adapter its method\'s loader accepts', got: e.message, message: `the loader refuses it: ${e.message}${hint}` });
+      c.compatible = false;
+    }
+    return ins;
+  } finally {
+    base.model.dispose();
+  }
 }
 
 /**
@@ -157,7 +213,7 @@ function withEveryMismatch(ins: AdapterInspection): string {
 }
 
 async function generateCommand(io: Io, prompt: string | undefined, o: GenerateOptions): Promise<number> {
-  const { generateText, isHubId } = await models();
+  const { applyPromptFormat, generateText, isHubId, readPromptFormat } = await models();
   const paths = new ShownPaths(io.cwd, isHubId);
   return paths.rethrow(async () => {
     const adapters = parseAdapters(paths, o.adapter);
@@ -166,14 +222,17 @@ async function generateCommand(io: Io, prompt: string | undefined, o: GenerateOp
       if (ins.taskType === 'SEQ_CLS') throw new UserError(`adapter "${a.name}" (${a.shown}) is a sequence-classification adapter (task_type SEQ_CLS)`, { hint: `classify with it: peftkit classify --model ${o.model} --adapter ${a.name}=${a.shown}` });
     }
     checkUse(o.use, adapters);
-    const text = prompt ?? (await readStdin(io, 'the prompt'));
-    if (!text.trim()) throw new UserError('no prompt: give one as an argument or on standard input');
+    const given = prompt ?? (await readStdin(io, 'the prompt'));
+    if (!given.trim()) throw new UserError('no prompt: give one as an argument or on standard input');
 
     await startBackend(io, o.backend);
     const methods = adapters.length ? await adapterMethods(io, o.discover) : [];
     const base = await loadBase(io, paths, o.model, { task: 'causal-lm' });
     try {
       const model = await attachAdapters(io, paths, base, adapters, methods, o.model);
+      const format = o.raw ? undefined : promptFormatOf(model, o.use, readPromptFormat);
+      if (format) io.err(`prompt: wrapped in the ${format.format.shape} template ${format.from} was trained with (--raw sends it as it is)`);
+      const text = format ? applyPromptFormat(format.format, given) : given;
       const opts = {
         maxNewTokens: o.maxNewTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed,
         doSample: o.doSample ? true : undefined, eosTokenId: o.ignoreEos ? null : undefined, chat: o.chat, adapter: o.use,
@@ -199,21 +258,27 @@ async function generateCommand(io: Io, prompt: string | undefined, o: GenerateOp
 }
 
 async function classifyCommand(io: Io, texts: string[], o: ClassifyOptions): Promise<number> {
-  const { classify, isHubId } = await models();
+  const { classify, classifyByLabelWords, isHubId, readPromptFormat } = await models();
   const paths = new ShownPaths(io.cwd, isHubId);
   return paths.rethrow(async () => {
     const adapters = parseAdapters(paths, o.adapter);
     const inspections = await inspectAll(paths, adapters);
-    for (const [a, ins] of zip(adapters, inspections)) {
-      if (ins.taskType === 'CAUSAL_LM') throw new UserError(`adapter "${a.name}" (${a.shown}) is a causal-LM adapter (task_type CAUSAL_LM), not a classifier`, { hint: `generate with it: peftkit generate --model ${o.model} --adapter ${a.name}=${a.shown}` });
-    }
     checkUse(o.use, adapters);
+    // A causal-LM adapter trained to write label words (its prompt_format.json says which) classifies
+    // by their likelihood; any other causal-LM adapter is no classifier.
+    const chosen = adapters.find((a) => a.name === o.use) ?? adapters[0];
+    const wordFormat = chosen && inspections[adapters.indexOf(chosen)].taskType === 'CAUSAL_LM' ? readPromptFormat(chosen.path) : undefined;
+    if (wordFormat?.label_words?.length) return classifyWithLabelWords(io, paths, texts, o, adapters, chosen, wordFormat, classifyByLabelWords);
+    for (const [a, ins] of zip(adapters, inspections)) {
+      if (ins.taskType === 'CAUSAL_LM') throw new UserError(`adapter "${a.name}" (${a.shown}) is a causal-LM adapter (task_type CAUSAL_LM) without label words in a prompt_format.json, so not a classifier`, { hint: `generate with it: peftkit generate --model ${o.model} --adapter ${a.name}=${a.shown}` });
+    }
     // The base's head is built with the adapter's number of labels, so that its saved head loads.
     const counts = [...new Set(inspections.map((i) => i.numLabels).filter((x): x is number => x !== null))];
     if (counts.length > 1) {
       throw new UserError(`the adapters' heads have different numbers of labels (${zip(adapters, inspections).map(([a, i]) => `${a.name}: ${i.numLabels ?? '?'}`).join(', ')}); one base serves one head size`, { hint: 'classify with each group of adapters in its own run' });
     }
-    const labels = o.labels?.split(',').map((s) => s.trim());
+    // Names: --labels, else those the adapter was trained with (its prompt_format.json), else the base config's.
+    const labels = o.labels?.split(',').map((s) => s.trim()) ?? (chosen ? readPromptFormat(chosen.path)?.labels : undefined);
     if (labels && (labels.some((l) => !l) || (counts.length && labels.length !== counts[0]))) {
       throw new UserError(`--labels gives ${labels.length} name(s)${counts.length ? ` but the adapter's head has ${counts[0]} labels` : ''}${labels.some((l) => !l) ? ', with an empty one' : ''}`, { hint: 'give one non-empty name per label, in label-id order, separated by commas' });
     }
@@ -230,20 +295,58 @@ async function classifyCommand(io: Io, texts: string[], o: ClassifyOptions): Pro
         base.model.config.label2id = Object.fromEntries(labels.map((l, i) => [l, i]));
       }
       const model = await attachAdapters(io, paths, base, adapters, methods, o.model);
-      const results = await classify(model, input, { adapter: o.use, batchSize: o.batchSize });
-      if (o.json) io.out(JSON.stringify(results, null, 2));
-      else {
-        for (const r of results) {
-          io.out(`${r.label}\t${r.probabilities[r.label].toFixed(4)}\t${r.text}`);
-          io.out(`  ${Object.entries(r.probabilities).map(([l, p]) => `${l} ${p.toFixed(4)}`).join('  ')}`);
-        }
-      }
-      io.err(`${results.length} text${results.length === 1 ? '' : 's'} classified${adapterNote(model, o.use)}`);
+      printClassifications(io, await classify(model, input, { adapter: o.use, batchSize: o.batchSize }), o.json, adapterNote(model, o.use));
       return 0;
     } finally {
       base.model.dispose();
     }
   });
+}
+
+/** Prints one line per text (label, its probability, the text) and every label's probability. */
+function printClassifications(io: Io, results: Classification[], json: boolean | undefined, note: string): void {
+  if (json) io.out(JSON.stringify(results, null, 2));
+  else {
+    for (const r of results) {
+      io.out(`${r.label}\t${r.probabilities[r.label].toFixed(4)}\t${r.text}`);
+      io.out(`  ${Object.entries(r.probabilities).map(([l, p]) => `${l} ${p.toFixed(4)}`).join('  ')}`);
+    }
+  }
+  io.err(`${results.length} text${results.length === 1 ? '' : 's'} classified${note}`);
+}
+
+/** `classify` with a causal-LM adapter that writes label words (the main job's kind of adapter). */
+async function classifyWithLabelWords(
+  io: Io, paths: ShownPaths, texts: string[], o: ClassifyOptions, adapters: AdapterArg[], chosen: AdapterArg, format: PromptFormat,
+  byWords: (model: LoadedModel | PeftModel, texts: string[], format: PromptFormat, opts: { adapter?: string }) => Promise<Classification[]>,
+): Promise<number> {
+  if (o.labels) throw new UserError(`--labels: adapter "${chosen.name}" names its labels itself (${(format.labels ?? format.label_words!).join(', ')})`, { hint: 'leave --labels out' });
+  const input = texts.length ? texts : (await readStdin(io, 'the texts, one per line')).split(/\r?\n/).filter((l) => l.trim());
+  if (!input.length) throw new UserError('no text to classify: give texts as arguments or on standard input, one per line');
+  await startBackend(io, o.backend);
+  const methods = await adapterMethods(io, o.discover);
+  const base = await loadBase(io, paths, o.model, { task: 'causal-lm' });
+  try {
+    const model = await attachAdapters(io, paths, base, adapters, methods, o.model);
+    io.err(`labels by next-word likelihood after the ${JSON.stringify(format.text_template ?? '{text}')} template: ${format.label_words!.map((w, i) => `${format.labels?.[i] ?? w.trim()} = ${JSON.stringify(w)}`).join(', ')}`);
+    printClassifications(io, await byWords(model, input, format, { adapter: o.use ?? chosen.name }), o.json, adapterNote(model, o.use ?? chosen.name));
+    return 0;
+  } finally {
+    base.model.dispose();
+  }
+}
+
+/** The prompt format of the adapter generation uses (`use`, else the first active), else of the model folder. */
+function promptFormatOf(model: LoadedModel | PeftModel, use: string | undefined, readPromptFormat: (folder: string) => PromptFormat | undefined): { format: PromptFormat; from: string } | undefined {
+  if ('adapters' in model) {
+    const name = use ?? model.active[0];
+    const f = name && name !== BASE_ADAPTER_NAME ? model.adapters.get(name)?.promptFormat : undefined;
+    if (f) return { format: f, from: `adapter "${name}"` };
+    if (name && name !== BASE_ADAPTER_NAME) return undefined;
+  }
+  const loaded = 'adapters' in model ? model.base : model;
+  const f = loaded.source && existsSync(loaded.source) ? readPromptFormat(loaded.source) : undefined;
+  return f ? { format: f, from: 'the model' } : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -358,11 +461,11 @@ async function adapterMethods(io: Io, discover: boolean): Promise<PeftMethod[]> 
   return createRegistry(plugins).methods();
 }
 
-async function loadBase(io: Io, paths: ShownPaths, given: string, opts: { task: ModelTask; numLabels?: number }): Promise<LoadedPretrained> {
+async function loadBase(io: Io, paths: ShownPaths, given: string, opts: { task?: ModelTask; numLabels?: number }): Promise<LoadedPretrained> {
   const { loadPretrained } = await models();
   const loaded = await loadPretrained(paths.model(given), { ...opts, log: (m) => io.err(m) });
   const r = loaded.report;
-  io.err(`model: ${given} (${loaded.model.config.model_type}, ${opts.task}${opts.numLabels ? `, ${opts.numLabels} labels` : ''}, ${r.numParameters.toLocaleString('en-US')} parameters)`);
+  io.err(`model: ${given} (${loaded.model.config.model_type}, ${loaded.model.task}${opts.numLabels ? `, ${opts.numLabels} labels` : ''}, ${r.numParameters.toLocaleString('en-US')} parameters)`);
   if (r.newlyInitialized.length) io.err(`note: ${r.newlyInitialized.join(', ')} not in the checkpoint: newly initialized${opts.task === 'sequence-classification' ? ' (an adapter\'s saved head replaces it)' : ''}`);
   return loaded;
 }

@@ -7,7 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ContainerModule } from 'inversify';
-import { TYPES, type LoadedPlugin, type PeftMethod, type StepKind } from '@peftkit/core';
+import { TYPES, UserError, type LoadedPlugin, type PeftMethod, type StepKind } from '@peftkit/core';
 
 const kind = (name: string, inputs: StepKind['inputs'], outputs: StepKind['outputs'], settingsSchema: object = { type: 'object' }, extra: Partial<StepKind> = {}): StepKind => ({
   name, description: `test ${name}`, inputs, outputs, settingsSchema,
@@ -43,7 +43,9 @@ const steps: StepKind[] = [
       allOf: registry.methods().map((m) => ({ if: { properties: { method: { const: m.name } } }, then: { properties: { config: m.configSchema } } })),
     }),
   }),
-  kind('dataset', {}, { dataset: { type: 'dataset' } }),
+  kind('dataset', {}, { dataset: { type: 'dataset' } }, { type: 'object', properties: { file: { type: 'string' } } }, {
+    localPaths: (s: { file?: string }) => (s.file ? [{ pointer: '/file', path: s.file, expect: 'file' }] : []),
+  }),
   kind('train', { model: { accepts: ['peft-model'] }, dataset: { accepts: ['dataset'] } }, { model: { type: 'peft-model' }, metrics: { type: 'metrics' } }, {
     type: 'object', additionalProperties: false,
     properties: { max_steps: { type: 'integer', minimum: 1, default: 10, description: 'optimizer steps' }, learning_rate: { type: 'number', default: 0.001, description: 'Adam step size' } },
@@ -60,8 +62,10 @@ const steps: StepKind[] = [
       return { done: ctx.stepDir };
     },
   }),
-  kind('fail', {}, { done: { type: 'artifact' } }, { type: 'object' }, {
-    async run() {
+  kind('fail', {}, { done: { type: 'artifact' } }, { type: 'object', properties: { pointer: { type: 'string' } } }, {
+    // With a pointer: a user's error located in the settings, as a method's would be.
+    async run(_ctx, _ins, settings: { pointer?: string }) {
+      if (settings.pointer) throw new UserError('no module matched', { pointer: settings.pointer, hint: 'use a name from the list' });
       throw new Error('boom: the fail step always fails');
     },
   }),

@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import * as aq from 'arquero';
 import type { ColumnTable } from 'arquero';
 import { UserError } from '@peftkit/core';
-import type { Tokenizer } from '@peftkit/models';
+import type { PromptFormat, Tokenizer } from '@peftkit/models';
 import { createBatchIterator } from './batches.js';
 import { readTable, type FileFormat } from './formats.js';
 import { deriveSeed } from './random.js';
@@ -47,6 +47,11 @@ export interface BuildDatasetOptions {
   textTemplate?: string;
   /** Stratify the split and the subsets by label (classification; default true). */
   stratify?: boolean;
+  /**
+   * The id batches are padded with: the model's `pad_token_id`, so that a decoder classifier pools
+   * at the right token. Default: the tokenizer's pad token, else its EOS token.
+   */
+  padTokenId?: number;
 }
 
 interface RawSplit {
@@ -158,14 +163,21 @@ export function buildDataset(o: BuildDatasetOptions): Dataset {
       pointer: o.files ? '/files/train' : '/path', hint: 'check the file, the shape and the column names',
     });
   }
-  const padTokenId = padIdOf(o.tokenizer);
+  const padTokenId = o.padTokenId ?? padIdOf(o.tokenizer);
   const summary: DatasetSummary = {
     shape: o.shape, maxLength: o.maxLength, packing,
     ...(labelNames ? { labelNames } : {}),
     splits: Object.fromEntries(Object.entries(splits).map(([k, v]) => [k, v.summary])),
   };
+  const promptFormat: PromptFormat = {
+    shape: o.shape,
+    ...(classification ? { text_template: textTemplate } : {}),
+    ...(o.shape === 'instruction' ? { instruction_template: template.prompt_no_input } : {}),
+    ...(labelNames ? { labels: labelNames } : {}),
+    ...(labelWords ? { label_words: labelWords } : {}),
+  };
   const dataset: Dataset = {
-    shape: o.shape, splits, tokenizer: o.tokenizer, maxLength: o.maxLength, packing, padTokenId, seed: o.seed, summary,
+    shape: o.shape, splits, tokenizer: o.tokenizer, maxLength: o.maxLength, packing, padTokenId, seed: o.seed, summary, promptFormat,
     batches(split, options) {
       const sp = splits[split];
       if (!sp) throw new Error(`the dataset has no "${split}" split (it has ${Object.keys(splits).join(', ')})`);
@@ -181,7 +193,7 @@ export function buildDataset(o: BuildDatasetOptions): Dataset {
 /** One line per split for the log: rows, examples, tokens, truncated and dropped rows, labels. */
 export function formatSummary(s: DatasetSummary): string[] {
   return Object.entries(s.splits).map(([name, x]) => {
-    const parts = [`${name}: ${x.rows} rows -> ${x.examples} ${s.packing ? `blocks of ${s.maxLength}` : 'examples'}`, `${x.tokens} tokens (${x.targetTokens} with loss, mean ${x.meanTokens.toFixed(1)}, max ${x.maxTokens})`];
+    const parts = [`${name}: ${plural(x.rows, 'row')} -> ${s.packing ? `${plural(x.examples, 'block')} of ${s.maxLength}` : plural(x.examples, 'example')}`, `${x.tokens} tokens (${x.targetTokens} with loss, mean ${x.meanTokens.toFixed(1)}, max ${x.maxTokens})`];
     if (x.truncated) parts.push(`${x.truncated} truncated at ${s.maxLength}`);
     if (x.dropped) parts.push(`${x.dropped} dropped`);
     if (x.packingRemainder) parts.push(`${x.packingRemainder} tokens left over after the last block`);
@@ -189,3 +201,6 @@ export function formatSummary(s: DatasetSummary): string[] {
     return parts.join(', ');
   });
 }
+
+/** `1 row`, `2 rows`. */
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;

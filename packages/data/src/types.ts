@@ -1,5 +1,5 @@
 import type { ColumnTable } from 'arquero';
-import type { Tokenizer } from '@peftkit/models';
+import type { PromptFormat, Tokenizer } from '@peftkit/models';
 
 /** The dataset splits peftkit knows, in the order they are allocated. */
 export const SPLIT_NAMES = ['train', 'validation', 'test'] as const;
@@ -163,6 +163,8 @@ export interface Dataset {
   /** Seed of splits and default shuffles (the pipeline seed). */
   seed: number;
   summary: DatasetSummary;
+  /** How rows became prompts: what an adapter trained on this data stores beside its weights. */
+  promptFormat: PromptFormat;
   /**
    * Batches of one split.
    * @throws Error when the split is absent or the position does not fit this split.

@@ -43,7 +43,10 @@ export interface GenerateOptions {
   attentionMask?: number[][] | tf.Tensor2D;
   /**
    * Pass position ids counted over non-padding tokens (HF's `prepare_inputs_for_generation`). Default
-   * true, except for a {@link PeftModel} whose active adapter is prompt learning (HF PEFT drops them).
+   * true, also with a prompt-learning adapter, which moves them behind its virtual positions: HF
+   * PEFT drops them there ("Position ids are not supported for parameter efficient tuning"), so
+   * that a left-padded row is read at other positions than the same prompt alone and generates
+   * other text; false reproduces that.
    */
   positionIdsFromMask?: boolean;
   /** Called after each step with the token chosen for every row (padding for finished rows). */
@@ -126,8 +129,7 @@ function* generationSteps(model: CausalForward | PeftModel, inputIds: number[][]
   const temperature = opts.temperature ?? 1;
   const doSample = (opts.doSample ?? (opts.temperature !== undefined || opts.topK !== undefined || opts.topP !== undefined)) && temperature > 0;
   const rand = opts.seed === undefined ? random : mulberry32(opts.seed);
-  const promptLearning = model instanceof PeftModel && model.active.some((n) => model.adapters.get(n)?.prepareInputs);
-  const positionsFromMask = opts.positionIdsFromMask ?? !promptLearning;
+  const positionsFromMask = opts.positionIdsFromMask ?? true;
 
   const { ids, mask } = padPrompts(inputIds, opts.attentionMask, pad);
   const B = ids.length;

@@ -7,9 +7,12 @@ export * from './model.js';
 export * from './tokenizer/tokenizer.js';
 export * from './peft/peft-model.js';
 export * from './peft/mixed-batch.js';
+export * from './peft/modules-to-save.js';
 export * from './peft/inspect.js';
 export * from './peft/serve.js';
+export * from './peft/prompt-format.js';
 export * from './peft/hf-adapter-io.js';
+export * from './peft/target-names.js';
 export * from './io/safetensors.js';
 export * from './tokenizer/hf-tokenizer.js';
 export * from './tokenizer/load.js';
@@ -18,7 +21,8 @@ export * from './io/hub.js';
 export * from './io/checkpoint.js';
 export * from './architectures/index.js';
 export * from './generation.js';
-export { registerKernels, KERNEL_CONFIGS, KERNEL_OVERRIDES } from './kernels/index.js';
+export { registerKernels, KERNEL_CONFIGS, KERNEL_OVERRIDES, GRADIENT_CONFIGS } from './kernels/index.js';
+export { seededDropout, PEFTKIT_DROPOUT, type PeftkitDropoutAttrs } from './kernels/dropout.js';
 // Once a backend is chosen: the WASM backend gets UnsortedSegmentSum (the gather gradient) and a
 // copy-free Identity (what tfjs saves for gradients goes through it).
 import { onBackendReady as onBackendReadyForKernels } from '@peftkit/core';

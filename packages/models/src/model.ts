@@ -47,6 +47,12 @@ export interface ModelOutput {
   lastHiddenState?: tf.Tensor3D;
   /** Present when `useCache` was set. */
   pastKeyValues?: KVCache;
+  /**
+   * Causal LM under prompt tuning: the logits [batch, vocab] of the position just before the first
+   * one of `logits` (the last virtual token). They predict the first input token, a target of HF
+   * PEFT's loss, which prepends -100 labels for the virtual positions only.
+   */
+  leadingLogits?: tf.Tensor;
 }
 
 /**

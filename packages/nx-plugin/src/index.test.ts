@@ -57,6 +57,8 @@ test('each pipeline file becomes a target with a run and a dry-run configuration
     );
     assert.ok(t.inputs!.includes('{workspaceRoot}/plugins/*/src/**/*'));
     assert.ok(t.inputs!.some((i) => typeof i === 'object' && 'dependentTasksOutputFiles' in i));
+    // A quick run (PEFTKIT_QUICK=1) hashes differently from a full one.
+    assert.ok(t.inputs!.some((i) => typeof i === 'object' && 'env' in i && i.env === 'PEFTKIT_QUICK'));
 
     // What Nx caches: the declared folders for a real run, nothing for a dry run.
     const node = { name: 'pipelines', type: 'app' as const, data: { root: 'pipelines', targets: { 'lora-gpt2': t } } };

@@ -65,7 +65,8 @@ export function pipelineTarget(file: string, workspaceRoot: string, options: Pef
       [DRY_RUN]: { command: `${cmd} --dry-run` },
     },
     cache: true,
-    inputs: [`{projectRoot}/${basename(file)}`, ...PLUGIN_SOURCE_INPUTS, ...localFileInputs(doc.steps, dirname(abs), workspaceRoot), { dependentTasksOutputFiles: '**/*', transitive: true }],
+    // PEFTKIT_QUICK switches the pipeline's quick sizes on: a quick run must never replay as a full one.
+    inputs: [`{projectRoot}/${basename(file)}`, ...PLUGIN_SOURCE_INPUTS, ...localFileInputs(doc.steps, dirname(abs), workspaceRoot), { env: 'PEFTKIT_QUICK' }, { dependentTasksOutputFiles: '**/*', transitive: true }],
     outputs: outputPaths(declared, dirname(file)).map((o) => `{projectRoot}/{options.peftkitRun.root}/${o}`),
     metadata: {
       description: typeof doc.description === 'string' ? doc.description : `peftkit pipeline ${file}`,

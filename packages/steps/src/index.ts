@@ -9,3 +9,4 @@ export { evaluateStep } from './evaluate/index.js';
 export { exportStep } from './export/index.js';
 export { generateStep } from './generate/index.js';
 export { fullMethod } from './methods/full.js';
+export { batchNllSum, targetCount } from './training/batches.js';

@@ -4,9 +4,11 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { UserError, initBackend } from '@peftkit/core';
-import { StateDictError, readSafetensors } from '@peftkit/models';
+import { StateDictError, inspectAdapter, readSafetensors } from '@peftkit/models';
 import {
   ADAPTERHUB_CONFIG_NAME,
+  ADAPTERHUB_HEAD_CONFIG_NAME,
+  ADAPTERHUB_HEAD_WEIGHTS_NAME,
   ADAPTERHUB_WEIGHTS_NAME,
   configFromAdapterHub,
   houlsbyMethod,
@@ -14,7 +16,7 @@ import {
   isAdapterHubBottleneckConfig,
   loadAdapterHub,
 } from './index.js';
-import { cloneModel, logitsOf, maxAbsDiff, sampleIds, scratch, tinyModel } from '@peftkit/models/testing';
+import { TINY_CONFIGS, cloneModel, logitsOf, maxAbsDiff, sampleIds, scratch, tinyModel } from '@peftkit/models/testing';
 
 const tmp = scratch();
 before(async () => {
@@ -178,5 +180,62 @@ describe('AdapterHub format: configs', () => {
     assert.match(warnings.join(), /brand_new_key/);
     assert.equal(isAdapterHubBottleneckConfig({ peft_type: 'LORA', r: 8 }), false);
     assert.equal(isAdapterHubBottleneckConfig({ config: houlsby, name: 'x' }), true);
+  });
+});
+
+describe('bottleneck adapters on a sequence classifier: the head is trained and saved (AdapterHub prediction head)', () => {
+  for (const method of ['houlsby', 'pfeiffer', 'parallel-adapter'] as const) {
+    it(`${method}: the head is trainable beside the adapters, switched off with them, saved as head_config.json + model_head.safetensors, and loaded back`, async () => {
+      const config = { ...TINY_CONFIGS.gpt2, architectures: ['GPT2ForSequenceClassification'], num_labels: 3, pad_token_id: 0 };
+      const model = tinyModel(config);
+      assert.equal(model.task, 'sequence-classification');
+      const fresh = cloneModel(model);
+      const ids = sampleIds(2, 5, 50);
+      const base = logitsOf(model, ids);
+      const h = injectBottleneckAdapter(model, { reduction_factor: 4 }, { ...ctx, adapterName: 'cls' }, method);
+      const names = h.trainableParameters().map(([k]) => k);
+      assert.ok(names.includes('score.weight'), names.join(', '));
+      assert.deepEqual(h.trainableParameters().find(([k]) => k === 'score.weight')![1].shape, [3, 16]);
+      assert.ok(h.trainableParameters().every(([, v]) => v.trainable));
+      // "Training": the head and the adapters move; the base's own head stays as it was.
+      let s = 11;
+      for (const [, v] of h.trainableParameters()) v.assign(tf.randomNormal(v.shape, 0, 0.3, 'float32', s++));
+      const adapted = logitsOf(model, ids);
+      assert.ok(maxAbsDiff(adapted, base) > 1e-3);
+      h.setEnabled(false);
+      assert.ok(maxAbsDiff(logitsOf(model, ids), base) < 1e-6, 'disabled: the base with its own head');
+      h.setEnabled(true);
+
+      const dir = join(tmp.dir, `cls-${method}`);
+      const files = h.save(dir, { baseModelNameOrPath: 'tiny/gpt2' });
+      assert.deepEqual(files.sort(), [ADAPTERHUB_CONFIG_NAME, ADAPTERHUB_WEIGHTS_NAME, ADAPTERHUB_HEAD_CONFIG_NAME, ADAPTERHUB_HEAD_WEIGHTS_NAME].sort());
+      assert.equal(JSON.parse(readFileSync(join(dir, ADAPTERHUB_CONFIG_NAME), 'utf8')).model_class, 'GPT2ForSequenceClassification');
+      const head = JSON.parse(readFileSync(join(dir, ADAPTERHUB_HEAD_CONFIG_NAME), 'utf8'));
+      assert.deepEqual([head.config, head.name, head.model_class, head.num_labels, head.label2id], [null, null, 'GPT2ForSequenceClassification', 3, { LABEL_0: 0, LABEL_1: 1, LABEL_2: 2 }]);
+      const { tensors } = readSafetensors(join(dir, ADAPTERHUB_HEAD_WEIGHTS_NAME));
+      assert.deepEqual([...tensors.keys()], ['score.weight']);
+      assert.equal(maxAbsDiff(tensors.get('score.weight')!, h.stateDict().get('score.weight')!), 0);
+      assert.ok(![...readSafetensors(join(dir, ADAPTERHUB_WEIGHTS_NAME)).tensors.keys()].some((k) => k.startsWith('score')));
+
+      // Loaded onto a fresh classifier of the same base: the same outputs, head included.
+      const back = loadAdapterHub(fresh, dir, ctx);
+      assert.ok(maxAbsDiff(logitsOf(fresh, ids), adapted) < 1e-6);
+      back.dispose();
+      assert.ok(maxAbsDiff(logitsOf(fresh, ids), base) < 1e-6, 'disposed: the base\'s own head again');
+      // Inspect reads the head: a 3-label SEQ_CLS adapter (what classify builds the base's head with).
+      const ins = await inspectAdapter(dir);
+      assert.deepEqual([ins.taskType, ins.numLabels], ['SEQ_CLS', 3]);
+    });
+  }
+
+  it('a causal LM keeps no head copy; a head of another size is refused by name', () => {
+    const lm = tinyModel('gpt2');
+    const h = injectBottleneckAdapter(lm, { reduction_factor: 4 }, ctx, 'houlsby');
+    assert.ok(!h.trainableParameters().some(([k]) => !k.includes('.adapters.')));
+    const two = tinyModel({ ...TINY_CONFIGS.gpt2, architectures: ['GPT2ForSequenceClassification'], num_labels: 2, pad_token_id: 0 });
+    const three = tinyModel({ ...TINY_CONFIGS.gpt2, architectures: ['GPT2ForSequenceClassification'], num_labels: 3, pad_token_id: 0 });
+    const dir = join(tmp.dir, 'cls-3');
+    injectBottleneckAdapter(three, { reduction_factor: 4 }, ctx, 'houlsby').save(dir);
+    assert.throws(() => loadAdapterHub(two, dir, ctx), (e: Error) => e instanceof StateDictError && /score\.weight: expected \[2, 16\], got \[3, 16\]/.test(e.message));
   });
 });

@@ -20,6 +20,10 @@ export const ADAPTERHUB_WEIGHTS_NAME = 'adapter.safetensors';
 export const ADAPTERHUB_PICKLE_NAME = 'pytorch_adapter.bin';
 /** Written as `version`: not AdapterHub's `adapters.x.y.z`, so its loader applies no version fixes. */
 export const PEFTKIT_ADAPTERHUB_VERSION = 'peftkit-0.1.0';
+/** AdapterHub's prediction-head files (adapters/utils.py: HEAD_CONFIG_NAME, SAFE_HEAD_WEIGHTS_NAME, HEAD_WEIGHTS_NAME). */
+export const ADAPTERHUB_HEAD_CONFIG_NAME = 'head_config.json';
+export const ADAPTERHUB_HEAD_WEIGHTS_NAME = 'model_head.safetensors';
+export const ADAPTERHUB_HEAD_PICKLE_NAME = 'pytorch_model_head.bin';
 
 /** The BnConfig fields of our schema, in AdapterHub's spelling. */
 const CONFIG_FIELDS = [
@@ -161,12 +165,87 @@ export function configFromAdapterHub(json: Record<string, unknown>, file: string
   return out as BottleneckAdapterConfig;
 }
 
-/** What {@link readAdapterHubFolder} returns. The caller disposes `tensors`. */
+/**
+ * `head_config.json` of a static model's prediction head, as AdapterHub's `PredictionHeadLoader.save`
+ * writes it for a transformers class with a head (`build_full_config(None, model.config, name=None,
+ * model_name, model_class, save_id2label=True)` plus `num_labels`): `config` and `name` are null,
+ * `model_class` names the class the head belongs to (`GPT2ForSequenceClassification`).
+ */
+export function adapterHubHeadConfigJson(meta: AdapterHubMeta, modelConfig: Record<string, unknown>): Record<string, unknown> {
+  const numLabels = typeof modelConfig.num_labels === 'number' ? modelConfig.num_labels : null;
+  const id2label = modelConfig.id2label && typeof modelConfig.id2label === 'object' ? (modelConfig.id2label as Record<string, string>) : null;
+  const labels = id2label ? Object.entries(id2label) : numLabels ? Array.from({ length: numLabels }, (_, i) => [String(i), `LABEL_${i}`]) : [];
+  return {
+    config: null,
+    hidden_size: meta.hiddenSize,
+    label2id: Object.fromEntries(labels.map(([i, l]) => [l, Number(i)])),
+    model_class: meta.modelClass,
+    model_name: meta.modelName,
+    model_type: meta.modelType,
+    name: null,
+    num_labels: numLabels ?? labels.length,
+    version: PEFTKIT_ADAPTERHUB_VERSION,
+  };
+}
+
+/**
+ * Writes a prediction head beside an adapter: `head_config.json` and `model_head.safetensors`
+ * (keys: the head's parameter names in the model, `score.weight`).
+ * @returns the file names written
+ */
+export function writeAdapterHubHead(dir: string, configJson: Record<string, unknown>, tensors: Map<string, tf.Tensor>): string[] {
+  writeSafetensors(join(dir, ADAPTERHUB_HEAD_WEIGHTS_NAME), tensors, { format: 'pt' });
+  writeFileAtomic(join(dir, ADAPTERHUB_HEAD_CONFIG_NAME), pythonJsonDumps(configJson));
+  return [ADAPTERHUB_HEAD_CONFIG_NAME, ADAPTERHUB_HEAD_WEIGHTS_NAME];
+}
+
+/** A prediction head saved beside an adapter. The caller disposes `tensors`. */
+export interface AdapterHubHead {
+  json: Record<string, unknown>;
+  /** `num_labels`, else the rows of the head's last weight; null when neither tells. */
+  numLabels: number | null;
+  tensors: Map<string, tf.Tensor>;
+}
+
+/**
+ * Reads `head_config.json` + `model_head.safetensors` when the folder has them.
+ * @returns undefined when the folder holds no head
+ * @throws UserError for invalid JSON, or a head only in a pickle (never read)
+ */
+export function readAdapterHubHead(dir: string): AdapterHubHead | undefined {
+  const cfgFile = join(dir, ADAPTERHUB_HEAD_CONFIG_NAME);
+  const weights = join(dir, ADAPTERHUB_HEAD_WEIGHTS_NAME);
+  if (!existsSync(weights)) {
+    const pickle = join(dir, ADAPTERHUB_HEAD_PICKLE_NAME);
+    if (existsSync(pickle)) {
+      throw new UserError(`${dir} holds the prediction head only as ${ADAPTERHUB_HEAD_PICKLE_NAME}, a PyTorch pickle, which peftkit never loads`, {
+        file: pickle, hint: 'save it again with AdapterHub: model.save_adapter(dir, name, with_head=True, use_safetensors=True), which writes model_head.safetensors',
+      });
+    }
+    return undefined;
+  }
+  let json: Record<string, unknown> = {};
+  if (existsSync(cfgFile)) {
+    try {
+      json = JSON.parse(readFileSync(cfgFile, 'utf8'));
+    } catch (e) {
+      throw new UserError(`${cfgFile} is not valid JSON: ${(e as Error).message}`, { file: cfgFile });
+    }
+  }
+  const { tensors } = readSafetensors(weights);
+  const rows = [...tensors].filter(([k, t]) => k.endsWith('.weight') && t.rank === 2).map(([, t]) => t.shape[0]);
+  const numLabels = typeof json.num_labels === 'number' ? json.num_labels : rows.length ? rows[rows.length - 1] : null;
+  return { json, numLabels, tensors };
+}
+
+/** What {@link readAdapterHubFolder} returns. The caller disposes `tensors` (and the head's). */
 export interface AdapterHubFolder {
   json: Record<string, unknown>;
   config: BottleneckAdapterConfig;
   meta: AdapterHubMeta;
   tensors: Map<string, tf.Tensor>;
+  /** The prediction head saved beside the adapter (`with_head=True`), when there is one. */
+  head?: AdapterHubHead;
 }
 
 /**
@@ -203,6 +282,7 @@ export function readAdapterHubFolder(dir: string, warn: (msg: string) => void = 
   const { tensors } = readSafetensors(weights);
   return {
     json,
+    head: readAdapterHubHead(dir),
     config,
     meta: {
       name: json.name,

@@ -32,7 +32,13 @@ export {
 export {
   ADAPTERHUB_CONFIG_NAME,
   ADAPTERHUB_WEIGHTS_NAME,
+  ADAPTERHUB_HEAD_CONFIG_NAME,
+  ADAPTERHUB_HEAD_WEIGHTS_NAME,
   adapterHubConfigJson,
+  adapterHubHeadConfigJson,
+  readAdapterHubHead,
+  writeAdapterHubHead,
+  type AdapterHubHead,
   configFromAdapterHub,
   isAdapterHubBottleneckConfig,
   readAdapterHubFolder,

@@ -5,7 +5,7 @@
  * input for parallel adapters.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Linear, Module, nextSeed, type Layer } from '@peftkit/models';
+import { Linear, Module, nextSeed, nextSeedPair, seededDropout, type Layer } from '@peftkit/models';
 import type { BottleneckAdapterConfig } from './config.generated.js';
 
 /** One of the activation names of {@link BottleneckAdapterConfig.non_linearity}. */
@@ -110,7 +110,7 @@ export class BottleneckAdapter extends Module {
       let up = this.adapter_up.forward(this.adapter_down.forward(h)); // [..., d]
       up = this.scaling ? tf.mul(up, this.scaling) : this.constScaling === 1 ? up : tf.mul(up, this.constScaling);
       const p = this.options.dropout;
-      return training && p > 0 ? tf.dropout(up, p, undefined, nextSeed()) : up;
+      return training && p > 0 ? seededDropout(up, p, ...nextSeedPair()) : up;
     });
   }
 }

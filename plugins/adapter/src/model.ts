@@ -8,7 +8,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { UserError, type JSONSchema7, type MethodContext, type PeftMethod } from '@peftkit/core';
 import {
+  ModulesToSaveWrapper,
   StateDictError,
+  architectureName,
   manualSeed,
   type AdapterHandle,
   type LoadedModel,
@@ -19,7 +21,7 @@ import {
 import schema from './config.schema.json' with { type: 'json' };
 import type { BottleneckAdapterConfig } from './config.generated.js';
 import { BottleneckAdapter, BottleneckAdapterLayer, SublayerInputTap } from './layer.js';
-import { adapterHubConfigJson, isAdapterHubBottleneckConfig, readAdapterHubFolder, writeAdapterHubFolder, ADAPTERHUB_CONFIG_NAME } from './adapterhub-format.js';
+import { adapterHubConfigJson, adapterHubHeadConfigJson, isAdapterHubBottleneckConfig, readAdapterHubFolder, writeAdapterHubFolder, writeAdapterHubHead, ADAPTERHUB_CONFIG_NAME } from './adapterhub-format.js';
 
 /** The registered method names; each is one of AdapterHub's configs. */
 export type BottleneckPreset = 'houlsby' | 'pfeiffer' | 'parallel-adapter';
@@ -218,6 +220,13 @@ export class BottleneckAdapterHandle implements AdapterHandle {
     readonly model: PreTrainedModel,
     readonly sites: AdapterSite[],
     private readonly source?: string,
+    /**
+     * A sequence classifier's head (`score`, `classifier`), trained in full beside the adapters as
+     * AdapterHub trains a static model's prediction head: the original stays frozen, this adapter
+     * gets a trainable copy (keyed by {@link BottleneckAdapterHandle.id}), used while it is enabled.
+     * By the head's dotted path; empty for other tasks.
+     */
+    readonly heads: Map<string, ModulesToSaveWrapper> = new Map(),
   ) {}
 
   /** The config as given, defaults applied. */
@@ -230,17 +239,23 @@ export class BottleneckAdapterHandle implements AdapterHandle {
     return this.sites.flatMap((s) => s.adapter.namedParameters(`${s.keyPrefix}.adapters.${this.name}`));
   }
 
+  /** `[head parameter name as the base names it (score.weight), variable]` of this adapter's head copies. */
+  headEntries(): [string, tf.Variable][] {
+    return [...this.heads].flatMap(([path, w]) => w.copyOf(this.id)!.namedParameters().map(([n, v]): [string, tf.Variable] => [`${path}.${n}`, v]));
+  }
+
+  /** The adapters' parameters, then the head's (under the base's names, as AdapterHub's head file keys them). */
   trainableParameters(): [string, tf.Variable][] {
-    return this.entries();
+    return [...this.entries(), ...this.headEntries()];
   }
 
   stateDict(): Map<string, tf.Tensor> {
-    return new Map(this.entries());
+    return new Map(this.trainableParameters());
   }
 
-  /** Elements in this adapter's parameters: 2·d·m + d + m per site (plus a learned scaling). */
+  /** Elements in this adapter's parameters: 2·d·m + d + m per site (plus a learned scaling), and the head's. */
   numParameters(): number {
-    return this.entries().reduce((s, [, v]) => s + v.size, 0);
+    return this.trainableParameters().reduce((s, [, v]) => s + v.size, 0);
   }
 
   /**
@@ -250,7 +265,47 @@ export class BottleneckAdapterHandle implements AdapterHandle {
    * @throws StateDictError naming missing, unexpected and wrongly shaped tensors
    */
   loadStateDict(sd: Map<string, tf.Tensor>): void {
-    const own = this.stateDict();
+    const headSd = new Map<string, tf.Tensor>();
+    const adapterSd = new Map<string, tf.Tensor>();
+    for (const [k, t] of sd) {
+      const headKey = this.headKeyOf(k);
+      if (headKey) headSd.set(headKey, t);
+      else adapterSd.set(k, t);
+    }
+    this.loadAdapterStateDict(adapterSd);
+    // AdapterHub keeps the head in its own file (model_head.safetensors): loaded apart, when given.
+    if (headSd.size) this.loadHeadStateDict(headSd);
+  }
+
+  /** The head parameter `key` names (`score.weight`, also with a base-model prefix such as `transformer.`), or undefined. */
+  private headKeyOf(key: string): string | undefined {
+    if (key.includes('.adapters.')) return undefined;
+    const own = this.headEntries().map(([k]) => k);
+    return own.find((k) => key === k || key.endsWith(`.${k}`)) ?? (/(^|\.)(score|classifier|pre_classifier)\.(weight|bias)$/.test(key) ? key : undefined);
+  }
+
+  /**
+   * Loads a saved prediction head into this adapter's head copies.
+   * @throws StateDictError naming missing, unexpected and wrongly shaped head tensors (a head of another number of labels)
+   */
+  loadHeadStateDict(sd: Map<string, tf.Tensor>): void {
+    const own = new Map(this.headEntries());
+    const report = { missing: [] as string[], unexpected: [] as string[], mismatched: [] as string[] };
+    for (const k of sd.keys()) if (!own.has(k)) report.unexpected.push(k);
+    for (const [k, v] of own) {
+      const t = sd.get(k);
+      if (!t) report.missing.push(k);
+      else if (t.shape.join(',') !== v.shape.join(',')) report.mismatched.push(`${k}: expected [${v.shape.join(', ')}], got [${t.shape.join(', ')}] (a head of ${t.shape[0]} labels; load the base with that many)`);
+    }
+    if (report.missing.length || report.unexpected.length || report.mismatched.length) throw new StateDictError(report, `prediction head of bottleneck adapter "${this.name}"`);
+    for (const [k, v] of own) {
+      const t = sd.get(k)!;
+      v.assign(t.dtype === 'float32' ? t : t.cast('float32'));
+    }
+  }
+
+  private loadAdapterStateDict(sd: Map<string, tf.Tensor>): void {
+    const own = new Map(this.entries());
     // Split every key into module path, adapter name and parameter name.
     const params = new Set(this.sites.flatMap((s) => s.adapter.namedParameters().map(([n]) => n)));
     const parsed = [...sd.keys()].map((k) => {
@@ -295,23 +350,32 @@ export class BottleneckAdapterHandle implements AdapterHandle {
 
   /** AdapterHub's `adapter_config.json` for this adapter (`model_name`: the base's source when known). */
   adapterConfig(): Record<string, unknown> {
-    return adapterHubConfigJson(this.resolved, {
+    return adapterHubConfigJson(this.resolved, this.meta());
+  }
+
+  /** AdapterHub's top-level fields; `model_class` is the class the adapter was trained in (HF's name for this model and task). */
+  private meta() {
+    return {
       name: this.name,
       hiddenSize: this.model.dims().hiddenSize,
-      modelClass: this.model.config.architectures?.[0] ?? this.model.constructor.name,
+      modelClass: architectureName(String(this.model.config.model_type), this.model.task) ?? this.model.constructor.name,
       modelName: this.source ?? null,
       modelType: this.model.config.model_type,
-    });
+    };
   }
 
   /**
-   * Writes the adapter in AdapterHub's layout: `adapter_config.json` and `adapter.safetensors`.
+   * Writes the adapter in AdapterHub's layout: `adapter_config.json` and `adapter.safetensors`, and
+   * for a sequence classifier its trained head as AdapterHub's `save_adapter(..., with_head=True)`
+   * saves a static model's head: `head_config.json` and `model_head.safetensors`.
    * @returns the file names written
    */
-  save(dir: string, options: { baseModelNameOrPath?: string } = {}): string[] {
-    const json = this.adapterConfig();
-    if (options.baseModelNameOrPath) json.model_name = options.baseModelNameOrPath;
-    return writeAdapterHubFolder(dir, json, this.stateDict());
+  save(dir: string, options: { baseModelNameOrPath?: string | null } = {}): string[] {
+    const meta = this.meta();
+    if (options.baseModelNameOrPath !== undefined) meta.modelName = options.baseModelNameOrPath;
+    const files = writeAdapterHubFolder(dir, adapterHubConfigJson(this.resolved, meta), new Map(this.entries()));
+    if (this.heads.size) files.push(...writeAdapterHubHead(dir, adapterHubHeadConfigJson(meta, this.model.config), new Map(this.headEntries())));
+    return files;
   }
 
   setEnabled(enabled: boolean): void {
@@ -319,12 +383,16 @@ export class BottleneckAdapterHandle implements AdapterHandle {
       if (enabled) s.wrapper.enabled.add(this.id);
       else s.wrapper.enabled.delete(this.id);
     }
+    for (const w of this.heads.values()) w.setEnabled(this.id, enabled);
   }
 
   /** Removes the adapters from the model (restoring the original modules where none remain) and frees them. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    for (const [path, w] of this.heads) {
+      if (w.deleteAdapter(this.id) === 0 && this.model.getSubmodule(path) === w) this.model.setSubmodule(path, w.originalModule as Layer);
+    }
     for (const s of this.sites) {
       s.wrapper.adapters.delete(this.id);
       s.wrapper.enabled.delete(this.id);
@@ -408,6 +476,22 @@ export function injectBottleneckAdapter(target: InjectTarget, config: Bottleneck
   const pointByLayer = new Map(points.map((p) => [p.layer, p]));
   const tapFor = c.is_parallel ? handleSites.map((s) => sublayerInputPath(model, pointByLayer.get(s.layer)!, s.location, d)) : [];
   const handle = new BottleneckAdapterHandle(ctx.adapterName ?? 'default', preset, c, model, [], source);
+  if (model.task === 'sequence-classification') {
+    // AdapterHub trains a classifier's prediction head with the adapter and saves it beside it; a
+    // new head left frozen at its random init would make the adapter useless (HF PEFT's SEQ_CLS
+    // adds it to modules_to_save for the same reason).
+    for (const path of model.outputHeadNames()) {
+      const m = model.getSubmodule(path)!;
+      const w = m instanceof ModulesToSaveWrapper ? m : new ModulesToSaveWrapper(m, path);
+      if (!(m instanceof ModulesToSaveWrapper)) {
+        w.train(m.training);
+        model.setSubmodule(path, w as unknown as Layer);
+      }
+      w.addAdapter(handle.id);
+      handle.heads.set(path, w);
+    }
+    ctx.logger?.info(`${preset}: sequence classification: training the classification head (${model.outputHeadNames().join(', ')}) in full beside the adapters; it is saved with them as AdapterHub's prediction head (head_config.json, model_head.safetensors)`);
+  }
   handleSites.forEach((s, i) => {
     const wrapper = wrapperAt(model, s.modulePath);
     if (c.is_parallel) wrapper.tap ??= tapAt(model, tapFor[i]);
@@ -449,6 +533,9 @@ export function loadAdapterHub(target: InjectTarget, dir: string, ctx: Partial<M
     const handle = injectBottleneckAdapter(target, full, { ...ctx, adapterName: ctx.adapterName ?? folder.meta.name }, preset);
     try {
       handle.loadStateDict(folder.tensors);
+      if (folder.head && handle.heads.size) handle.loadHeadStateDict(folder.head.tensors);
+      else if (folder.head) warn(`${dir}: ignoring the saved prediction head (${[...folder.head.tensors.keys()].join(', ')}): the model is loaded as ${model.task}; load it for sequence classification${folder.head.numLabels ? ` with ${folder.head.numLabels} labels` : ''} to use it`);
+      else if (handle.heads.size) warn(`${dir}: the adapter has no saved prediction head (head_config.json, model_head.safetensors), so the classifier's head is the base's own, untrained for this adapter`);
     } catch (e) {
       handle.dispose();
       throw e;
@@ -456,6 +543,7 @@ export function loadAdapterHub(target: InjectTarget, dir: string, ctx: Partial<M
     return handle;
   } finally {
     for (const t of folder.tensors.values()) t.dispose();
+    for (const t of folder.head?.tensors.values() ?? []) t.dispose();
   }
 }
 

@@ -33,13 +33,17 @@ export interface LoraConfig {
    */
   bias?: 'none' | 'all' | 'lora_only';
   /**
-   * True when the wrapped layer stores its weight as [in, out] (GPT-2's Conv1D). Set automatically per layer, with a warning when the given value is wrong for the layer, as HF PEFT does.
+   * True when the wrapped layer stores its weight as [in, out] (GPT-2's Conv1D). null: taken from the wrapped layers (true for Conv1D, else false), as the exported adapter_config.json then records it. A given true or false that is wrong for the layer is corrected with HF PEFT's warning.
    */
-  fan_in_fan_out?: boolean;
+  fan_in_fan_out?: boolean | null;
   /**
    * true: A Kaiming-uniform (a = sqrt(5)), B zeros, so the model starts as the base; "gaussian": A ~ N(0, (1/r)^2), B zeros; false: A and B both random (the adapter changes outputs from the start; for tests).
    */
   init_lora_weights?: true | false | 'gaussian';
+  /**
+   * DoRA (Liu et al. 2024, arXiv:2402.09353): a trainable magnitude m per output feature, W' = m · (W + s·B·A) / ‖W + s·B·A‖ with the norm per output row, taken as a constant in the backward pass (as HF PEFT). Saved as lora_magnitude_vector. Linear, Conv1D and embedding layers.
+   */
+  use_dora?: boolean;
   /**
    * Rank-stabilized LoRA (Kalajdzievski 2023, arXiv:2312.03732): scaling lora_alpha / sqrt(r) instead of lora_alpha / r.
    */

@@ -11,7 +11,7 @@ test('defaults are HF PEFT LoraConfig defaults, from the schema', () => {
   assert.equal(c.bias, 'none');
   assert.equal(c.init_lora_weights, true);
   assert.equal(c.use_rslora, false);
-  assert.equal(c.fan_in_fan_out, false);
+  assert.equal(c.fan_in_fan_out, null); // from the wrapped layers (HF: False, then corrected with a warning on Conv1D)
   assert.equal(c.target_modules, null);
   assert.deepEqual(c.rank_pattern, {});
   // The engine's validator fills the same defaults.

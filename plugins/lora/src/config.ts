@@ -4,6 +4,7 @@
  * `get_pattern_key`).
  */
 import { UserError } from '@peftkit/core';
+import { fullMatch, matchesNameList } from '@peftkit/models';
 import schema from './config.schema.json' with { type: 'json' };
 import type { LoraConfig } from './config.generated.js';
 
@@ -110,15 +111,8 @@ export function assertValidConfig(config: LoraConfig, where = 'LoRA config'): vo
   }
 }
 
-/** True when a list of names matches `key` as HF PEFT does: the whole name, or its end after a dot. */
-export function matchesNameList(names: readonly string[], key: string): boolean {
-  return names.some((t) => key === t || key.endsWith(`.${t}`));
-}
-
-/** `re.fullmatch(pattern, key)`. */
-export function fullMatch(pattern: string, key: string): boolean {
-  return new RegExp(`^(?:${pattern})$`).test(key);
-}
+/** `matchesNameList` and `fullMatch` of @peftkit/models: HF PEFT's name matching, shared by every method. */
+export { fullMatch, matchesNameList };
 
 /**
  * The layer index of a module name, as HF PEFT finds it: the number after the last `<name>.` in a

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { UserError, initBackend } from '@peftkit/core';
-import { createModel, manualSeed, readSafetensors, readSafetensorsHeader, type PreTrainedModel } from '@peftkit/models';
+import { Embedding, Linear, ModulesToSaveWrapper, TiedLinear, createModel, manualSeed, readSafetensors, readSafetensorsHeader, resizeTokenEmbeddings, writeSafetensors, type LlamaForCausalLM, type PreTrainedModel } from '@peftkit/models';
 import { loadHfLoraAdapter, loraConfigFromHf, readHfAdapter, writeHfAdapter } from './hf-format.js';
 import { LoraLayer } from './layer.js';
 import { injectLora } from './model.js';
@@ -113,15 +113,16 @@ test('configs peftkit cannot honour are refused by field; harmless ones are acce
   const base = JSON.parse(readFileSync(join(TIGRINYA, 'adapter_config.json'), 'utf8'));
   const refuse = (patch: Record<string, unknown>, pointer: string) =>
     assert.throws(() => loraConfigFromHf({ ...base, ...patch }, 'x/adapter_config.json'), (e: Error) => e instanceof UserError && e.details.pointer === pointer && e.message.startsWith('x/adapter_config.json'));
-  refuse({ use_dora: true }, '/use_dora');
+  refuse({ lora_bias: true }, '/lora_bias');
   refuse({ peft_type: 'PROMPT_TUNING' }, '/peft_type');
   refuse({ some_new_feature: { size: 3 } }, '/some_new_feature');
   refuse({ init_lora_weights: 'pissa_niter_4' }, '/init_lora_weights');
   refuse({ layer_replication: [[0, 4]] }, '/layer_replication');
   refuse({ r: 'eight' }, '/r');
   refuse({ rank_pattern: { 'c_attn(': 4 } }, '/rank_pattern/c_attn(');
-  const ok = loraConfigFromHf({ ...base, init_lora_weights: 'eva', another_new_field: [], and_one_more: false });
+  const ok = loraConfigFromHf({ ...base, init_lora_weights: 'eva', another_new_field: [], and_one_more: false, use_dora: true });
   assert.equal(ok.config.init_lora_weights, true);
+  assert.equal(ok.config.use_dora, true, 'DoRA is a setting now');
   assert.equal(ok.warnings.length, 2);
   assert.match(ok.warnings.join('\n'), /another_new_field, and_one_more/);
 });
@@ -164,4 +165,113 @@ test('writeHfAdapter writes what HF PEFT writes, and it reads back', () => {
   const h2 = loadHfLoraAdapter(model2, out);
   for (const [k, t] of h.stateDict()) assert.equal(maxAbsDiff(h2.stateDict().get(k)!, t), 0, k);
   for (const t of [...a.tensors.values(), ...back.values()]) t.dispose();
+});
+
+test('added tokens: a saved base table is loaded whole, a modules_to_save copy leaves the base its own rows; an untied head is mean-filled; lora_embedding_A alone resizes', () => {
+  const llama = (tie: boolean) => createModel({ model_type: 'llama', hidden_size: 8, intermediate_size: 12, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, vocab_size: 11, tie_word_embeddings: tie }, 'causal-lm') as LlamaForCausalLM;
+  const rows = (t: tf.Tensor, from: number, n: number) => t.slice([from, 0], [n, t.shape[1]!]);
+  const meanRows = (t: tf.Tensor, n: number) => tf.tile(tf.mean(t, 0, true), [n, 1]);
+  const key = (k: string) => `base_model.model.${k}`;
+  /** An adapter folder trained on `src` resized to 13 tokens, with only the keys `keep` accepts. */
+  const save = (name: string, src: LlamaForCausalLM, config: Record<string, unknown>, keep: (k: string) => boolean = () => true) => {
+    const trained = llama(src.lm_head instanceof TiedLinear);
+    trained.loadStateDict(src.stateDict());
+    resizeTokenEmbeddings(trained, 13);
+    const h = injectLora(trained, { r: 2, lora_alpha: 4, target_modules: ['q_proj'], ...config }, { seed: 1 });
+    let seed = 30;
+    for (const [, v] of h.trainableParameters()) v.assign(tf.randomNormal(v.shape, 0, 0.5, 'float32', seed++));
+    const dir = join(tmp.dir, name);
+    writeHfAdapter(h, dir, null);
+    const file = join(dir, 'adapter_model.safetensors');
+    const { tensors } = readSafetensors(file);
+    const kept = new Map([...tensors].filter(([k]) => keep(k)));
+    writeSafetensors(file, kept, { format: 'pt' });
+    return { dir, tensors, trained };
+  };
+  const ids = tf.tensor2d([[1, 12, 11, 4]], undefined, 'int32');
+
+  // A tied model with LoRA on embed_tokens: HF saves embed_tokens.base_layer.weight; every row is the saved one, the head is re-tied.
+  const tied = llama(true);
+  const t1 = save('added-tied', tied, { target_modules: ['q_proj', 'embed_tokens'] });
+  const table = t1.tensors.get(key('model.embed_tokens.base_layer.weight'))!;
+  assert.deepEqual(table.shape, [13, 8]);
+  const h1 = loadHfLoraAdapter(tied, t1.dir);
+  assert.match(h1.adapterWarnings.join('\n'), /13 tokens, the model's had 11/);
+  assert.equal(tied.config.vocab_size, 13);
+  const emb = tied.getInputEmbeddings();
+  assert.equal(maxAbsDiff(emb.weight, table), 0);
+  assert.ok(tied.lm_head instanceof TiedLinear && tied.lm_head.weight === emb.weight);
+  const y1 = tied.forward({ inputIds: ids }).logits;
+  assert.deepEqual(y1.shape, [1, 4, 13]);
+  assert.ok(maxAbsDiff(y1, t1.trained.forward({ inputIds: ids }).logits) < 1e-5);
+  h1.dispose();
+
+  // modules_to_save embed_tokens (the trained copy, tied): the base keeps its 11 rows, its added rows are the mean; the copy is the saved table.
+  const copy = llama(true);
+  const old = copy.model.embed_tokens.weight.clone();
+  const t2 = save('added-copy', copy, { modules_to_save: ['embed_tokens'] });
+  const h2 = loadHfLoraAdapter(copy, t2.dir);
+  const wrapper = copy.model.embed_tokens as unknown as ModulesToSaveWrapper;
+  assert.ok(wrapper instanceof ModulesToSaveWrapper);
+  const base2 = wrapper.originalModule as Embedding;
+  assert.equal(base2.numEmbeddings, 13);
+  assert.equal(maxAbsDiff((wrapper.copyOf('default') as Embedding).weight, t2.tensors.get(key('model.embed_tokens.weight'))!), 0, 'the copy is the saved table');
+  assert.equal(maxAbsDiff(rows(base2.weight, 0, 11), old), 0, 'the base keeps its own rows');
+  assert.ok(maxAbsDiff(rows(base2.weight, 11, 2), meanRows(old, 2)) < 1e-6, 'added base rows are the mean of the old ones');
+  assert.ok(maxAbsDiff(copy.forward({ inputIds: ids }).logits, t2.trained.forward({ inputIds: ids }).logits) < 1e-5);
+  h2.dispose();
+
+  // Untied, only embed_tokens.base_layer.weight says 13: the head is resized too, its added rows the mean of its old ones.
+  const untied = llama(false);
+  const oldHead = (untied.lm_head as Linear).weight.clone();
+  const t3 = save('added-untied', untied, { target_modules: ['q_proj', 'embed_tokens'] });
+  const h3 = loadHfLoraAdapter(untied, t3.dir);
+  assert.ok(untied.lm_head instanceof Linear && untied.lm_head.outFeatures === 13);
+  assert.equal(maxAbsDiff(rows(untied.lm_head.weight, 0, 11), oldHead), 0, 'the head keeps its rows');
+  assert.ok(maxAbsDiff(rows(untied.lm_head.weight, 11, 2), meanRows(oldHead, 2)) < 1e-6, 'added head rows are the mean');
+  assert.equal(maxAbsDiff(untied.getInputEmbeddings().weight, t3.tensors.get(key('model.embed_tokens.base_layer.weight'))!), 0);
+  h3.dispose();
+
+  // Only lora_embedding_A shows the new size (no saved table): the embedding is mean-filled and the adapter loads.
+  const onlyA = llama(true);
+  const oldA = onlyA.model.embed_tokens.weight.clone();
+  const t4 = save('added-lora-a', onlyA, { target_modules: ['q_proj', 'embed_tokens'] }, (k) => !k.endsWith('.base_layer.weight'));
+  const h4 = loadHfLoraAdapter(onlyA, t4.dir);
+  assert.equal(onlyA.config.vocab_size, 13);
+  assert.equal(maxAbsDiff(rows(onlyA.getInputEmbeddings().weight, 0, 11), oldA), 0);
+  assert.ok(maxAbsDiff(rows(onlyA.getInputEmbeddings().weight, 11, 2), meanRows(oldA, 2)) < 1e-6);
+  h4.dispose();
+
+  for (const t of [t1, t2, t3, t4]) {
+    t.tensors.forEach((x) => x.dispose());
+    t.trained.dispose();
+  }
+  tf.dispose([ids, old, oldHead, oldA, y1]);
+  for (const m of [tied, copy, untied, onlyA]) m.dispose();
+});
+
+test('an adapter that saves a resized embedding and head (modules_to_save, added tokens) resizes the base first', () => {
+  const config = { model_type: 'llama', vocab_size: 10, hidden_size: 8, intermediate_size: 16, num_hidden_layers: 1, num_attention_heads: 2 };
+  const base = createModel(config, 'causal-lm');
+  const trained = createModel(config, 'causal-lm');
+  trained.loadStateDict(base.stateDict());
+  // The user's side, as with transformers: resize_token_embeddings for two added tokens, then LoRA.
+  resizeTokenEmbeddings(trained, 12);
+  const h = injectLora(trained, { r: 2, lora_alpha: 4, target_modules: ['q_proj'], modules_to_save: ['embed_tokens', 'lm_head'] }, { seed: 1 });
+  let s = 10;
+  for (const [, v] of h.trainableParameters()) v.assign(tf.randomNormal(v.shape, 0, 0.5, 'float32', s++));
+  const dir = join(tmp.dir, 'added-tokens');
+  writeHfAdapter(h, dir, null);
+  const x = tf.tensor2d([[1, 11, 10, 4]], undefined, 'int32');
+  const want = trained.forward({ inputIds: x }).logits;
+
+  const loaded = loadHfLoraAdapter(base, dir);
+  assert.equal(base.dims().vocabSize, 12);
+  const got = base.forward({ inputIds: x }).logits;
+  assert.deepEqual(got.shape, [1, 4, 12]);
+  assert.ok(maxAbsDiff(got, want) < 1e-5, `max diff ${maxAbsDiff(got, want)}`);
+  tf.dispose([x, want, got]);
+  loaded.dispose();
+  base.dispose();
+  trained.dispose();
 });

@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { UserError, schemaIssues, type StepLogger } from '@peftkit/core';
-import { HF_ADAPTER_CONFIG, readHfAdapterFolder, writeHfAdapterFiles, type AdapterHandle } from '@peftkit/models';
+import { HF_ADAPTER_CONFIG, PreTrainedModel, readHfAdapterFolder, resizeTokenEmbeddings, writeHfAdapterFiles, type AdapterHandle } from '@peftkit/models';
 import { loraConfigSchema, validateConfig, type LoraConfig } from './config.js';
 import { injectLora, type LoraAdapterHandle, type LoraTargetModel } from './model.js';
 
@@ -31,7 +31,6 @@ const META_FIELDS = new Set(['peft_type', 'base_model_name_or_path', 'revision',
  * when they are off, and is refused (naming the field) when on.
  */
 const OFF_WHEN: Record<string, { off: (v: unknown) => boolean; feature: string }> = {
-  use_dora: { off: (v) => v === false || v == null, feature: 'DoRA (weight-decomposed LoRA)' },
   lora_bias: { off: (v) => v === false || v == null, feature: 'a bias on lora_B' },
   use_qalora: { off: (v) => v === false || v == null, feature: 'QALoRA' },
   qalora_group_size: { off: () => true, feature: 'QALoRA' },
@@ -143,13 +142,63 @@ export function readHfAdapter(folder: string, opts: { logger?: StepLogger } = {}
 }
 
 /**
+ * The vocabulary size an adapter's saved tensors say the model had when it was trained, when it is
+ * larger than `model`'s: the user resized the embeddings before training (transformers'
+ * `resize_token_embeddings`, for added tokens), so the base must be resized the same way first.
+ * Read from the input embedding or output head saved whole (`modules_to_save`, `<module>.weight`),
+ * their saved base tables (`<module>.base_layer.weight`, HF's `save_embedding_layers`) and the
+ * input embedding's `lora_embedding_A` ([r, vocab]).
+ */
+function adapterVocabRows(model: LoraTargetModel, config: LoraConfig, tensors: Map<string, tf.Tensor>): number | undefined {
+  if (!(model instanceof PreTrainedModel)) return undefined;
+  const emb = model.getInputEmbeddings();
+  const embNames = new Set([...model.namedModules()].filter(([, m]) => m === emb).map(([n]) => n));
+  const names = new Set([...embNames, ...model.outputHeadNames()]);
+  const toSave = config.modules_to_save ?? [];
+  let rows: number | undefined;
+  const grow = (n: number) => {
+    if (n > emb.numEmbeddings) rows = Math.max(rows ?? 0, n);
+  };
+  for (const [key, t] of tensors) {
+    const k = key.replace(/^base_model\.model\./, '');
+    const loraA = /^(.*)\.lora_embedding_A(\.[^.]+)?$/.exec(k);
+    if (loraA) {
+      if (embNames.has(loraA[1]) && t.rank === 2) grow(t.shape[1]!);
+      continue;
+    }
+    if (t.rank !== 2 || t.shape[1] !== emb.dim) continue;
+    const base = /^(.*)\.base_layer\.weight$/.exec(k);
+    if (base) {
+      if (names.has(base[1])) grow(t.shape[0]!);
+      continue;
+    }
+    const name = k.replace(/\.weight$/, '');
+    const saved = toSave.some((m) => name === m || name.endsWith(`.${m}`));
+    if (saved && names.has(name)) grow(t.shape[0]!);
+  }
+  return rows;
+}
+
+/**
  * Injects the adapter saved in `folder` into `model` (with the adapter's own config) and loads its
  * tensors: HF PEFT's `PeftModel.from_pretrained(model, folder)`. On failure the model is left without it.
+ * When the adapter's tensors show a larger vocabulary than the model has (added tokens: the input
+ * embedding or output head saved whole in `modules_to_save`, their saved base tables
+ * `<module>.base_layer.weight`, or `lora_embedding_A`'s columns), the model's embeddings are resized
+ * to that size first (`resizeTokenEmbeddings`, added rows the mean of the old ones, as transformers
+ * users call `resize_token_embeddings` before loading); saved tables are then loaded over them.
  * @throws UserError as {@link readHfAdapter}, {@link injectLora} and `loadStateDict` do (shape errors name the tensor).
  */
 export function loadHfLoraAdapter(model: LoraTargetModel, folder: string, opts: { adapterName?: string; logger?: StepLogger } = {}): LoraAdapterHandle & { adapterWarnings: string[] } {
   const adapter = readHfAdapter(folder, opts);
   try {
+    const rows = adapterVocabRows(model, adapter.config, adapter.tensors);
+    if (rows !== undefined) {
+      const note = `${folder}: the adapter's vocabulary has ${rows} tokens, the model's had ${(model as PreTrainedModel).dims().vocabSize}: resized the model's token embeddings (and output head) to ${rows} (resizeTokenEmbeddings; the adapter's saved rows are loaded over them)`;
+      resizeTokenEmbeddings(model as PreTrainedModel, rows);
+      adapter.warnings.push(note);
+      opts.logger?.info(note);
+    }
     const handle = injectLora(model, adapter.config, { adapterName: opts.adapterName, logger: opts.logger });
     try {
       handle.loadStateDict(adapter.tensors);

@@ -19,8 +19,9 @@ export {
   type LoraConfig,
   type ResolvedLoraConfig,
 } from './config.js';
-export { LoraLayer, MergeError, isLinearBase, loraScaling, type LinearBase, type LoraAdapterSpec, type LoraInit } from './layer.js';
-export { ModulesToSaveWrapper, cloneModule } from './modules-to-save.js';
+export { LoraLayer, MergeError, isFanInFanOut, isLinearBase, loraScaling, type LinearBase, type LoraAdapterSpec, type LoraInit } from './layer.js';
+/** Moved to @peftkit/models (every adapter-layer method uses it); re-exported for existing imports. */
+export { ModulesToSaveWrapper, cloneModule } from '@peftkit/models';
 export {
   HF_PREFIX,
   LoraAdapterHandle,

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '@peftkit/core';
-import { Conv1D, Linear, Module, manualSeed } from '@peftkit/models';
-import { LoraLayer, MergeError, isLinearBase, loraScaling, type LoraAdapterSpec } from './layer.js';
+import { Conv1D, Embedding, Linear, Module, manualSeed } from '@peftkit/models';
+import { LoraEmbedding, LoraLayer, MergeError, isLinearBase, loraScaling, type LoraAdapterSpec } from './layer.js';
 import { maxAbsDiff } from '@peftkit/models/testing';
 
 before(async () => {
@@ -213,4 +213,128 @@ test('forward, merge and unmerge leave no tensors behind', () => {
   layer.denseWeight().dispose();
   layer.deltaWeight('default').dispose();
   assert.equal(tf.memory().numTensors, n);
+});
+
+// DoRA by hand. W = [[1, 0], [0, 2]], bias [0.5, -1], r 1, A = [[1, 1]], B = [[1], [0]], scaling 1:
+// W + s·B·A = [[2, 1], [0, 2]], row norms n = [√5, 2]; with m = [1, 4], f = m / n = [1/√5, 2].
+// x = [1, 1]: (W + s·B·A) x = [3, 2], y = f ⊙ [3, 2] + bias = [3/√5 + 0.5, 3].
+// For loss = Σ y with n held constant: dm = [3/√5, 1], dA = s·Σ_i f_i B_i xᵀ = [1/√5, 1/√5],
+// dB = f ⊙ s·(A x) = [2/√5, 4]. Were n differentiated, dA and dB would differ.
+const R5 = Math.sqrt(5);
+function handDora(kind: 'linear' | 'conv1d'): LoraLayer {
+  const base = kind === 'linear' ? new Linear(2, 2) : new Conv1D(2, 2);
+  base.weight.assign(kind === 'linear' ? tf.tensor2d([[1, 0], [0, 2]]) : tf.tensor2d([[1, 0], [0, 2]]).transpose());
+  base.bias!.assign(tf.tensor1d([0.5, -1]));
+  base.requiresGrad(false);
+  const layer = new LoraLayer(base, 'x');
+  layer.addAdapter('d', spec({ r: 1, loraAlpha: 1, init: false, useDora: true }));
+  const { A, B } = layer.loraWeights('d');
+  A.assign(tf.tensor2d([[1, 1]]));
+  B.assign(tf.tensor2d([[1], [0]]));
+  layer.magnitudeVector('d')!.assign(tf.tensor1d([1, 4]));
+  return layer;
+}
+const close = (t: tf.Tensor, want: number[], what: string, tol = 1e-6) => {
+  const got = [...t.dataSync()];
+  assert.equal(got.length, want.length, what);
+  got.forEach((v, i) => assert.ok(Math.abs(v - want[i]) <= tol, `${what}[${i}]: ${v} vs ${want[i]}`));
+};
+
+test('DoRA by hand (Linear and Conv1D): forward, gradients with the norm detached, merge, unmerge', () => {
+  for (const kind of ['linear', 'conv1d'] as const) {
+    const layer = handDora(kind);
+    assert.deepEqual(layer.namedParameters().map(([n]) => n), ['weight', 'bias', 'lora_A.d.weight', 'lora_B.d.weight', 'lora_magnitude_vector.d.weight']);
+    const x = tf.tensor2d([[1, 1]]);
+    close(layer.forward(x), [3 / R5 + 0.5, 3], `${kind} y`);
+    const { A, B } = layer.loraWeights('d');
+    const m = layer.magnitudeVector('d')!;
+    const { grads } = tf.variableGrads(() => layer.forward(x).sum() as tf.Scalar, [m, A, B]);
+    close(grads[m.name], [3 / R5, 1], `${kind} dm`);
+    close(grads[A.name], [1 / R5, 1 / R5], `${kind} dA`);
+    close(grads[B.name], [2 / R5, 4], `${kind} dB`);
+    const w0 = layer.weight!.clone();
+    layer.merge('d');
+    const merged = kind === 'linear' ? [2 / R5, 1 / R5, 0, 4] : [2 / R5, 0, 1 / R5, 4]; // f ⊙ (W + s·B·A) per output row, stored [in, out] for Conv1D
+    close(layer.weight!, merged, `${kind} merged W`);
+    close(layer.forward(x), [3 / R5 + 0.5, 3], `${kind} merged y`);
+    layer.unmerge('d');
+    assert.ok(maxAbsDiff(layer.weight!, w0) < 1e-6, `${kind} unmerge restores W`);
+  }
+});
+
+test('DoRA starts as plain LoRA (m = ‖W + s·B·A‖ at init) and follows dropout as HF (x Wᵀ of the dropped-out x)', () => {
+  const base = new Linear(6, 5);
+  const x = input(6);
+  const plain = new LoraLayer(base, 'x');
+  plain.addAdapter('p', spec({ init: false }));
+  const dora = new LoraLayer(new Linear(6, 5), 'y');
+  (dora.baseLayer as Linear).weight.assign(base.weight);
+  (dora.baseLayer as Linear).bias!.assign(base.bias!);
+  dora.addAdapter('d', spec({ init: false, useDora: true }));
+  dora.loraWeights('d').A.assign(plain.loraWeights('p').A);
+  dora.loraWeights('d').B.assign(plain.loraWeights('p').B);
+  // m was taken with dora's own random A, B: set it from the copied ones, as init would have.
+  const W = base.weight;
+  dora.magnitudeVector('d')!.assign(tf.tidy(() => tf.norm(tf.add(W, tf.mul(tf.matMul(plain.loraWeights('p').B, plain.loraWeights('p').A), 2)), 'euclidean', 1)));
+  assert.ok(maxAbsDiff(dora.forward(x), plain.forward(x)) < 1e-5);
+  // Init itself: a fresh DoRA adapter's m is the norm of its own W + s·B·A.
+  const fresh = new LoraLayer(new Linear(6, 5), 'z');
+  fresh.addAdapter('d', spec({ init: false, useDora: true }));
+  const { A, B } = fresh.loraWeights('d');
+  const want = tf.tidy(() => tf.norm(tf.add((fresh.baseLayer as Linear).weight, tf.mul(tf.matMul(B, A), 2)), 'euclidean', 1));
+  assert.ok(maxAbsDiff(fresh.magnitudeVector('d')!, want) < 1e-6);
+  // With dropout in training, y = base(x) + (f − 1)·(x_d Wᵀ) + f·s·B A x_d: p → 1 drops everything, leaving base(x).
+  const drop = new LoraLayer(new Linear(6, 5), 'w');
+  drop.addAdapter('d', spec({ init: false, useDora: true, loraDropout: 0.999999 }));
+  drop.train(true);
+  assert.ok(maxAbsDiff(drop.forward(x), drop.baseLayer.forward(x)) < 1e-4);
+});
+
+// LoRA on an embedding by hand. W = [[1, 0], [0, 1], [1, 1]] (vocab 3, dim 2), A = [[1, 2, 3]],
+// B = [[1], [-1]], alpha 2, r 1 → scaling 2. ids [2, 0]: W rows [1, 1], [1, 0]; Aᵀ[ids] = [3], [1];
+// times Bᵀ and 2: [6, −6], [2, −2]; y = [[7, −5], [3, −2]].
+// DoRA: s·(B·A)ᵀ = [[2, −2], [4, −4], [6, −6]], W + that = [[3, −2], [4, −3], [7, −5]], norms over
+// the vocabulary per dimension [√74, √38]; m = [1, 1] → y = [[7/√74, −5/√38], [3/√74, −2/√38]].
+function handEmbedding(useDora: boolean): LoraEmbedding {
+  const base = new Embedding(3, 2);
+  base.weight.assign(tf.tensor2d([[1, 0], [0, 1], [1, 1]]));
+  base.requiresGrad(false);
+  const e = new LoraEmbedding(base, 'embed_tokens');
+  e.addAdapter('default', spec({ r: 1, loraAlpha: 2, useDora }));
+  e.loraWeights('default').A.assign(tf.tensor2d([[1, 2, 3]]));
+  e.loraWeights('default').B.assign(tf.tensor2d([[1], [-1]]));
+  e.magnitudeVector('default')?.assign(tf.tensor1d([1, 1]));
+  return e;
+}
+
+test('LoRA on an embedding by hand: HF\'s shapes and names, init (A = 0), forward, merge, unmerge, gradient through the lookup', () => {
+  const fresh = new LoraEmbedding(new Embedding(3, 2), 'e');
+  fresh.addAdapter('default', spec({ r: 1 }));
+  assert.equal(fresh.loraWeights('default').A.abs().sum().dataSync()[0], 0, 'A starts at zero (HF: zeros_ for A, normal_ for B)');
+  assert.ok(fresh.loraWeights('default').B.abs().sum().dataSync()[0] > 0);
+  const e = handEmbedding(false);
+  assert.deepEqual(e.namedParameters().map(([n]) => n), ['weight', 'lora_embedding_A.default', 'lora_embedding_B.default']);
+  const ids = tf.tensor1d([2, 0], 'int32');
+  close(e.forward(ids), [7, -5, 3, -2], 'y');
+  const w0 = e.weight.clone();
+  e.merge('default');
+  close(e.weight, [3, -2, 4, -3, 7, -5], 'merged W = W + s·(B·A)ᵀ');
+  close(e.forward(ids), [7, -5, 3, -2], 'merged y');
+  e.unmerge('default');
+  assert.equal(maxAbsDiff(e.weight, w0), 0);
+  // d(Σ y)/dA[0, v] = s·Σ_j B[j, 0] per occurrence of v = 2·(1 − 1) = 0; use Σ y·[1, 0] instead: 2·B[0, 0] = 2 at ids 2 and 0.
+  const { A } = e.loraWeights('default');
+  const { grads } = tf.variableGrads(() => tf.sum(tf.mul(e.forward(ids), tf.tensor1d([1, 0]))) as tf.Scalar, [A]);
+  close(grads[A.name], [2, 0, 2], 'dA');
+});
+
+test('DoRA on an embedding by hand: forward and merge', () => {
+  const e = handEmbedding(true);
+  const ids = tf.tensor1d([2, 0], 'int32');
+  const [r74, r38] = [Math.sqrt(74), Math.sqrt(38)];
+  close(e.forward(ids), [7 / r74, -5 / r38, 3 / r74, -2 / r38], 'y');
+  e.merge('default');
+  close(e.weight, [3 / r74, -2 / r38, 4 / r74, -3 / r38, 7 / r74, -5 / r38], 'merged W');
+  e.unmerge('default');
+  close(e.weight, [1, 0, 0, 1, 1, 1], 'unmerged W', 1e-6);
 });

@@ -15,7 +15,8 @@
  * see `LoraAdapterHandle.stateDict` in model.ts.
  */
 import * as tf from '@tensorflow/tfjs';
-import { BASE_ADAPTER_NAME, Conv1D, Dropout, Linear, Module, applyPerRow, mixedBatchAdapterNames, nextSeed } from '@peftkit/models';
+import { BASE_ADAPTER_NAME, Conv1D, Dropout, Embedding, Linear, Module, applyPerRow, mixedBatchAdapterNames, nextSeed } from '@peftkit/models';
+import { detached, doraDelta, doraMergedWeight, doraUnmergedWeight, weightNorm } from './dora.js';
 
 /**
  * What LoRA can wrap: a module mapping x [..., in] to y [..., out].
@@ -42,6 +43,16 @@ export interface LinearBase extends Module {
   addToWeight?(deltaOutIn: tf.Tensor2D): void;
   /** Bias [out], when the layer has one. */
   bias?: tf.Variable;
+  /**
+   * True when the layer stands for GPT-2's Conv1D (its HF weight is stored [in, out]) without being
+   * one, e.g. a quantized copy: HF PEFT's `fan_in_fan_out` is then true for it, as for Conv1D.
+   */
+  readonly fanInFanOut?: boolean;
+}
+
+/** HF PEFT's `fan_in_fan_out` for a base layer: true for GPT-2's Conv1D and layers standing for one. */
+export function isFanInFanOut(base: LinearBase): boolean {
+  return base instanceof Conv1D || base.fanInFanOut === true;
 }
 
 /** True for the modules LoRA can wrap (see {@link LinearBase}); a {@link LoraLayer} itself is not. */
@@ -70,6 +81,8 @@ export interface LoraAdapterSpec {
   loraDropout: number;
   useRslora: boolean;
   init: LoraInit;
+  /** DoRA (see dora.ts): a trainable magnitude per output feature. Default false. */
+  useDora?: boolean;
 }
 
 interface AdapterState extends LoraAdapterSpec {
@@ -79,9 +92,16 @@ interface AdapterState extends LoraAdapterSpec {
   A: tf.Variable; // [r, in]
   B: tf.Variable; // [out, r]
   dropout?: Dropout;
+  /** DoRA's magnitude m [out]. */
+  magnitude?: tf.Variable;
+  /** DoRA: ‖W + s·B·A‖ [out] taken when merging; unmerging divides by m / this (HF's cached `weight_norm`). */
+  mergedNorm?: tf.Tensor1D;
 }
 
-/** A module holding one weight, standing for HF's `nn.Linear(.., bias=False)` inside `lora_A` / `lora_B`. */
+/**
+ * A module holding one weight, standing for HF's `nn.Linear(.., bias=False)` inside `lora_A` /
+ * `lora_B`, and for `DoraLinearLayer` (its parameter `weight` is the magnitude) inside `lora_magnitude_vector`.
+ */
 class LoraWeight extends Module {
   readonly weight: tf.Variable;
   constructor(value: tf.Tensor) {
@@ -131,6 +151,7 @@ export class LoraLayer extends Module {
     this.registerModule('lora_A', new Module());
     this.registerModule('lora_B', new Module());
     this.registerModule('lora_dropout', new Module());
+    this.registerModule('lora_magnitude_vector', new Module());
   }
 
   /** The base layer's weight variable (Linear [out, in], Conv1D [in, out]), if it has one. */
@@ -160,9 +181,9 @@ export class LoraLayer extends Module {
   }
 
   /** An adapter's settings and scaling. */
-  adapterInfo(name: string): LoraAdapterSpec & { scaling: number; enabled: boolean; merged: boolean } {
-    const { r, loraAlpha, loraDropout, useRslora, init, scaling, enabled, merged } = this.state(name);
-    return { r, loraAlpha, loraDropout, useRslora, init, scaling, enabled, merged };
+  adapterInfo(name: string): Required<LoraAdapterSpec> & { scaling: number; enabled: boolean; merged: boolean } {
+    const { r, loraAlpha, loraDropout, useRslora, init, scaling, enabled, merged, magnitude } = this.state(name);
+    return { r, loraAlpha, loraDropout, useRslora, init, useDora: magnitude !== undefined, scaling, enabled, merged };
   }
 
   /** The adapter's A [r, in] and B [out, r] variables (live: do not dispose). */
@@ -171,12 +192,20 @@ export class LoraLayer extends Module {
     return { A: s.A, B: s.B };
   }
 
+  /** DoRA's magnitude vector m [out] of an adapter (live: do not dispose), or undefined for plain LoRA. */
+  magnitudeVector(name: string): tf.Variable | undefined {
+    return this.state(name).magnitude;
+  }
+
   /**
    * Adds an adapter (HF's `update_layer`), enabled. Initialisation as HF PEFT's
    * `reset_lora_parameters`: `true` → A ~ U(-1/√in, 1/√in) (torch's `kaiming_uniform_(a=√5)`),
    * B = 0; `"gaussian"` → A ~ N(0, (1/r)²), B = 0; `false` → A and B keep nn.Linear's default
    * init (both random, so the adapter changes the output from the start). Random draws use the
    * seeded stream of `@peftkit/models` (`nextSeed`).
+   *
+   * With `useDora` the magnitude starts as ‖W + scaling·B·A‖ per output row (HF's
+   * `DoraLinearLayer.update_layer`), so the adapter's output at initialisation is plain LoRA's.
    * @throws Error when the name is taken or r < 1.
    */
   addAdapter(name: string, spec: LoraAdapterSpec): void {
@@ -197,7 +226,14 @@ export class LoraLayer extends Module {
       dropout.training = this.training;
       (this.getSubmodule('lora_dropout') as Module).registerModule(name, dropout);
     }
-    this.adapters.set(name, { ...spec, scaling: loraScaling(spec.r, spec.loraAlpha, spec.useRslora), enabled: true, merged: false, A: A.weight, B: B.weight, dropout });
+    const scaling = loraScaling(spec.r, spec.loraAlpha, spec.useRslora);
+    let magnitude: tf.Variable | undefined;
+    if (spec.useDora) {
+      const m = new LoraWeight(tf.tidy(() => weightNorm(this.denseWeight(), tf.mul(tf.matMul(B.weight, A.weight), scaling) as tf.Tensor2D)));
+      (this.getSubmodule('lora_magnitude_vector') as Module).registerModule(name, m);
+      magnitude = m.weight;
+    }
+    this.adapters.set(name, { ...spec, useDora: !!spec.useDora, scaling, enabled: true, merged: false, A: A.weight, B: B.weight, dropout, magnitude });
   }
 
   /**
@@ -210,9 +246,11 @@ export class LoraLayer extends Module {
     if (s.merged && !opts.keepMerged) this.unmerge(name);
     s.A.dispose();
     s.B.dispose();
+    s.magnitude?.dispose();
+    s.mergedNorm?.dispose();
     this.adapters.delete(name);
-    // Module has no "remove child": rebuild the three dicts without this adapter.
-    for (const dict of ['lora_A', 'lora_B', 'lora_dropout']) {
+    // Module has no "remove child": rebuild the dicts without this adapter.
+    for (const dict of ['lora_A', 'lora_B', 'lora_dropout', 'lora_magnitude_vector']) {
       const old = this.getSubmodule(dict) as Module;
       const next = new Module();
       for (const [n, c] of old.children()) if (n !== name) next.registerModule(n, c);
@@ -236,22 +274,41 @@ export class LoraLayer extends Module {
   }
 
   /**
-   * x [..., in] → base(x) + Σ over enabled, unmerged adapters of (dropout(x) Aᵀ) Bᵀ · scaling.
-   * Inside a mixed batch (`mixedBatchAdapterNames()` set, x [B, ...]) each row instead adds the
-   * update of the adapter named for it, whatever is enabled (HF PEFT's `_mixed_batch_forward`).
+   * x [..., in] → base(x) + Σ over enabled, unmerged adapters of (dropout(x) Aᵀ) Bᵀ · scaling;
+   * a DoRA adapter adds (f − 1) ⊙ (x Wᵀ) + f ⊙ (x Aᵀ) Bᵀ · scaling instead, f = m / ‖W + scaling·B·A‖
+   * (norm detached; HF's `DoraLinearLayer.forward`: with dropout active in training, x Wᵀ is taken of
+   * the dropped-out x, else of x). Inside a mixed batch (`mixedBatchAdapterNames()` set, x [B, ...])
+   * each row instead adds the update of the adapter named for it, whatever is enabled (HF PEFT's
+   * `_mixed_batch_forward`).
    */
   forward(x: tf.Tensor): tf.Tensor {
     const rowNames = mixedBatchAdapterNames();
     if (rowNames) return this.mixedBatchForward(x, rowNames);
     return tf.tidy(() => {
-      let y = this.baseLayer.forward(x); // [..., out]
+      const base = this.baseLayer.forward(x); // [..., out]
+      let y = base;
       for (const s of this.adapters.values()) {
         if (!s.enabled || s.merged) continue;
-        const xd = s.dropout && this.training ? s.dropout.forward(x) : x;
-        y = tf.add(y, this.loraUpdate(s, xd));
+        const dropped = !!s.dropout && this.training;
+        const xd = dropped ? s.dropout!.forward(x) : x;
+        const lora = this.loraUpdate(s, xd);
+        if (!s.magnitude) {
+          y = tf.add(y, lora);
+          continue;
+        }
+        // x Wᵀ without the bias: the base output minus its bias, or the base run on the dropped-out x.
+        const bias = this.baseLayer.bias;
+        const b = dropped ? this.baseLayer.forward(xd) : base;
+        const baseNoBias = bias ? tf.sub(b, bias) : b;
+        y = tf.add(y, doraDelta(baseNoBias, lora, s.magnitude as tf.Tensor1D, this.doraNorm(s)));
       }
       return y;
     });
+  }
+
+  /** ‖W + scaling·B·A‖ per output row [out], W the base weight (with merged adapters), detached. */
+  private doraNorm(s: AdapterState): tf.Tensor1D {
+    return detached(() => weightNorm(this.denseWeight(), tf.mul(tf.matMul(s.B, s.A), s.scaling) as tf.Tensor2D));
   }
 
   /** (x Aᵀ) Bᵀ · scaling: x [..., in] → [..., out]. */
@@ -273,6 +330,8 @@ export class LoraLayer extends Module {
   private mixedBatchForward(x: tf.Tensor, rowNames: readonly string[]): tf.Tensor {
     const merged = this.mergedAdapters();
     if (merged.length) throw new Error(`${this.path || 'LoRA layer'}: cannot run a mixed-adapter batch while adapter(s) ${merged.join(', ')} are merged into the base weights; unmerge them first`);
+    const dora = [...new Set(rowNames)].filter((n) => this.adapters.get(n)?.magnitude);
+    if (dora.length) throw new Error(`${this.path || 'LoRA layer'}: adapter(s) ${dora.join(', ')} use DoRA, which mixed-adapter batches do not support (as in HF PEFT); run them one adapter at a time`);
     return tf.tidy(() => {
       const y = this.baseLayer.forward(x); // [B, ..., out]
       const delta = applyPerRow(x, rowNames, (name, rows) => {
@@ -291,22 +350,51 @@ export class LoraLayer extends Module {
 
   /**
    * Folds an adapter into the base weight: W += scaling · B·A (Linear), W += (scaling · B·A)ᵀ
-   * (Conv1D, fan_in_fan_out), or `baseLayer.addToWeight(delta)`. No-op when already merged.
+   * (Conv1D, fan_in_fan_out), or `baseLayer.addToWeight(delta)`. DoRA: W ← (m / n) ⊙ (W + scaling·B·A)
+   * per output row, n = ‖W + scaling·B·A‖, kept for unmerging (HF's `DoraLinearVariant.merge_unsafe`).
+   * No-op when already merged.
    * @throws MergeError when the base cannot take a float update (a quantized layer): dequantize first.
    */
   merge(name: string): void {
     const s = this.state(name);
     if (s.merged) return;
-    this.addDelta(name, 1);
+    if (s.magnitude) {
+      tf.tidy(() => {
+        const w = this.denseWeight();
+        const { weight, norm } = doraMergedWeight(w, this.deltaWeight(name), s.magnitude as tf.Tensor1D);
+        this.writeWeight(name, weight, w);
+        s.mergedNorm = tf.keep(norm);
+      });
+    } else this.addDelta(name, 1);
     s.merged = true;
   }
 
-  /** Subtracts a merged adapter from the base weight again. No-op when not merged. */
+  /** Takes a merged adapter out of the base weight again (DoRA: W = W' / (m / n) − scaling·B·A). No-op when not merged. */
   unmerge(name: string): void {
     const s = this.state(name);
     if (!s.merged) return;
-    this.addDelta(name, -1);
+    if (s.magnitude) {
+      tf.tidy(() => {
+        const w = this.denseWeight();
+        this.writeWeight(name, doraUnmergedWeight(w, this.deltaWeight(name), s.magnitude as tf.Tensor1D, s.mergedNorm!), w);
+      });
+      s.mergedNorm!.dispose();
+      s.mergedNorm = undefined;
+    } else this.addDelta(name, -1);
     s.merged = false;
+  }
+
+  /**
+   * Replaces the base weight by `next` [out, in] (`current` [out, in] is its present value):
+   * assigned for Linear and Conv1D (transposed), else added as `next − current` through `addToWeight`.
+   * @throws MergeError when the base cannot take a float update.
+   */
+  private writeWeight(name: string, next: tf.Tensor2D, current: tf.Tensor2D): void {
+    const base = this.baseLayer;
+    if (base instanceof Linear) base.weight.assign(next);
+    else if (base instanceof Conv1D) base.weight.assign(tf.transpose(next));
+    else if (typeof base.addToWeight === 'function') base.addToWeight(tf.sub(next, current) as tf.Tensor2D);
+    else throw new MergeError(`cannot merge LoRA adapter "${name}" into ${this.path || 'its base layer'}: the base layer (${base.constructor.name}) stores its weight in a form that cannot take a float update (e.g. 4-bit quantized). Dequantize the model first, then merge; or keep the adapter unmerged.`);
   }
 
   /** Names of the adapters currently merged into the base weight. */
@@ -354,12 +442,263 @@ export class LoraLayer extends Module {
     });
   }
 
-  /** The adapters' own parameters (A and B of each), keyed `lora_A.<adapter>.weight`. */
+  /** The adapters' own parameters (A and B of each, DoRA's m), keyed `lora_A.<adapter>.weight`, `lora_magnitude_vector.<adapter>.weight`. */
   adapterParameters(name?: string): [string, tf.Variable][] {
     const out: [string, tf.Variable][] = [];
     for (const [n, s] of this.adapters) {
       if (name !== undefined && n !== name) continue;
       out.push([`lora_A.${n}.weight`, s.A], [`lora_B.${n}.weight`, s.B]);
+      if (s.magnitude) out.push([`lora_magnitude_vector.${n}.weight`, s.magnitude]);
+    }
+    return out;
+  }
+}
+
+/** A module holding named parameters directly (HF's `nn.ParameterDict`, as `lora_embedding_A`). */
+class ParameterDict extends Module {
+  set(name: string, value: tf.Tensor): tf.Variable {
+    return this.registerParameter(name, value, true);
+  }
+}
+
+interface EmbeddingAdapterState {
+  r: number;
+  loraAlpha: number;
+  useRslora: boolean;
+  scaling: number;
+  enabled: boolean;
+  merged: boolean;
+  A: tf.Variable; // [r, vocab]
+  B: tf.Variable; // [dim, r]
+  magnitude?: tf.Variable; // DoRA: [dim]
+  mergedNorm?: tf.Tensor1D;
+}
+
+/**
+ * LoRA on a token embedding (HF PEFT's `lora.Embedding`): per adapter A [r, vocab] and B [dim, r]
+ * (`lora_embedding_A` / `lora_embedding_B`, plain parameters, not `.weight` modules) and
+ *
+ *   y = W[ids] + (Aᵀ[ids]) Bᵀ · scaling,   ids [...] → y [..., dim]
+ *
+ * (HF: `after_A = F.embedding(x, lora_embedding_A.T)`, `result += (after_A @ lora_embedding_B.T) * scaling`).
+ * As in HF, the adapter's dropout is not applied to embeddings. DoRA: f = m / ‖W + scaling·(B·A)ᵀ‖
+ * per embedding dimension (the norm over the vocabulary, detached), y = f ⊙ (W[ids] + scaling·Aᵀ[ids] Bᵀ)
+ * (HF's `DoraEmbeddingLayer`).
+ *
+ * The base's `weight` [vocab, dim] keeps its name here (`embed_tokens.weight`); a tied output head
+ * keeps reading the same variable, so merging changes it too (as in HF PEFT, which warns that the
+ * embeddings are no longer tied after merging).
+ */
+export class LoraEmbedding extends Module {
+  readonly numEmbeddings: number;
+  readonly dim: number;
+  /** Computes each row with its own adapter inside a mixed batch (see `@peftkit/models`' mixed-batch.ts). */
+  readonly supportsMixedBatch = true as const;
+  private readonly adapters = new Map<string, EmbeddingAdapterState>();
+
+  /**
+   * @param baseLayer - the embedding to wrap; its `weight` is re-registered here under its own name.
+   * @param path - the module's dotted name in the model, for messages.
+   */
+  constructor(readonly baseLayer: Embedding, readonly path = '') {
+    super();
+    this.numEmbeddings = baseLayer.numEmbeddings;
+    this.dim = baseLayer.dim;
+    for (const [name, t] of baseLayer.stateDict()) {
+      if (t instanceof tf.Variable) this.registerParameter(name, t, t.trainable);
+      else this.registerBuffer(name, t);
+    }
+    this.registerModule('lora_embedding_A', new ParameterDict());
+    this.registerModule('lora_embedding_B', new ParameterDict());
+    this.registerModule('lora_magnitude_vector', new Module());
+  }
+
+  /** The base table [vocab, dim] (live). */
+  get weight(): tf.Variable {
+    return this.baseLayer.weight;
+  }
+
+  adapterNames(): string[] {
+    return [...this.adapters.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.adapters.has(name);
+  }
+
+  private state(name: string): EmbeddingAdapterState {
+    const s = this.adapters.get(name);
+    if (!s) throw new Error(`${this.path || 'LoRA embedding'}: no adapter named "${name}" (has: ${this.adapterNames().join(', ') || 'none'})`);
+    return s;
+  }
+
+  /** An adapter's settings and scaling. */
+  adapterInfo(name: string): { r: number; loraAlpha: number; useRslora: boolean; useDora: boolean; scaling: number; enabled: boolean; merged: boolean } {
+    const { r, loraAlpha, useRslora, scaling, enabled, merged, magnitude } = this.state(name);
+    return { r, loraAlpha, useRslora, useDora: magnitude !== undefined, scaling, enabled, merged };
+  }
+
+  /** The adapter's A [r, vocab] and B [dim, r] variables (live: do not dispose). */
+  loraWeights(name: string): { A: tf.Variable; B: tf.Variable } {
+    const s = this.state(name);
+    return { A: s.A, B: s.B };
+  }
+
+  /** DoRA's magnitude vector m [dim] (live), or undefined for plain LoRA. */
+  magnitudeVector(name: string): tf.Variable | undefined {
+    return this.state(name).magnitude;
+  }
+
+  /**
+   * Adds an adapter, enabled. Initialisation as HF PEFT's `reset_lora_parameters` for embeddings:
+   * `true` or `"gaussian"` → A = 0, B ~ N(0, 1); `false` → A, B ~ N(0, 1) (`torch.randn`). With
+   * `useDora` the magnitude starts as the norm of the updated table per dimension. Dropout is ignored (as HF).
+   * @throws Error when the name is taken or r < 1.
+   */
+  addAdapter(name: string, spec: LoraAdapterSpec): void {
+    if (this.adapters.has(name)) throw new Error(`${this.path || 'LoRA embedding'} already has an adapter named "${name}"`);
+    if (!Number.isInteger(spec.r) || spec.r < 1) throw new Error(`${this.path || 'LoRA embedding'}: r must be a positive integer, got ${spec.r}`);
+    const A = (this.getSubmodule('lora_embedding_A') as ParameterDict).set(name, spec.init === false ? tf.randomNormal([spec.r, this.numEmbeddings], 0, 1, 'float32', nextSeed()) : tf.zeros([spec.r, this.numEmbeddings]));
+    const B = (this.getSubmodule('lora_embedding_B') as ParameterDict).set(name, tf.randomNormal([this.dim, spec.r], 0, 1, 'float32', nextSeed()));
+    const scaling = loraScaling(spec.r, spec.loraAlpha, spec.useRslora);
+    const s: EmbeddingAdapterState = { r: spec.r, loraAlpha: spec.loraAlpha, useRslora: spec.useRslora, scaling, enabled: true, merged: false, A, B };
+    if (spec.useDora) {
+      const m = new LoraWeight(tf.tidy(() => weightNorm(this.baseLayer.weight as tf.Tensor2D, this.deltaOf(s), 1)));
+      (this.getSubmodule('lora_magnitude_vector') as Module).registerModule(name, m);
+      s.magnitude = m.weight;
+    }
+    this.adapters.set(name, s);
+  }
+
+  /** Removes an adapter and disposes its tensors (unmerging first unless `keepMerged`). @returns the number left. */
+  deleteAdapter(name: string, opts: { keepMerged?: boolean } = {}): number {
+    const s = this.state(name);
+    if (s.merged && !opts.keepMerged) this.unmerge(name);
+    s.A.dispose();
+    s.B.dispose();
+    s.magnitude?.dispose();
+    s.mergedNorm?.dispose();
+    this.adapters.delete(name);
+    for (const dict of ['lora_embedding_A', 'lora_embedding_B', 'lora_magnitude_vector']) {
+      const old = this.getSubmodule(dict) as Module;
+      const next = dict === 'lora_magnitude_vector' ? new Module() : new ParameterDict();
+      for (const [n, c] of old.children()) if (n !== name) next.registerModule(n, c);
+      if (next instanceof ParameterDict) for (const [n, v] of old.namedParameters()) if (n !== name) next.set(n, v);
+      this.registerModule(dict, next);
+    }
+    return this.adapters.size;
+  }
+
+  /** Turns one adapter on or off (off unmerges it first). */
+  setEnabled(name: string, enabled: boolean): void {
+    const s = this.state(name);
+    if (!enabled && s.merged) this.unmerge(name);
+    s.enabled = enabled;
+  }
+
+  /** Changes an adapter's scaling. @throws Error when it is merged. */
+  setScaling(name: string, scaling: number): void {
+    const s = this.state(name);
+    if (s.merged) throw new Error(`${this.path}: adapter "${name}" is merged; unmerge it before changing its scaling`);
+    s.scaling = scaling;
+  }
+
+  /** ids [...] (int) → [..., dim]: the base lookup plus every enabled, unmerged adapter (see the class comment). */
+  forward(ids: tf.Tensor): tf.Tensor {
+    const rowNames = mixedBatchAdapterNames();
+    if (rowNames) return this.mixedBatchForward(ids, rowNames);
+    return tf.tidy(() => {
+      const base = this.baseLayer.forward(ids); // [..., dim]
+      let y = base;
+      for (const s of this.adapters.values()) {
+        if (!s.enabled || s.merged) continue;
+        const lora = this.loraUpdate(s, ids);
+        y = tf.add(y, s.magnitude ? doraDelta(base, lora, s.magnitude as tf.Tensor1D, this.doraNorm(s)) : lora);
+      }
+      return y;
+    });
+  }
+
+  /** Aᵀ[ids] Bᵀ · scaling: ids [...] → [..., dim]. */
+  private loraUpdate(s: EmbeddingAdapterState, ids: tf.Tensor): tf.Tensor {
+    const h = tf.gather(tf.transpose(s.A), ids.cast('int32').reshape([-1])); // [N, r]
+    const d = tf.matMul(h, tf.transpose(s.B)); // [N, dim]
+    return tf.mul(d.reshape([...ids.shape, this.dim]), s.scaling);
+  }
+
+  /** ‖W + scaling·(B·A)ᵀ‖ over the vocabulary, per dimension [dim], detached. */
+  private doraNorm(s: EmbeddingAdapterState): tf.Tensor1D {
+    return detached(() => weightNorm(this.baseLayer.weight as tf.Tensor2D, this.deltaOf(s), 1));
+  }
+
+  private deltaOf(s: EmbeddingAdapterState): tf.Tensor2D {
+    return tf.tidy(() => tf.mul(tf.transpose(tf.matMul(s.B, s.A)), s.scaling) as tf.Tensor2D);
+  }
+
+  /** HF's `lora.Embedding._mixed_batch_forward`: the base once, each adapter's update on its rows. @throws Error with merged or DoRA adapters. */
+  private mixedBatchForward(ids: tf.Tensor, rowNames: readonly string[]): tf.Tensor {
+    const merged = this.mergedAdapters();
+    if (merged.length) throw new Error(`${this.path || 'LoRA embedding'}: cannot run a mixed-adapter batch while adapter(s) ${merged.join(', ')} are merged into the base weights; unmerge them first`);
+    const dora = [...new Set(rowNames)].filter((n) => this.adapters.get(n)?.magnitude);
+    if (dora.length) throw new Error(`${this.path || 'LoRA embedding'}: adapter(s) ${dora.join(', ')} use DoRA, which mixed-adapter batches do not support (as in HF PEFT); run them one adapter at a time`);
+    return tf.tidy(() => {
+      const y = this.baseLayer.forward(ids);
+      const delta = applyPerRow(ids, rowNames, (name, rows) => {
+        const s = name === BASE_ADAPTER_NAME ? undefined : this.adapters.get(name);
+        return s ? this.loraUpdate(s, rows) : null;
+      }, this.path || 'LoRA embedding');
+      return delta ? tf.add(y, delta) : y;
+    });
+  }
+
+  /** scaling · (B·A)ᵀ [vocab, dim] of one adapter (HF's `Embedding.get_delta_weight`). A new tensor. */
+  deltaWeight(name: string): tf.Tensor2D {
+    return this.deltaOf(this.state(name));
+  }
+
+  /**
+   * Folds an adapter into the table: W += scaling·(B·A)ᵀ; DoRA: W ← (m / n) ⊙ (W + scaling·(B·A)ᵀ)
+   * per dimension, n kept for unmerging (HF's `DoraEmbeddingVariant.merge_unsafe`). No-op when merged.
+   */
+  merge(name: string): void {
+    const s = this.state(name);
+    if (s.merged) return;
+    tf.tidy(() => {
+      const w = this.baseLayer.weight as tf.Tensor2D;
+      if (!s.magnitude) return this.baseLayer.weight.assign(tf.add(w, this.deltaOf(s)));
+      const { weight, norm } = doraMergedWeight(w, this.deltaOf(s), s.magnitude as tf.Tensor1D, 1);
+      this.baseLayer.weight.assign(weight);
+      s.mergedNorm = tf.keep(norm);
+    });
+    s.merged = true;
+  }
+
+  /** Takes a merged adapter out of the table again. No-op when not merged. */
+  unmerge(name: string): void {
+    const s = this.state(name);
+    if (!s.merged) return;
+    tf.tidy(() => {
+      const w = this.baseLayer.weight as tf.Tensor2D;
+      if (!s.magnitude) return this.baseLayer.weight.assign(tf.sub(w, this.deltaOf(s)));
+      this.baseLayer.weight.assign(doraUnmergedWeight(w, this.deltaOf(s), s.magnitude as tf.Tensor1D, s.mergedNorm!, 1));
+    });
+    s.mergedNorm?.dispose();
+    s.mergedNorm = undefined;
+    s.merged = false;
+  }
+
+  /** Names of the adapters currently merged into the table. */
+  mergedAdapters(): string[] {
+    return [...this.adapters].filter(([, s]) => s.merged).map(([n]) => n);
+  }
+
+  /** The adapters' parameters, keyed as HF's module tree: `lora_embedding_A.<adapter>`, `lora_embedding_B.<adapter>`, `lora_magnitude_vector.<adapter>.weight`. */
+  adapterParameters(name?: string): [string, tf.Variable][] {
+    const out: [string, tf.Variable][] = [];
+    for (const [n, s] of this.adapters) {
+      if (name !== undefined && n !== name) continue;
+      out.push([`lora_embedding_A.${n}`, s.A], [`lora_embedding_B.${n}`, s.B]);
+      if (s.magnitude) out.push([`lora_magnitude_vector.${n}.weight`, s.magnitude]);
     }
     return out;
   }

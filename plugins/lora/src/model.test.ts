@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { UserError, initBackend } from '@peftkit/core';
-import { Conv1D, Linear, PeftModel, manualSeed, random, type PreTrainedModel } from '@peftkit/models';
-import { LoraLayer } from './layer.js';
-import { ModulesToSaveWrapper } from './modules-to-save.js';
+import { Conv1D, Linear, ModulesToSaveWrapper, PeftModel, manualSeed, random, type LoadedModel, type PreTrainedModel } from '@peftkit/models';
+import { LoraEmbedding, LoraLayer } from './layer.js';
+import { loadHfLoraAdapter, writeHfAdapter } from './hf-format.js';
 import { injectLora, summarizeNames } from './model.js';
-import { maxAbsDiff, sampleIds } from '@peftkit/models/testing';
+import { maxAbsDiff, sampleIds, scratch } from '@peftkit/models/testing';
 import { tinyGpt2, tinyLlama, tinyLlamaForSequenceClassification } from './testing/tiny-models.js';
 
 before(async () => {
@@ -92,6 +92,15 @@ test('target_modules null uses HF PEFT\'s default for the architecture', () => {
   assert.deepEqual(wrapped(l).map((n) => n.split('.').pop()), ['q_proj', 'v_proj', 'q_proj', 'v_proj']);
 });
 
+test('rank_pattern / alpha_pattern keys that match no wrapped module are warned about, by name', () => {
+  const h = injectLora(tinyLlama(), { target_modules: ['q_proj', 'v_proj'], rank_pattern: { q_proj: 2, qproj: 4 }, alpha_pattern: { 'layers\\.9\\.self_attn\\.v_proj': 32, v_proj: 8 } });
+  assert.equal(h.warnings.length, 2, h.warnings.join('\n'));
+  assert.match(h.warnings[0], /^rank_pattern keys that matched no LoRA module \(they change nothing\): "qproj";/);
+  assert.match(h.warnings[1], /^alpha_pattern keys that matched no LoRA module \(they change nothing\): "layers\\\\.9\\\\.self_attn\\\\.v_proj";/);
+  assert.match(h.warnings[1], /wrapped: model\.layers\.N\.self_attn\.q_proj/);
+  assert.deepEqual(injectLora(tinyLlama(), { target_modules: ['q_proj'], rank_pattern: { q_proj: 2 } }).warnings, []);
+});
+
 test('rank_pattern and alpha_pattern set per-module rank and scaling', () => {
   const m = tinyLlama();
   const h = injectLora(m, { target_modules: ['q_proj', 'v_proj'], r: 4, lora_alpha: 8, rank_pattern: { 'layers\\.1\\.self_attn\\.q_proj': 2 }, alpha_pattern: { v_proj: 32 }, use_rslora: false });
@@ -104,11 +113,15 @@ test('rank_pattern and alpha_pattern set per-module rank and scaling', () => {
   assert.equal(rs.layers.get('model.layers.0.self_attn.q_proj')!.adapterInfo('default').scaling, 4);
 });
 
-test('fan_in_fan_out is set for Conv1D (and cleared for Linear) with HF\'s warning', () => {
+test('fan_in_fan_out is set for Conv1D (and cleared for Linear); HF\'s warning only when the user set the wrong value', () => {
+  // Left unset (null, every default run on GPT-2): taken from the layers without a warning; the exported config says true.
   const g = injectLora(tinyGpt2(), { target_modules: ['c_attn'] });
   assert.equal(g.config.fan_in_fan_out, true);
-  assert.deepEqual(g.warnings, ['fan_in_fan_out is set to False but the target module is `Conv1D`. Setting fan_in_fan_out to True.']);
+  assert.deepEqual(g.warnings, []);
   assert.equal(g.adapterConfig().fan_in_fan_out, true);
+  const wrong = injectLora(tinyGpt2(), { target_modules: ['c_attn'], fan_in_fan_out: false });
+  assert.deepEqual(wrong.warnings, ['fan_in_fan_out is set to False but the target module is `Conv1D`. Setting fan_in_fan_out to True.']);
+  assert.equal(wrong.adapterConfig().fan_in_fan_out, true);
   const l = injectLora(tinyLlama(), { target_modules: ['q_proj'], fan_in_fan_out: true });
   assert.equal(l.config.fan_in_fan_out, false);
   assert.match(l.warnings[0], /fan_in_fan_out is set to True but the target module is `torch.nn.Linear`/);
@@ -316,4 +329,66 @@ test('invalid configs fail before anything changes, naming the field', () => {
   assert.throws(() => injectLora(m, { target_modules: ['q_proj'], rank_pattern: { 'q_(': 2 } }), (e: Error) => e instanceof UserError && e.details.pointer === '/rank_pattern/q_(');
   assert.throws(() => injectLora(m, { target_modules: ['q_proj'], modules_to_save: ['q_proj'] }), /found no module to wrap.*modules in modules_to_save are never LoRA targets/);
   assert.equal(wrapped(m).length, 0);
+});
+
+test('DoRA on GPT-2 (Conv1D) and LoRA+DoRA on its tied wte: HF keys, training, merge, export and reload, what is refused', () => {
+  const m = tinyGpt2();
+  const baseSd = new Map([...m.stateDict()].map(([k, v]) => [k, v.clone()]));
+  const h = injectLora(m, { target_modules: ['c_attn', 'wte'], r: 2, use_dora: true, init_lora_weights: false }, { seed: 5 });
+  assert.ok(m.transformer.wte instanceof LoraEmbedding);
+  const shapes = Object.fromEntries([...h.stateDict()].filter(([k]) => k.includes('.h.0.') || k.includes('wte')).map(([k, v]) => [k, v.shape]));
+  assert.deepEqual(shapes, {
+    'base_model.model.transformer.h.0.attn.c_attn.lora_A.weight': [2, 8],
+    'base_model.model.transformer.h.0.attn.c_attn.lora_B.weight': [24, 2],
+    'base_model.model.transformer.h.0.attn.c_attn.lora_magnitude_vector': [24],
+    'base_model.model.transformer.wte.lora_embedding_A': [2, VOCAB],
+    'base_model.model.transformer.wte.lora_embedding_B': [8, 2],
+    'base_model.model.transformer.wte.lora_magnitude_vector': [8],
+  }); // no wte.base_layer.weight: HF saves embedding tables only for embed_tokens / lm_head targets
+  assert.equal(h.adapterConfig().use_dora, true);
+  // Random A and B, and m moved off its init, so that every part matters.
+  for (const [k, v] of h.trainableParameters()) if (k.endsWith('lora_magnitude_vector')) v.assign(tf.mul(v, tf.randomUniform(v.shape, 0.5, 1.5, 'float32', 9)));
+  const ids = sampleIds(2, 5, VOCAB, 4);
+  const y = logits(m, ids);
+  assert.ok(maxAbsDiff(y, (h.setEnabled(false), logits(m, ids))) > 1e-3, 'the adapter changes the output');
+  h.setEnabled(true);
+
+  // One training step: every trainable tensor gets a gradient, the base none.
+  const vars = h.trainableParameters().map(([, v]) => v);
+  const { grads } = tf.variableGrads(() => tf.mean(tf.square(logits(m, ids))) as tf.Scalar, vars);
+  for (const [k, v] of h.trainableParameters()) assert.ok(tf.max(tf.abs(grads[v.name])).dataSync()[0] > 0, `gradient of ${k}`);
+  assert.ok(!(m.transformer.h.at(0).attn.c_attn as LoraLayer).weight!.trainable);
+
+  // Merging folds the update into wte's table, which lm_head shares (tied), so the logits change
+  // as in HF PEFT (which warns); each wrapped layer's own output is the same merged and unmerged.
+  const x = tf.randomNormal([2, 5, 8], 0, 1, 'float32', 3);
+  const c0 = m.transformer.h.at(0).attn.c_attn.forward(x);
+  const e0 = m.transformer.wte.forward(ids);
+  h.merge();
+  assert.ok(maxAbsDiff(m.transformer.h.at(0).attn.c_attn.forward(x), c0) < 1e-5, 'merged c_attn (Conv1D)');
+  assert.ok(maxAbsDiff(m.transformer.wte.forward(ids), e0) < 1e-5, 'merged wte');
+  assert.match(h.warnings.join("\n"), /merging LoRA into transformer\.wte, whose weight is tied/);
+  h.unmerge();
+  for (const [k, v] of baseSd) if (!k.includes('lora_')) assert.ok(maxAbsDiff(m.stateDict().get(k)!, v) < 1e-5, `${k} restored`);
+
+  // Mixed batches and weighted combinations refuse DoRA, as HF PEFT does for mixed batches.
+  const peft = new PeftModel({ model: m, source: 'tiny' } as LoadedModel);
+  peft.addAdapter(h);
+  assert.throws(() => peft.forward({ inputIds: ids }, { adapterNames: ['default', 'default'] }), /DoRA/);
+  assert.throws(() => peft.addWeightedAdapter(['default'], [1], 'w', 'linear'), (e: Error) => e instanceof UserError && /DoRA/.test(e.message));
+
+  const tmp = scratch();
+  try {
+    writeHfAdapter(h, tmp.dir, null);
+    const m2 = tinyGpt2();
+    m2.loadStateDict(baseSd);
+    loadHfLoraAdapter(m2, tmp.dir);
+    assert.ok(maxAbsDiff(logits(m2, ids), y) < 1e-6, 'reloaded');
+    // A DoRA file onto a plain-LoRA injection names the mismatch.
+    const m3 = tinyGpt2();
+    const plain = injectLora(m3, { target_modules: ['c_attn', 'wte'], r: 2 });
+    assert.throws(() => plain.loadStateDict(h.stateDict()), (e: Error) => e instanceof UserError && /DoRA magnitude vectors/.test(e.message) && /use_dora/.test(e.details.hint ?? ''));
+  } finally {
+    tmp.cleanup();
+  }
 });

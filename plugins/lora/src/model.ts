@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { UserError, schemaIssues, type StepLogger } from '@peftkit/core';
-import { Conv1D, Linear, Module, foldModuleNames, getRngState, manualSeed, setRngState, type AdapterHandle } from '@peftkit/models';
+import { Conv1D, Embedding, Linear, Module, TiedLinear, foldModuleNames, getRngState, manualSeed, setRngState, type AdapterHandle } from '@peftkit/models';
 import {
   ALL_LINEAR,
   DEFAULT_TARGET_MODULES,
@@ -21,8 +21,8 @@ import {
   type LoraConfig,
   type ResolvedLoraConfig,
 } from './config.js';
-import { LoraLayer, MergeError, isLinearBase, type LinearBase } from './layer.js';
-import { ModulesToSaveWrapper } from './modules-to-save.js';
+import { LoraEmbedding, LoraLayer, MergeError, isFanInFanOut, isLinearBase, type LinearBase } from './layer.js';
+import { ModulesToSaveWrapper, cloneModule } from '@peftkit/models';
 import { addWeightedLoraAdapter } from './weighted.js';
 
 /** The prefix HF PEFT puts before every saved key (`PeftModel.base_model.model`). */
@@ -61,7 +61,14 @@ export interface ParameterReport {
   percent: number;
 }
 
-const isWrapper = (m: Module) => m instanceof LoraLayer || m instanceof ModulesToSaveWrapper;
+const isWrapper = (m: Module) => m instanceof LoraLayer || m instanceof LoraEmbedding || m instanceof ModulesToSaveWrapper;
+
+/**
+ * HF PEFT's `EMBEDDING_LAYER_NAMES` (peft/utils/constants.py): when a module of these names is a
+ * LoRA target, `save_pretrained` also saves the wrapped embedding layers' base weights
+ * (`<module>.base_layer.weight`, `save_embedding_layers="auto"` in peft/utils/save_and_load.py).
+ */
+export const EMBEDDING_LAYER_NAMES = ['embed_tokens', 'lm_head'];
 
 /** Module names with their layer numbers folded (`transformer.h.N.attn.c_attn (12×)`), for messages: `foldModuleNames` of @peftkit/models. */
 export const summarizeNames: (names: string[]) => string = foldModuleNames;
@@ -114,7 +121,7 @@ export function injectLora(model: LoraTargetModel, config: LoraConfig = {}, opts
   const mods = model.namedModules();
   const wrapperPaths = mods.filter(([k, m]) => k && isWrapper(m)).map(([k]) => k);
   for (const [k, m] of mods) {
-    if ((m instanceof LoraLayer || m instanceof ModulesToSaveWrapper) && m.adapterNames().includes(adapterName)) {
+    if ((m instanceof LoraLayer || m instanceof LoraEmbedding || m instanceof ModulesToSaveWrapper) && m.adapterNames().includes(adapterName)) {
       throw new UserError(`the model already has an adapter named "${adapterName}" (at ${k}); give the new one another name`);
     }
   }
@@ -173,40 +180,63 @@ export function injectLora(model: LoraTargetModel, config: LoraConfig = {}, opts
   const previousRng = getRngState();
   if (opts.seed !== undefined) manualSeed(opts.seed);
   const layers = new Map<string, LoraLayer>();
+  const embeddings = new Map<string, LoraEmbedding>();
   const created: string[] = [];
+  const usedPatterns = { rank_pattern: new Set<string>(), alpha_pattern: new Set<string>() };
   let ffoWarned = false;
+  const specFor = (key: string) => {
+    const rKey = patternKeyFor(cfg.rank_pattern, key);
+    const aKey = patternKeyFor(cfg.alpha_pattern, key);
+    if (rKey !== undefined) usedPatterns.rank_pattern.add(rKey);
+    if (aKey !== undefined) usedPatterns.alpha_pattern.add(aKey);
+    return {
+      r: rKey !== undefined ? cfg.rank_pattern[rKey] : cfg.r,
+      loraAlpha: aKey !== undefined ? cfg.alpha_pattern[aKey] : cfg.lora_alpha,
+      loraDropout: cfg.lora_dropout,
+      useRslora: cfg.use_rslora,
+      init: cfg.init_lora_weights,
+      useDora: cfg.use_dora,
+    };
+  };
   try {
     for (const [key, m] of mods) {
       if (!key || insideWrapper(key) || excluded(key) || inModulesToSave(key) || !targeted(key)) continue;
+      if (m instanceof Embedding || m instanceof LoraEmbedding) {
+        // HF PEFT's lora.Embedding: lora_embedding_A [r, vocab], lora_embedding_B [dim, r].
+        const emb = m instanceof LoraEmbedding ? m : new LoraEmbedding(m, key);
+        emb.addAdapter(adapterName, specFor(key));
+        if (!(m instanceof LoraEmbedding)) {
+          emb.train(m.training);
+          model.setSubmodule(key, emb);
+          created.push(key);
+        }
+        embeddings.set(key, emb);
+        continue;
+      }
       let layer: LoraLayer;
       if (m instanceof LoraLayer) layer = m;
       else if (isLinearBase(m)) layer = new LoraLayer(m, key);
       else if (m instanceof ModulesToSaveWrapper) continue;
       else {
-        throw new UserError(`target_modules matched ${key}, a ${m.constructor.name}; LoRA wraps linear layers (Linear, GPT-2's Conv1D, or layers implementing inFeatures/outFeatures/denseWeight)`, {
+        throw new UserError(`target_modules matched ${key}, a ${m.constructor.name}; LoRA wraps linear layers (Linear, GPT-2's Conv1D, or layers implementing inFeatures/outFeatures/denseWeight) and token embeddings`, {
           pointer: '/target_modules',
           hint: `name linear layers, e.g. some of: ${summarizeNames(linearLayerNames(model))}`,
         });
       }
       const base: LinearBase = layer.baseLayer;
-      if (base instanceof Conv1D && !cfg.fan_in_fan_out) {
+      // null (the default): the layers' own value, silently. HF PEFT's default is False, so every
+      // GPT-2 run there warns although the saved config then says true.
+      if (cfg.fan_in_fan_out === null) cfg.fan_in_fan_out = isFanInFanOut(base);
+      if (isFanInFanOut(base) && !cfg.fan_in_fan_out) {
         if (!ffoWarned) warn('fan_in_fan_out is set to False but the target module is `Conv1D`. Setting fan_in_fan_out to True.');
         ffoWarned = true;
         cfg.fan_in_fan_out = true;
-      } else if (!(base instanceof Conv1D) && cfg.fan_in_fan_out) {
+      } else if (!isFanInFanOut(base) && cfg.fan_in_fan_out) {
         if (!ffoWarned) warn(`fan_in_fan_out is set to True but the target module is \`${base instanceof Linear ? 'torch.nn.Linear' : base.constructor.name}\`. Setting fan_in_fan_out to False.`);
         ffoWarned = true;
         cfg.fan_in_fan_out = false;
       }
-      const rKey = patternKeyFor(cfg.rank_pattern, key);
-      const aKey = patternKeyFor(cfg.alpha_pattern, key);
-      layer.addAdapter(adapterName, {
-        r: rKey !== undefined ? cfg.rank_pattern[rKey] : cfg.r,
-        loraAlpha: aKey !== undefined ? cfg.alpha_pattern[aKey] : cfg.lora_alpha,
-        loraDropout: cfg.lora_dropout,
-        useRslora: cfg.use_rslora,
-        init: cfg.init_lora_weights,
-      });
+      layer.addAdapter(adapterName, specFor(key));
       if (!(m instanceof LoraLayer)) {
         layer.train(m.training);
         model.setSubmodule(key, layer);
@@ -216,7 +246,7 @@ export function injectLora(model: LoraTargetModel, config: LoraConfig = {}, opts
     }
   } catch (e) {
     // Leave the model as it was.
-    for (const [key, layer] of layers) {
+    for (const [key, layer] of [...layers, ...embeddings]) {
       if (layer.has(adapterName)) layer.deleteAdapter(adapterName);
       if (created.includes(key)) model.setSubmodule(key, layer.baseLayer);
     }
@@ -225,17 +255,24 @@ export function injectLora(model: LoraTargetModel, config: LoraConfig = {}, opts
     if (opts.seed !== undefined) setRngState(previousRng);
   }
 
-  if (layers.size === 0) {
+  if (layers.size === 0 && embeddings.size === 0) {
     const linear = linearLayerNames(model);
     const why = typeof targets === 'string' ? `the regular expression ${JSON.stringify(targets)} matched no module name in full` : `none of ${JSON.stringify(targets)} matched the end of a module name${layerFilter != null ? ` in layers ${JSON.stringify(layerFilter)}` : ''}${cfg.exclude_modules != null ? ' (after exclude_modules)' : ''}${modulesToSave.length ? ' (modules in modules_to_save are never LoRA targets)' : ''}`;
     throw new UserError(`LoRA found no module to wrap: ${why}. The model's linear layers: ${summarizeNames(linear) || '(none)'}`, {
       pointer: '/target_modules',
-      hint: 'use names from that list (matched against the end of the module name, e.g. "q_proj"), or "all-linear" for every linear layer but the output head',
+      hint: `use names from that list (matched against the end of the module name${linear.length ? `, e.g. "${linear[0].split('.').pop()}"` : ''}), or "all-linear" for every linear layer but the output head`,
     });
   }
   if (Array.isArray(targets) && typeof given.target_modules !== 'string') {
-    const unused = targets.filter((t) => ![...layers.keys()].some((k) => k === t || k.endsWith(`.${t}`)));
+    const unused = targets.filter((t) => ![...layers.keys(), ...embeddings.keys()].some((k) => k === t || k.endsWith(`.${t}`)));
     if (unused.length) warn(`target_modules entries that matched no module: ${unused.join(', ')}`);
+  }
+  for (const field of ['rank_pattern', 'alpha_pattern'] as const) {
+    // HF PEFT applies a pattern silently or not at all; a key that matches no wrapped module is almost always a typo.
+    const unused = Object.keys(cfg[field] ?? {}).filter((k) => !usedPatterns[field].has(k));
+    if (unused.length) {
+      warn(`${field} keys that matched no LoRA module (they change nothing): ${unused.map((k) => JSON.stringify(k)).join(', ')}; keys are regular expressions matched against the end of a wrapped module's name, e.g. "q_proj" or "layers\\.0\\.self_attn\\.q_proj"; wrapped: ${summarizeNames([...layers.keys(), ...embeddings.keys()])}`);
+    }
   }
 
   // modules_to_save: trainable copies.
@@ -246,7 +283,7 @@ export function injectLora(model: LoraTargetModel, config: LoraConfig = {}, opts
     for (const [key, m] of now) {
       if (!key || wrappersNow.some((w) => key.startsWith(`${w}.`)) || [...saved.keys()].some((s) => key.startsWith(`${s}.`))) continue;
       if (!matchesNameList(modulesToSave, key)) continue;
-      if (m instanceof LoraLayer) throw new UserError(`${key} is both a LoRA target and in modules_to_save`, { pointer: '/modules_to_save', hint: 'remove it from one of the two' });
+      if (m instanceof LoraLayer || m instanceof LoraEmbedding) throw new UserError(`${key} is both a LoRA target and in modules_to_save`, { pointer: '/modules_to_save', hint: 'remove it from one of the two' });
       const w = m instanceof ModulesToSaveWrapper ? m : new ModulesToSaveWrapper(m, key);
       if (!(m instanceof ModulesToSaveWrapper)) w.train(m.training);
       w.addAdapter(adapterName);
@@ -257,7 +294,7 @@ export function injectLora(model: LoraTargetModel, config: LoraConfig = {}, opts
     if (unused.length) opts.logger?.info(`modules_to_save entries that matched no module: ${unused.join(', ')}`);
   }
 
-  const handle = new LoraAdapterHandle(model, adapterName, cfg, layers, saved, warnings);
+  const handle = new LoraAdapterHandle(model, adapterName, cfg, layers, saved, warnings, embeddings);
   handle.freezeBase();
   return handle;
 }
@@ -265,8 +302,13 @@ export function injectLora(model: LoraTargetModel, config: LoraConfig = {}, opts
 /**
  * One LoRA adapter injected into a model: what training, saving, loading, merging and serving use.
  * Saved keys are HF PEFT's: `base_model.model.<module>.lora_A.weight` [r, in] and `.lora_B.weight`
- * [out, r] (also on Conv1D), `modules_to_save` under their own names, biases (with `bias` other
- * than "none") as `<module>.base_layer.bias` for wrapped layers and `<module>.bias` elsewhere.
+ * [out, r] (also on Conv1D), on embeddings `<module>.lora_embedding_A` [r, vocab] and
+ * `.lora_embedding_B` [dim, r], with DoRA `<module>.lora_magnitude_vector` [out] (no `.weight`, as
+ * peft 0.21 writes it), `modules_to_save` under their own names, biases (with `bias` other than
+ * "none") as `<module>.base_layer.bias` for wrapped layers and `<module>.bias` elsewhere. When an
+ * `embed_tokens` / `lm_head` module is a target, the state dict also holds the wrapped input
+ * embedding's (and a wrapped output head's) base weight, `<module>.base_layer.weight`, as HF's
+ * `save_embedding_layers="auto"` saves it (that is how added tokens travel with an adapter).
  */
 export class LoraAdapterHandle implements AdapterHandle {
   readonly method = 'lora';
@@ -287,6 +329,8 @@ export class LoraAdapterHandle implements AdapterHandle {
     readonly layers: Map<string, LoraLayer>,
     readonly saved: Map<string, ModulesToSaveWrapper>,
     readonly warnings: string[] = [],
+    /** LoRA-wrapped embeddings by dotted name. */
+    readonly embeddings: Map<string, LoraEmbedding> = new Map(),
   ) {}
 
   private check(): void {
@@ -323,6 +367,14 @@ export class LoraAdapterHandle implements AdapterHandle {
     for (const [path, layer] of this.layers) {
       const { A, B } = layer.loraWeights(this.name);
       out.push([`${HF_PREFIX}${path}.lora_A.weight`, A], [`${HF_PREFIX}${path}.lora_B.weight`, B]);
+      const m = layer.magnitudeVector(this.name);
+      if (m) out.push([`${HF_PREFIX}${path}.lora_magnitude_vector`, m]);
+    }
+    for (const [path, e] of this.embeddings) {
+      const { A, B } = e.loraWeights(this.name);
+      out.push([`${HF_PREFIX}${path}.lora_embedding_A`, A], [`${HF_PREFIX}${path}.lora_embedding_B`, B]);
+      const m = e.magnitudeVector(this.name);
+      if (m) out.push([`${HF_PREFIX}${path}.lora_magnitude_vector`, m]);
     }
     for (const [path, w] of this.saved) {
       for (const [n, v] of w.copyOf(this.name)!.namedParameters()) out.push([`${HF_PREFIX}${path}.${n}`, v]);
@@ -331,17 +383,42 @@ export class LoraAdapterHandle implements AdapterHandle {
     return out;
   }
 
-  /** HF PEFT's `get_peft_model_state_dict`: the keys of `adapter_model.safetensors`. Live tensors: do not dispose. */
+  /**
+   * HF's `save_embedding_layers="auto"` (peft/utils/save_and_load.py): when a target's name is in
+   * {@link EMBEDDING_LAYER_NAMES}, the base weights of the wrapped input embedding and of a wrapped
+   * output head, as `<module>.base_layer.weight`. Frozen: saved, not trained.
+   */
+  embeddingBaseWeights(): [string, tf.Variable][] {
+    const wrapped = [...this.layers.keys(), ...this.embeddings.keys()];
+    if (!wrapped.some((k) => EMBEDDING_LAYER_NAMES.includes(k.slice(k.lastIndexOf('.') + 1)))) return [];
+    const out: [string, tf.Variable][] = [];
+    const input = (this.model as { getInputEmbeddings?(): Module }).getInputEmbeddings?.();
+    for (const [path, e] of this.embeddings) {
+      if (input === undefined || input === e || input === e.baseLayer) out.push([`${HF_PREFIX}${path}.base_layer.weight`, e.weight]);
+    }
+    const heads = this.model.outputHeadNames?.() ?? [];
+    for (const [path, l] of this.layers) if (heads.includes(path) && l.weight) out.push([`${HF_PREFIX}${path}.base_layer.weight`, l.weight]);
+    return out;
+  }
+
+  /**
+   * HF PEFT's `get_peft_model_state_dict`: the keys of `adapter_model.safetensors` (the trainable
+   * tensors and {@link LoraAdapterHandle.embeddingBaseWeights}). Live tensors: do not dispose.
+   */
   stateDict(): Map<string, tf.Tensor> {
-    return new Map(this.trainableParameters());
+    return new Map([...this.trainableParameters(), ...this.embeddingBaseWeights()]);
   }
 
   /**
    * Loads tensors saved by {@link LoraAdapterHandle.stateDict} or by HF PEFT. Keys may lack
-   * `base_model.model.`, may carry the adapter name (`lora_A.default.weight`), and biases of
-   * wrapped layers may be `<module>.bias` or `<module>.base_layer.bias`. Nothing is assigned unless
-   * every tensor fits.
-   * @throws UserError naming missing, unexpected and wrongly shaped tensors (name, expected, got).
+   * `base_model.model.`, may carry the adapter name (`lora_A.default.weight`,
+   * `lora_embedding_A.default`, `lora_magnitude_vector.default.weight`), DoRA's magnitude may end in
+   * `.weight` (HF's parameter name), and biases of wrapped layers may be `<module>.bias` or
+   * `<module>.base_layer.bias`. Embedding base weights (`<module>.base_layer.weight`) are optional
+   * and, when present, overwrite the base's table (as loading an HF adapter does). Nothing is
+   * assigned unless every tensor fits.
+   * @throws UserError naming missing, unexpected and wrongly shaped tensors (name, expected, got),
+   *   and saying when the file's DoRA tensors and the config's `use_dora` disagree.
    */
   loadStateDict(sd: Map<string, tf.Tensor>): void {
     this.check();
@@ -357,15 +434,18 @@ export class LoraAdapterHandle implements AdapterHandle {
     for (const [key, t] of sd) {
       let k = key.startsWith(HF_PREFIX) ? key : HF_PREFIX + key;
       if (!own.has(k)) k = k.replace(/\.(lora_[AB])\.[^.]+\.weight$/, '.$1.weight');
+      if (!own.has(k)) k = k.replace(/\.(lora_embedding_[AB])\.[^.]+$/, '.$1');
+      if (!own.has(k)) k = k.replace(/\.lora_magnitude_vector(\.[^.]+)?\.weight$/, '.lora_magnitude_vector');
       if (!own.has(k) && alias.has(k)) k = alias.get(k)!;
       if (own.has(k)) resolved.set(k, t);
       else if (k.includes('lora_magnitude_vector')) dora.push(key);
       else unexpected.push(key);
     }
     if (dora.length) {
-      throw new UserError(`the adapter is a DoRA adapter (${dora[0]}${dora.length > 1 ? `, ... ${dora.length} tensors` : ''}); peftkit supports plain LoRA only`, { hint: 'use an adapter trained with use_dora: false' });
+      throw new UserError(`LoRA adapter "${this.name}": the file holds DoRA magnitude vectors (${dora[0]}${dora.length > 1 ? `, ... ${dora.length} tensors` : ''}) but the adapter was set up without use_dora`, { hint: 'inject with use_dora: true (the adapter_config.json of a DoRA adapter says so)' });
     }
-    const missing = [...own.keys()].filter((k) => !resolved.has(k));
+    const optional = new Set(this.embeddingBaseWeights().map(([k]) => k));
+    const missing = [...own.keys()].filter((k) => !resolved.has(k) && !optional.has(k));
     const mismatched: string[] = [];
     for (const [k, t] of resolved) {
       const target = own.get(k)!;
@@ -380,8 +460,10 @@ export class LoraAdapterHandle implements AdapterHandle {
         unexpected.length ? `tensors the model has no place for: ${unexpected.join(', ')}` : '',
       ].filter(Boolean);
       const hint = mismatched.length
-        ? 'the adapter was trained on a base model of other sizes (or with another r / rank_pattern): load the base model it names in base_model_name_or_path'
-        : 'inject with the adapter\'s own adapter_config.json (target_modules, modules_to_save, layers_to_transform, bias) before loading its tensors';
+        ? 'the adapter was trained on a base model of other sizes (or with another r / rank_pattern, or a resized vocabulary: loadHfLoraAdapter resizes the embeddings to the saved table): load the base model it names in base_model_name_or_path'
+        : missing.some((k) => k.endsWith('.lora_magnitude_vector'))
+          ? 'the adapter was set up with use_dora but the file has no DoRA magnitude vectors: inject with use_dora: false'
+          : 'inject with the adapter\'s own adapter_config.json (target_modules, modules_to_save, layers_to_transform, bias) before loading its tensors';
       throw new UserError(`LoRA adapter "${this.name}" does not fit the model: ${parts.join('; ')}`, { hint });
     }
     for (const [k, t] of resolved) {
@@ -419,7 +501,7 @@ export class LoraAdapterHandle implements AdapterHandle {
       revision: null,
       target_modules: c.target_modules,
       task_type: c.task_type,
-      use_dora: false,
+      use_dora: c.use_dora,
       use_rslora: c.use_rslora,
     };
     if (c.exclude_modules != null) out.exclude_modules = c.exclude_modules;
@@ -439,9 +521,9 @@ export class LoraAdapterHandle implements AdapterHandle {
   setEnabled(enabled: boolean): void {
     if (!this.alive) return; // a removed adapter has no effect to switch
     this.enabled = enabled;
-    for (const layer of this.layers.values()) layer.setEnabled(this.name, enabled);
+    for (const layer of [...this.layers.values(), ...this.embeddings.values()]) layer.setEnabled(this.name, enabled);
     for (const w of this.saved.values()) w.setEnabled(this.name, enabled);
-    for (const layer of this.layers.values()) for (const [, v] of layer.adapterParameters(this.name)) v.trainable = enabled;
+    for (const layer of [...this.layers.values(), ...this.embeddings.values()]) for (const [, v] of layer.adapterParameters(this.name)) v.trainable = enabled;
     for (const w of this.saved.values()) for (const [, v] of w.copyOf(this.name)!.namedParameters()) v.trainable = enabled;
   }
 
@@ -456,6 +538,18 @@ export class LoraAdapterHandle implements AdapterHandle {
   }
 
   /**
+   * HF PEFT's `_check_merge_allowed` warning: merging LoRA into an embedding that an output head
+   * shares (tied weights) changes the head too.
+   */
+  private warnTiedMerge(): void {
+    const tiedHeads = this.model.namedModules().filter(([, x]) => x instanceof TiedLinear) as [string, TiedLinear][];
+    const tied = [...this.embeddings].filter(([, e]) => tiedHeads.some(([, t]) => t.weight === e.weight)).map(([k]) => k);
+    if (!tied.length) return;
+    const msg = `merging LoRA into ${tied.join(', ')}, whose weight is tied to the output head: the head changes too (HF PEFT warns the same); untie the embeddings first (tie_word_embeddings: false with the head's weight copied) to merge only the embedding`;
+    if (!this.warnings.includes(msg)) this.warnings.push(msg);
+  }
+
+  /**
    * Folds the adapter into the base weights (W += scaling·B·A, transposed for Conv1D); its layers
    * then skip the LoRA branch. Enables the adapter if it was off.
    * @throws MergeError (nothing merged) when a base layer is quantized: dequantize first.
@@ -463,14 +557,15 @@ export class LoraAdapterHandle implements AdapterHandle {
   merge(): void {
     this.check();
     this.assertMergeable();
+    this.warnTiedMerge();
     if (!this.enabled) this.setEnabled(true);
-    for (const layer of this.layers.values()) layer.merge(this.name);
+    for (const layer of [...this.layers.values(), ...this.embeddings.values()]) layer.merge(this.name);
   }
 
   /** Subtracts the merged adapter from the base weights again. */
   unmerge(): void {
     this.check();
-    for (const layer of this.layers.values()) layer.unmerge(this.name);
+    for (const layer of [...this.layers.values(), ...this.embeddings.values()]) layer.unmerge(this.name);
   }
 
   /**
@@ -483,18 +578,28 @@ export class LoraAdapterHandle implements AdapterHandle {
   unload(merge = false): LoraTargetModel {
     this.check();
     if (merge) this.assertMergeable();
-    for (const [path, layer] of this.layers) {
+    if (merge) this.warnTiedMerge();
+    for (const [path, layer] of [...this.layers, ...this.embeddings]) {
       if (merge) layer.merge(this.name);
       const left = layer.deleteAdapter(this.name, { keepMerged: merge });
       if (left === 0 && this.model.getSubmodule(path) === layer) this.model.setSubmodule(path, layer.baseLayer as Module);
     }
     for (const [path, w] of this.saved) {
-      if (merge) {
+      // A head tied to the embedding (TiedLinear) shares its variable: writing the copy into it
+      // would change the embedding too, so the merged model gets the copy itself, untied (as HF's
+      // ModulesToSaveWrapper.unload_and_optionally_merge_module returns the adapter's module).
+      let replacement: Module | undefined;
+      if (merge && w.originalModule instanceof TiedLinear) replacement = cloneModule(w.copyOf(this.name)!, path);
+      else if (merge) {
         const copy = w.copyOf(this.name)!.stateDict();
         for (const [n, v] of w.originalModule.namedParameters()) v.assign(copy.get(n)!);
       }
       const left = w.deleteAdapter(this.name);
-      if (left === 0 && this.model.getSubmodule(path) === w) this.model.setSubmodule(path, w.originalModule);
+      if (replacement) {
+        replacement.requiresGrad(false);
+        replacement.train(w.training);
+        if (this.model.getSubmodule(path) === w) this.model.setSubmodule(path, left === 0 ? replacement : w);
+      } else if (left === 0 && this.model.getSubmodule(path) === w) this.model.setSubmodule(path, w.originalModule);
     }
     this.alive = false;
     return this.model;
@@ -520,7 +625,7 @@ export class LoraAdapterHandle implements AdapterHandle {
   freezeBase(): void {
     const keep = new Set<tf.Variable>();
     for (const [, m] of this.model.namedModules()) {
-      if (m instanceof LoraLayer) for (const [, v] of m.adapterParameters()) keep.add(v);
+      if (m instanceof LoraLayer || m instanceof LoraEmbedding) for (const [, v] of m.adapterParameters()) keep.add(v);
       if (m instanceof ModulesToSaveWrapper) for (const n of m.adapterNames()) for (const [, v] of m.copyOf(n)!.namedParameters()) keep.add(v);
     }
     for (const [, v] of this.model.namedParameters()) if (!keep.has(v)) v.trainable = false;

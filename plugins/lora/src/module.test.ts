@@ -36,6 +36,9 @@ test('the method checks configs and injects with the context\'s adapter name and
   assert.equal(h.name, 'first');
   assert.equal(h.peftType, 'LORA');
   assert.equal(h.method, 'lora');
-  assert.match(warnings[0], /fan_in_fan_out/);
+  assert.deepEqual(warnings, []); // fan_in_fan_out left unset: taken from GPT-2's Conv1D without a warning
   assert.equal(h.adapterConfig().r, 2);
+  // Warnings reach the context's logger.
+  await lora.inject(tinyGpt2(), { ...config, fan_in_fan_out: false }, { logger, seed: 1, adapterName: 'second' });
+  assert.match(warnings[0], /fan_in_fan_out is set to False/);
 });

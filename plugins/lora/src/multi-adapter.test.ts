@@ -10,7 +10,7 @@ import { UserError, initBackend } from '@peftkit/core';
 import { BASE_ADAPTER_NAME, Conv1D, PeftModel, createModel, manualSeed, readSafetensors, writeSafetensors, type LoadedModel, type ModelInputs, type PreTrainedModel } from '@peftkit/models';
 import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { LoraLayer } from './layer.js';
-import { ModulesToSaveWrapper } from './modules-to-save.js';
+import { ModulesToSaveWrapper } from '@peftkit/models';
 import { injectLora, type LoraAdapterHandle } from './model.js';
 import { loadHfLoraAdapter } from './hf-format.js';
 import { loraMethod } from './method.js';
@@ -98,6 +98,28 @@ describe('mixed-adapter batches (HF PEFT adapter_names)', () => {
     assert.ok(maxRowDiff(rowsOf(logits(peft, inputs)), base) < 1e-6);
     // With a base model without any wrapper, outputs are the same as the adapters-disabled ones.
     peft.setActive(was);
+  });
+
+  it('LoRA on an embedding (GPT-2 wte): each row gets its adapter\'s lookup; DoRA adapters are refused', () => {
+    const model = tinyGpt2(1);
+    const { peft } = peftWith(model, [
+      ['a', { r: 2, target_modules: ['wte'], init_lora_weights: false }],
+      ['b', { r: 3, target_modules: ['wte', 'c_fc'], init_lora_weights: false }],
+      ['d', { r: 2, target_modules: ['wte'], init_lora_weights: false, use_dora: true }],
+    ]);
+    const ids = sampleIds(4, 5, 11, 8);
+    const inputs = { inputIds: ids };
+    const names = ['a', 'b', BASE_ADAPTER_NAME, 'b'];
+    const base = rowsOf(peft.withAdaptersDisabled(() => logits(peft, inputs)));
+    peft.setActive(['a']);
+    const onlyA = rowsOf(logits(peft, inputs));
+    peft.setActive(['b']);
+    const onlyB = rowsOf(logits(peft, inputs));
+    assert.ok(maxRowDiff(onlyA, base) > 1e-3 && maxRowDiff(onlyB, onlyA) > 1e-3, 'the adapters change the output, differently');
+    const mixed = rowsOf(logits(peft, inputs, names));
+    const expected = names.map((n, i) => (n === 'a' ? onlyA : n === 'b' ? onlyB : base)[i]);
+    assert.ok(maxRowDiff(mixed, expected) < 1e-5, `mixed batch vs each adapter alone: ${maxRowDiff(mixed, expected)}`);
+    assert.throws(() => logits(peft, inputs, ['a', 'd', 'b', 'd']), /transformer\.wte: adapter\(s\) d use DoRA/);
   });
 
   it('Llama sequence classifier: each row uses its adapter\'s copy of the head (modules_to_save)', () => {

@@ -35,8 +35,8 @@ const isEmptyObject = (v: unknown) => v == null || (typeof v === 'object' && Obj
  * @throws UserError when the adapters are not LoRA adapters of one model, the name is taken, the
  *   type is not `linear` / `cat`, `linear` gets different ranks (HF: "All adapters must have the
  *   same r value") or a negative weight·scaling (HF's `math.sqrt` fails), the adapters mix list and
- *   regex `target_modules`, use `rank_pattern` / `alpha_pattern`, or train biases (HF allows one
- *   adapter with bias only).
+ *   regex `target_modules`, use `rank_pattern` / `alpha_pattern`, DoRA or LoRA on embeddings, or
+ *   train biases (HF allows one adapter with bias only).
  */
 export function addWeightedLoraAdapter(adapters: LoraAdapterHandle[], weights: number[], adapterName: string, combinationType: string): LoraAdapterHandle {
   const fail = (message: string, hint?: string): never => {
@@ -56,6 +56,8 @@ export function addWeightedLoraAdapter(adapters: LoraAdapterHandle[], weights: n
   }
   for (const a of adapters) {
     if (!isEmptyObject(a.config.rank_pattern) || !isEmptyObject(a.config.alpha_pattern)) fail(`adapter "${a.name}" sets rank_pattern or alpha_pattern; combining such adapters is not supported`);
+    if (a.config.use_dora) fail(`adapter "${a.name}" uses DoRA; combining DoRA adapters is not supported (their magnitude vectors do not combine linearly)`);
+    if (a.embeddings.size) fail(`adapter "${a.name}" has LoRA on embeddings (${[...a.embeddings.keys()].join(', ')}); combining those is not supported`);
     if (adapters.length > 1 && a.config.bias !== 'none') fail(`adapter "${a.name}" has bias "${a.config.bias}"; with several adapters every adapter must have bias "none" (as HF PEFT requires)`);
   }
   const ranks = adapters.map((a) => a.config.r);

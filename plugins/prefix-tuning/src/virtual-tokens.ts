@@ -53,6 +53,21 @@ export function beginInject<C, R>(
   return { model, tokenizer, resolved };
 }
 
+/**
+ * Refuses to train a prompt-learning method on a sequence classifier: its head (`score`,
+ * `classifier`) is new and random, and peftkit's prefix and prompt tuning train only the virtual
+ * tokens, so the head would stay at its random values (HF PEFT trains it through modules_to_save,
+ * which these methods do not have here). Loading a saved adapter is not affected.
+ * @throws UserError naming the task and what to use instead
+ */
+export function refuseSequenceClassification(method: string, target: InjectTarget): void {
+  const { model } = resolveTarget(target);
+  if (model.task !== 'sequence-classification') return;
+  throw new UserError(`${method} cannot train a sequence-classification model: it trains only its virtual tokens, and the model's new classification head (${model.outputHeadNames().join(', ')}) would stay at its random initial values`, {
+    hint: 'load the base as a causal LM and let the dataset score label words ("label_words": true), or use a method that trains the head with the adapter: lora, qlora, houlsby, pfeiffer, parallel-adapter',
+  });
+}
+
 /** HF PEFT's task type for a model's task. */
 export function taskTypeOf(model: PreTrainedModel): string {
   switch (model.task) {
@@ -175,7 +190,7 @@ export abstract class PromptLearningHandle implements AdapterHandle {
     const free: tf.Tensor[] = [];
     const out = this.enabled && !continuesFromCache(inputs) ? this.postprocessFresh(output, inputs, free) : output;
     // What the model returns is never among what we made: the model makes new tensors.
-    const keep = new Set<tf.Tensor>([out.logits, out.lastHiddenState, ...(out.pastKeyValues ?? []).flatMap((l) => [l.key, l.value])].filter((t): t is tf.Tensor => !!t));
+    const keep = new Set<tf.Tensor>([out.logits, out.lastHiddenState, out.leadingLogits, ...(out.pastKeyValues ?? []).flatMap((l) => [l.key, l.value])].filter((t): t is tf.Tensor => !!t));
     for (const t of [...made, ...free]) if (!keep.has(t)) t.dispose();
     return out;
   }

@@ -11,7 +11,7 @@ import { UserError, writeJsonAtomic } from '@peftkit/core';
 import {
   Conv1D,
   Linear,
-  architectureName,
+  pretrainedConfigJson,
   createModel,
   forEachSafetensor,
   hasTokenizer,
@@ -73,18 +73,16 @@ export function quantizationConfigOf(model: PreTrainedModel): Record<string, unk
 
 /**
  * Writes a quantized model as transformers' `save_pretrained` does for a bitsandbytes model:
- * config.json (keys sorted, `quantization_config`, `torch_dtype` float32), model.safetensors
+ * config.json (`pretrainedConfigJson` of @peftkit/models plus `quantization_config`), model.safetensors
  * (metadata `{"format": "pt"}`) and the tokenizer's files. Atomic writes.
  * @returns the file names written.
  */
 export function saveQuantizedPretrained(loaded: LoadedModel, folder: string): string[] {
   const { model } = loaded;
-  const cfg: Record<string, unknown> = { ...model.config, torch_dtype: 'float32' };
-  const arch = architectureName(String(model.config.model_type), model.task);
-  if (arch) cfg.architectures = [arch];
-  cfg.quantization_config = (loaded.quantization?.quantization_config as Record<string, unknown> | undefined) ?? quantizationConfigOf(model);
+  const quantizationConfig = (loaded.quantization?.quantization_config as Record<string, unknown> | undefined) ?? quantizationConfigOf(model);
+  const cfg = pretrainedConfigJson(model);
   writeSafetensors(join(folder, 'model.safetensors'), quantizedStateDict(model), { format: 'pt' });
-  writeJsonAtomic(join(folder, 'config.json'), sortKeys(cfg));
+  writeJsonAtomic(join(folder, 'config.json'), sortKeys({ ...cfg, quantization_config: quantizationConfig }));
   const written = ['config.json', 'model.safetensors'];
   if (loaded.tokenizer?.save) written.push(...loaded.tokenizer.save(folder));
   return written;

@@ -49,6 +49,17 @@ test('inject: LoRA wraps every quantized linear layer; adapters are float32, the
   m.dispose();
 });
 
+test('on a quantized GPT-2 (Conv1D layers) the config records fan_in_fan_out: true, as for the float model, without a warning', () => {
+  const m = tinyGpt2(1);
+  quantizeModel(m, {});
+  const h = injectQLora(m, { r: 2 }, { seed: 1 });
+  assert.ok([...h.lora.layers.values()].every((l) => l.baseLayer instanceof QuantLinear));
+  assert.equal(h.adapterConfig().fan_in_fan_out, true);
+  assert.deepEqual(h.lora.warnings, []);
+  h.dispose();
+  m.dispose();
+});
+
 test('a QLoRA training step: gradients reach A and B through the 4-bit layers, the packed weights do not change', () => {
   const m = tinyGpt2(1);
   quantizeModel(m, { blocksize: 32 });
@@ -130,5 +141,34 @@ test('inject without a quantize step: UserError pointing at the missing step', (
   const m = tinyLlama(1);
   assert.throws(() => injectQLora(m, {}), (e: unknown) => e instanceof UserError && /needs a quantized base/.test(e.message) && /quantize step/.test(e.details.hint ?? ''));
   assert.ok(m.getSubmodule('model.layers.0.self_attn.q_proj') instanceof Linear);
+  m.dispose();
+});
+
+test('use_dora on a quantized base: UserError at /use_dora, the model left as it was', () => {
+  const m = tinyLlama(1);
+  quantizeModel(m, {});
+  assert.throws(() => injectQLora(m, { r: 2, use_dora: true }), (e: unknown) => e instanceof UserError && e.details.pointer === '/use_dora' && /use_dora/.test(e.message) && /method "lora"/.test(e.details.hint ?? ''));
+  assert.ok(m.getSubmodule('model.layers.0.self_attn.q_proj') instanceof QuantLinear);
+  m.dispose();
+});
+
+test('a DoRA adapter loaded with method lora onto a 4-bit base: the norm uses the dequantized weight (at init it equals LoRA with the same A, B); merging is refused', () => {
+  const m = tinyLlama(1);
+  quantizeModel(m, {});
+  const plain = injectLora(m, { target_modules: ['q_proj', 'v_proj'], r: 2, init_lora_weights: false }, { adapterName: 'plain', seed: 4 });
+  const dora = injectLora(m, { target_modules: ['q_proj', 'v_proj'], r: 2, init_lora_weights: false, use_dora: true }, { adapterName: 'dora', seed: 4 });
+  const q = m.getSubmodule('model.layers.0.self_attn.q_proj') as LoraLayer;
+  assert.ok(q.baseLayer instanceof QuantLinear);
+  assert.equal(diff(q.loraWeights('plain').B, q.loraWeights('dora').B), 0, 'same seed, same A and B');
+  dora.setEnabled(false);
+  const yPlain = logits(m);
+  plain.setEnabled(false);
+  dora.setEnabled(true);
+  const yDora = logits(m);
+  dora.setEnabled(false);
+  assert.ok(diff(yPlain, logits(m)) > 1e-4, 'the adapters change the output');
+  assert.ok(diff(yDora, yPlain) < 1e-5, `DoRA at init = LoRA: ${diff(yDora, yPlain)}`);
+  dora.setEnabled(true);
+  assert.throws(() => dora.merge(), (e: unknown) => e instanceof UserError && /cannot add a float update/.test(e.message));
   m.dispose();
 });

@@ -56,10 +56,17 @@ export interface InjectQLoraOptions {
  * Injects a QLoRA adapter: LoRA (with the QLoRA defaults) on a model whose linear layers were
  * quantized by the `quantize` step. Every LoRA layer then wraps a {@link QuantLinear} (or a float
  * layer the quantization left alone, such as a head listed in `modules_to_not_convert`).
- * @throws UserError when the model has no quantized layer (add a quantize step), and LoRA's errors
- *   (invalid config, nothing matched).
+ * @throws UserError when the model has no quantized layer (add a quantize step), when `use_dora`
+ *   is set (DoRA's norm needs the dequantized weight at every step and its merge rewrites the
+ *   whole weight, which QLoRA's merging does not do), and LoRA's errors (invalid config, nothing matched).
  */
 export function injectQLora(model: LoraTargetModel, config: QLoraConfig = {}, opts: InjectQLoraOptions = {}): QLoraAdapterHandle {
+  if (config?.use_dora) {
+    throw new UserError('qlora: use_dora is not supported on a quantized base (DoRA needs the dequantized weight for its norm at every step, and merging rescales the whole weight)', {
+      pointer: '/use_dora',
+      hint: 'set use_dora to false, or use method "lora" with use_dora on a full-precision base (no quantize step)',
+    });
+  }
   if (!quantizedLayers(model).length) {
     throw new UserError('QLoRA needs a quantized base, but the model has no quantized linear layer', {
       hint: 'put a quantize step (quant_type "nf4") between load and inject, or use method "lora" for a full-precision base',

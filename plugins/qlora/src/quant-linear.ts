@@ -40,8 +40,12 @@ export class QuantLinear extends Module {
    * @param origin - `conv1d` for GPT-2's Conv1D (weight stored [in, out] before quantization).
    * @param path - the module's name in the model, for messages.
    */
+  /** True for a quantized Conv1D: HF PEFT's `fan_in_fan_out` (the LoRA config records it as for the float layer). */
+  readonly fanInFanOut: boolean;
+
   constructor(readonly weight: QuantizedWeight, bias?: tf.Variable, readonly origin: LinearOrigin = 'linear', public path = '') {
     super();
+    this.fanInFanOut = origin === 'conv1d';
     [this.outFeatures, this.inFeatures] = weight.shape;
     if (bias) {
       if (bias.shape.length !== 1 || bias.shape[0] !== this.outFeatures) throw new Error(`QuantLinear ${path}: bias has shape [${bias.shape.join(', ')}], expected [${this.outFeatures}]`);

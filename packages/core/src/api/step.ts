@@ -28,6 +28,23 @@ export interface StepContext {
   registry: Registry;
   /** Records a metric row for this step (written to `metrics.jsonl` in the run folder). */
   recordMetrics(row: Record<string, unknown>): void;
+  /**
+   * Adds a line to the run's closing summary (where a report or adapter was written, headline
+   * figures): what a user should see without opening files. The CLI prints it after the run.
+   */
+  summarize?(line: string): void;
+}
+
+/** A local path a step reads, located in its settings. */
+export interface LocalPath {
+  /** JSON pointer relative to the step's `settings`, e.g. `/files/train`. */
+  pointer: string;
+  /** The path as written: relative to the pipeline file, or absolute. */
+  path: string;
+  /** What must be there. */
+  expect: 'file' | 'folder';
+  /** The value reads as a Hugging Face Hub id (`org/name`): when nothing local has that name, the run fetches it. */
+  hubId?: boolean;
 }
 
 /** Problems a step kind finds in its settings beyond what the JSON Schema can say. */
@@ -36,6 +53,15 @@ export interface SettingsIssue {
   pointer: string;
   message: string;
   hint?: string;
+}
+
+/** A step another depends on, as {@link StepKind.validateUpstream} sees it. */
+export interface UpstreamStep {
+  /** The step's name in the pipeline. */
+  name: string;
+  /** Its kind (`quantize`, `inject`, ...). */
+  kind: string;
+  settings: Record<string, unknown>;
 }
 
 /**
@@ -64,6 +90,20 @@ export interface StepKind<S = any> {
    * name). Must not touch the disk or tensors.
    */
   validate?(settings: S, registry: Registry): SettingsIssue[];
+  /**
+   * The local files and folders the step will read, as written in its settings (relative to the
+   * pipeline file, or absolute), so that `validate` and dry runs can check they exist before
+   * anything runs. Called after the schema passed; must not touch the disk.
+   */
+  localPaths?(settings: S): LocalPath[];
+  /**
+   * Checks that need the steps this one depends on, directly or not (e.g. `export` with `merged`
+   * after a `quantize` step), run at validation time once the graph is known and has no cycle, so
+   * that `--dry-run` catches what would otherwise fail only after training. Must not touch the disk
+   * or tensors.
+   * @param upstream - every step this one depends on, in run order, with its settings after defaults.
+   */
+  validateUpstream?(settings: S, upstream: UpstreamStep[]): SettingsIssue[];
   /**
    * Runs the step. Inputs hold the values produced by upstream steps, keyed by input port name.
    * Returns a value for every output port.

@@ -47,3 +47,23 @@ export function pointerToken(token: string | number): string {
 export function pointer(...tokens: (string | number)[]): string {
   return tokens.map((t) => '/' + pointerToken(t)).join('');
 }
+
+/**
+ * Places an error a step threw in the pipeline file: the result names `file` and a JSON pointer
+ * into it. A pointer that starts with `/steps/` is kept; any other is relative to the step's
+ * `settings` (as a step kind's settings issues are); none, or one into another file, points at
+ * the step itself. A message that
+ * starts with its own pointer loses that prefix (the CLI prints the pointer in front).
+ * Errors that are not {@link UserError}s are returned as they are: they are bugs, with a stack.
+ */
+export function locateInStep(e: unknown, file: string, step: string): unknown {
+  if (!(e instanceof UserError) || e.details.file === file) return e;
+  // A pointer into another file (a model's config.json) says nothing about where in the pipeline.
+  const given = e.details.file ? undefined : e.details.pointer;
+  const at = given?.startsWith('/steps/') ? given : given ? pointer('steps', step, 'settings') + given : pointer('steps', step);
+  let message = e.message;
+  for (const prefix of [`${at}: `, given ? `${given}: ` : undefined]) if (prefix && message.startsWith(prefix)) message = message.slice(prefix.length);
+  const located = new UserError(message, { file, pointer: at, hint: e.details.hint });
+  located.cause = e;
+  return located;
+}

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { Pipeline } from '../schema/pipeline.generated.js';
-import { UserError, type PipelineIssue } from './errors.js';
+import { pointer, UserError, type PipelineIssue } from './errors.js';
 import { suggest } from './did-you-mean.js';
 
 /** A pipeline file as read: its parsed document, or the issue that stopped the parse. */
@@ -47,7 +47,6 @@ export function applyOverrides(doc: Record<string, any>, overrides: string[]): v
   for (const o of overrides) {
     const eq = o.indexOf('=');
     if (eq <= 0) throw new UserError(`--set ${o}: expected key=value, e.g. steps.train.settings.max_steps=20`);
-    const path = o.slice(0, eq).split('.');
     const raw = o.slice(eq + 1);
     let value: unknown;
     try {
@@ -57,15 +56,36 @@ export function applyOverrides(doc: Record<string, any>, overrides: string[]): v
       if (/^\s*[[{]/.test(raw)) throw new UserError(`--set ${o}: the value is not valid JSON (${(e as Error).message})`, { hint: 'quote it for the shell, e.g. --set \'key={"a":1}\'' });
       value = raw;
     }
-    if (path[0] === 'steps' && path.length > 2 && doc.steps && typeof doc.steps === 'object' && !(path[1] in doc.steps)) {
-      throw new UserError(`--set ${o}: the pipeline has no step "${path[1]}"`, { hint: suggest(path[1], Object.keys(doc.steps)) });
-    }
-    let node: Record<string, any> = doc;
-    for (const k of path.slice(0, -1)) {
-      if (node[k] === undefined) node[k] = {};
-      if (typeof node[k] !== 'object' || node[k] === null) throw new UserError(`--set ${o}: "${k}" is not an object in the pipeline`);
-      node = node[k];
-    }
-    node[path[path.length - 1]] = value;
+    setByPath(doc, o.slice(0, eq), value, (msg, hint) => new UserError(`--set ${o}: ${msg}`, { hint }));
   }
+}
+
+/**
+ * Applies the pipeline's own `quick` block (dotted path -> value, the same keys as `--set`), in
+ * place: the sizes its author chose for a quick run (CI, a first try). The block itself is kept.
+ * @throws UserError naming `/quick/<key>` in `file` when a key names a step that does not exist.
+ */
+export function applyQuick(file: string, doc: Record<string, any>): number {
+  const quick = doc.quick;
+  if (!quick || typeof quick !== 'object' || Array.isArray(quick)) return 0;
+  for (const [key, value] of Object.entries(quick as Record<string, unknown>)) {
+    if (key === 'description') continue;
+    setByPath(doc, key, structuredClone(value), (msg, hint) => new UserError(msg, { file, pointer: pointer('quick', key), hint }));
+  }
+  return Object.keys(quick).filter((k) => k !== 'description').length;
+}
+
+/** Sets `value` at a dotted `key` of `doc`, creating missing objects; `fail` builds the error. */
+function setByPath(doc: Record<string, any>, key: string, value: unknown, fail: (message: string, hint?: string) => Error): void {
+  const path = key.split('.');
+  if (path[0] === 'steps' && path.length > 2 && doc.steps && typeof doc.steps === 'object' && !(path[1] in doc.steps)) {
+    throw fail(`the pipeline has no step "${path[1]}"`, suggest(path[1], Object.keys(doc.steps)));
+  }
+  let node: Record<string, any> = doc;
+  for (const k of path.slice(0, -1)) {
+    if (node[k] === undefined) node[k] = {};
+    if (typeof node[k] !== 'object' || node[k] === null) throw fail(`"${k}" is not an object in the pipeline`);
+    node = node[k];
+  }
+  node[path[path.length - 1]] = value;
 }

@@ -22,7 +22,7 @@ writeFileSync(file, JSON.stringify(pipeline));
 
 test('runs steps in dependency order and writes the run folder', async () => {
   const log: string[] = [];
-  const prepared = await preparePipeline(file, ['steps.fit.settings.steps=5'], { builtins: [fakePlugin(log)], discover: false });
+  const prepared = await preparePipeline(file, ['steps.fit.settings.steps=5'], { builtins: [fakePlugin(log)] });
   const res = await runPipeline(prepared, { runsDir: join(dir, 'runs') });
   assert.equal(res.backend.name, 'cpu');
   const order = log.map((l) => l.split(':')[0]);
@@ -40,7 +40,7 @@ test('runs steps in dependency order and writes the run folder', async () => {
 test('an aborted run stops before the next step and says so', async () => {
   const ac = new AbortController();
   ac.abort();
-  const prepared = await preparePipeline(file, [], { builtins: [fakePlugin()], discover: false });
+  const prepared = await preparePipeline(file, [], { builtins: [fakePlugin()] });
   const res = await runPipeline(prepared, { runsDir: join(dir, 'runs'), signal: ac.signal });
   assert.equal(res.interrupted, true);
   assert.equal(JSON.parse(readFileSync(join(res.runDir, 'status.json'), 'utf8')).state, 'interrupted');
@@ -49,7 +49,7 @@ test('an aborted run stops before the next step and says so', async () => {
 test('a listed plugin that is not installed is reported at its pointer', async () => {
   const f = join(dir, 'bad.json');
   writeFileSync(f, JSON.stringify({ ...pipeline, plugins: ['@peftkit/no-such-plugin'] }));
-  await assert.rejects(preparePipeline(f, [], { builtins: [fakePlugin()], discover: false }), (e: unknown) => {
+  await assert.rejects(preparePipeline(f, [], { builtins: [fakePlugin()] }), (e: unknown) => {
     assert.ok(e instanceof PipelineValidationError);
     assert.equal(e.issues.length, 1);
     assert.equal(e.issues[0].pointer, '/plugins/0');
@@ -61,7 +61,7 @@ test('a listed plugin that is not installed is reported at its pointer', async (
 test('a file that is not JSON is one issue with line and column', async () => {
   const f = join(dir, 'broken.json');
   writeFileSync(f, '{\n  "name": "x",\n  "steps": {,}\n}');
-  await assert.rejects(preparePipeline(f, [], { builtins: [fakePlugin()], discover: false }), (e: unknown) => {
+  await assert.rejects(preparePipeline(f, [], { builtins: [fakePlugin()] }), (e: unknown) => {
     assert.ok(e instanceof PipelineValidationError);
     assert.equal(e.issues.length, 1);
     assert.match(e.issues[0].message, /not valid JSON at line 3/);

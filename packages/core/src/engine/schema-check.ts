@@ -50,8 +50,14 @@ function toIssue(file: string, base: string, e: ErrorObject): PipelineIssue {
       return { file, pointer: `${at}/${pointerToken(p.missingProperty)}`, message: `missing required field "${p.missingProperty}"`, hint: describe(e, p.missingProperty) };
     case 'enum':
       return { file, pointer: at, message: `must be one of ${p.allowedValues.map((v: unknown) => JSON.stringify(v)).join(', ')}`, hint: 'pick one of the allowed values' };
-    case 'type':
-      return { file, pointer: at, message: `must be of type ${p.type}`, hint: describe(e) };
+    case 'type': {
+      // Say what to write first: the expected type with an example, then what the field means.
+      const s = e.parentSchema as { default?: unknown; examples?: unknown[] } | undefined;
+      const example = s?.default !== undefined && s.default !== null ? ` such as ${JSON.stringify(s.default)} (the default)` : s?.examples?.length ? ` such as ${JSON.stringify(s.examples[0])}` : '';
+      const got = e.data === null ? 'null' : Array.isArray(e.data) ? 'an array' : typeof e.data === 'string' ? `the string ${JSON.stringify(e.data)}` : `a ${typeof e.data}`;
+      const what = describe(e);
+      return { file, pointer: at, message: `must be of type ${p.type}, not ${got}`, hint: `write ${/^[aeiou]/.test(String(p.type)) ? 'an' : 'a'} ${String(p.type).replace(/,/g, ' or ')}${example}${what ? `; ${what}` : ''}` };
+    }
     default:
       return { file, pointer: at, message: e.message ?? e.keyword, hint: describe(e) };
   }

@@ -73,7 +73,9 @@ test('setting of the wrong type', () => {
   d.steps.fit.settings.lr = 'fast';
   const i = only(d);
   assert.equal(i.pointer, '/steps/fit/settings/lr');
-  assert.match(i.message, /must be of type number/);
+  assert.match(i.message, /must be of type number, not the string "fast"/);
+  // The hint says what to write first, then what the field means.
+  assert.match(i.hint!, /^write a number/);
 });
 
 test('unknown field in settings is named with a did-you-mean', () => {
@@ -107,4 +109,20 @@ test('--set overrides parse JSON values and create paths', () => {
 
 test('two plugins registering the same step kind are refused', () => {
   assert.throws(() => createRegistry([fakePlugin(), { ...fakePlugin(), name: 'other' }]), /registered twice: by fake and by other/);
+});
+
+test('validateUpstream sees every step the step depends on (transitively, in run order) and its issues get the step\'s pointer', () => {
+  const seen: string[][] = [];
+  const plugin = fakePlugin();
+  const r = createRegistry([plugin]);
+  const fit = r.stepKind('train')!;
+  fit.validateUpstream = (settings: any, upstream) => {
+    seen.push(upstream.map((u) => `${u.name}:${u.kind}`));
+    return upstream.some((u) => u.kind === 'load') && settings.steps > 2 ? [{ pointer: '/steps', message: 'too many steps after a load', hint: 'fewer' }] : [];
+  };
+  const { issues } = validatePipeline('p.json', good(), r);
+  assert.equal(seen.length, 1);
+  assert.deepEqual([...seen[0]].sort(), ['base:load', 'data:dataset', 'peft:inject']);
+  assert.ok(seen[0].indexOf('base:load') < seen[0].indexOf('peft:inject'), 'run order');
+  assert.deepEqual(issues, [{ file: 'p.json', pointer: '/steps/fit/settings/steps', message: 'too many steps after a load', hint: 'fewer' }]);
 });

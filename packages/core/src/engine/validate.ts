@@ -66,7 +66,27 @@ export function validatePipeline(file: string, doc: unknown, registry: Registry)
     const c = order.cycle;
     return { issues: [{ file, pointer: pointer('steps', c[0], 'inputs'), message: `steps form a cycle: ${[...c, c[0]].join(' -> ')}`, hint: 'a step cannot consume, directly or not, its own output; remove one of these inputs' }] };
   }
+  for (const name of order.plan) {
+    const step = p.steps[name] as Step;
+    const kind = registry.stepKind(step.kind)!;
+    if (!kind.validateUpstream) continue;
+    const ancestors = upstreamOf(name, edges);
+    const upstream = order.plan.filter((n) => ancestors.has(n)).map((n) => ({ name: n, kind: (p.steps[n] as Step).kind, settings: ((p.steps[n] as Step).settings ?? {}) as Record<string, unknown> }));
+    for (const i of kind.validateUpstream(step.settings, upstream)) issues.push({ file, pointer: pointer('steps', name, 'settings') + i.pointer, message: i.message, hint: i.hint });
+  }
+  if (issues.length) return { issues };
   return { issues: [], validated: { file, pipeline: p, plan: order.plan, edges } };
+}
+
+/** The steps `name` depends on, directly or through others. */
+function upstreamOf(name: string, edges: Edge[]): Set<string> {
+  const seen = new Set<string>();
+  const todo = [name];
+  while (todo.length) {
+    const n = todo.pop()!;
+    for (const e of edges) if (e.to === n && !seen.has(e.from)) todo.push(e.from), seen.add(e.from);
+  }
+  return seen;
 }
 
 function checkInputs(file: string, name: string, step: Step, kind: StepKind, p: Pipeline, registry: Registry, stepNames: string[], edges: Edge[]): PipelineIssue[] {

@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { startWebGpu, type GpuAdapterInfo } from './backends/webgpu.js';
+import { startWasm } from './wasm-threads.js';
+import { guardWasmHeap } from './wasm-heap.js';
 
 export { webgpuUnavailable, type GpuAdapterInfo } from './backends/webgpu.js';
 
@@ -17,6 +19,8 @@ export interface BackendInfo {
   skipped: string[];
   /** The GPU adapter (vendor, device, driver) when the backend is `webgpu`. */
   adapter?: GpuAdapterInfo;
+  /** WASM only: threads in XNNPACK's pool (set with `PEFTKIT_WASM_THREADS`; 1 = single-threaded). */
+  threads?: number;
 }
 
 /** `auto`'s order: the native GPU build, a real GPU through WebGPU, the native CPU build, WASM, plain JavaScript. */
@@ -52,8 +56,15 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
   const skipped: string[] = [];
   for (const c of candidates) {
     try {
-      const { detail, adapter } = await start(c, choice === 'webgpu');
-      current = { name: tf.getBackend(), detail, tfjsVersion: tf.version.tfjs, skipped, ...(adapter ? { adapter } : {}) };
+      const { detail, adapter, threads } = await start(c, choice === 'webgpu');
+      current = {
+        name: tf.getBackend(),
+        detail,
+        tfjsVersion: tf.version.tfjs,
+        skipped,
+        ...(adapter ? { adapter } : {}),
+        ...(threads !== undefined ? { threads } : {}),
+      };
       for (const k of kernelInstallers) k(current.name);
       return current;
     } catch (e) {
@@ -63,13 +74,13 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
   throw new Error(`backend "${choice}" is not available: ${skipped.join('; ')}. Install @tensorflow/tfjs-node(-gpu) for the native backends, @tensorflow/tfjs-backend-webgpu and webgpu for WebGPU, or use "backend": "wasm".`);
 }
 
-async function start(c: Exclude<BackendChoice, 'auto'>, allowSoftwareGpu: boolean): Promise<{ detail: string; adapter?: GpuAdapterInfo }> {
-  if (c === 'webgpu') return startWebGpu(allowSoftwareGpu);
-  return { detail: await startOther(c) };
-}
-
-async function startOther(c: Exclude<BackendChoice, 'auto' | 'webgpu'>): Promise<string> {
+async function start(
+  c: Exclude<BackendChoice, 'auto'>,
+  allowSoftwareGpu: boolean,
+): Promise<{ detail: string; adapter?: GpuAdapterInfo; threads?: number }> {
   switch (c) {
+    case 'webgpu':
+      return startWebGpu(allowSoftwareGpu);
     case 'tensorflow-gpu':
     case 'tensorflow': {
       const pkg = c === 'tensorflow-gpu' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node';
@@ -78,17 +89,18 @@ async function startOther(c: Exclude<BackendChoice, 'auto' | 'webgpu'>): Promise
         throw new Error(`${pkg} is not installed`);
       });
       if (!(await tf.setBackend('tensorflow'))) throw new Error(`${pkg} loaded but its backend did not start`);
-      return `${pkg} ${mod.version?.['tfjs-node'] ?? ''}`.trim();
+      return { detail: `${pkg} ${mod.version?.['tfjs-node'] ?? ''}`.trim() };
     }
     case 'wasm': {
-      await import('@tensorflow/tfjs-backend-wasm');
-      if (!(await tf.setBackend('wasm'))) throw new Error('the WASM backend did not start');
+      const { threads, fallback } = await startWasm();
       await tf.ready();
+      guardWasmHeap();
       const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
-      return `@tensorflow/tfjs-backend-wasm ${tf.version.tfjs}${simd ? ' (SIMD)' : ''}`;
+      const how = [simd ? 'SIMD' : '', `${threads} thread${threads === 1 ? '' : 's'}`, fallback ? `threads off: ${fallback}` : ''].filter(Boolean).join(', ');
+      return { detail: `@tensorflow/tfjs-backend-wasm ${tf.version.tfjs} (${how})`, threads };
     }
     case 'cpu':
       if (!(await tf.setBackend('cpu'))) throw new Error('the CPU backend did not start');
-      return `@tensorflow/tfjs-backend-cpu ${tf.version.tfjs}`;
+      return { detail: `@tensorflow/tfjs-backend-cpu ${tf.version.tfjs}` };
   }
 }

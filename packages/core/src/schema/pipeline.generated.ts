@@ -34,6 +34,12 @@ export interface Pipeline {
    */
   outputs?: string[];
   /**
+   * Smaller sizes for a quick run (CI, a first try): dotted paths, as `--set` takes them, to values, e.g. {"steps.train.settings.max_steps": 2}. Applied by `peftkit run --quick` or when the environment variable PEFTKIT_QUICK is 1, before any `--set`; `description` says what the quick run still shows.
+   */
+  quick?: {
+    [k: string]: unknown;
+  };
+  /**
    * The steps, by name. Run in dependency order, not in the order written.
    */
   steps: {

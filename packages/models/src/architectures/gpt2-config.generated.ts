@@ -81,6 +81,10 @@ export interface GPT2Config {
    */
   eos_token_id?: number | null | number[];
   /**
+   * The LM head shares the token embedding `wte` (HF's default for GPT-2); false: `lm_head.weight` is its own tensor in the checkpoint (a merged export whose embedding was trained apart from the head).
+   */
+  tie_word_embeddings?: boolean;
+  /**
    * Padding token id; sequence classification pools at the last token that is not this id. null: batches of one only.
    */
   pad_token_id?: number | null;

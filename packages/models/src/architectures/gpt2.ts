@@ -186,7 +186,7 @@ function gpt2AdapterPoints(n: number, prefix: string) {
   return Array.from({ length: n }, (_, i) => ({ layer: i, attentionOutput: `${prefix}h.${i}.attn.c_proj`, feedForwardOutput: `${prefix}h.${i}.mlp.c_proj` }));
 }
 
-/** `GPT2LMHeadModel`: the transformer under `transformer.` and `lm_head`, tied to `transformer.wte`. Logits [B, T, vocab]. */
+/** `GPT2LMHeadModel`: the transformer under `transformer.` and `lm_head` ([vocab, C]), tied to `transformer.wte` unless `tie_word_embeddings` is false. Logits [B, T, vocab]. */
 export class GPT2LMHeadModel extends PreTrainedModel {
   readonly config: ResolvedGPT2Config;
   readonly task = 'causal-lm' as const;
@@ -196,7 +196,10 @@ export class GPT2LMHeadModel extends PreTrainedModel {
     super();
     this.transformer = this.registerModule('transformer', new GPT2Model(config, file, nestedBuild(build, 'transformer.')));
     this.config = this.transformer.config;
-    this.lm_head = this.registerModule('lm_head', new TiedLinear(this.transformer.wte.weight));
+    this.lm_head = this.registerModule(
+      'lm_head',
+      this.config.tie_word_embeddings ? new TiedLinear(this.transformer.wte.weight) : new Linear(this.config.n_embd, this.config.vocab_size, false),
+    );
   }
   forward(inputs: ModelInputs): ModelOutput {
     return tidyOutput(() => {
@@ -205,7 +208,7 @@ export class GPT2LMHeadModel extends PreTrainedModel {
     });
   }
   override optionalStateKeys(): Set<string> {
-    return new Set(['lm_head.weight']);
+    return new Set(this.config.tie_word_embeddings ? ['lm_head.weight'] : []);
   }
   dims(): TransformerDims {
     return this.transformer.dims();

@@ -57,11 +57,15 @@ export interface LlamaConfig {
    */
   rms_norm_eps?: number;
   /**
-   * Base of the rotary position embedding frequencies.
+   * RoPE settings as transformers 5 writes them: {"rope_type": default | linear | dynamic | yarn | longrope | llama3, "rope_theta", and the type's fields (factor, original_max_position_embeddings, low_freq_factor, high_freq_factor, attention_factor, beta_fast, beta_slow, long_factor, short_factor, ...)}. Takes precedence over rope_theta and rope_scaling; when read, those two are folded into it.
+   */
+  rope_parameters?: {} | null;
+  /**
+   * transformers 4: base of the rotary position embedding frequencies (default 10000). transformers 5 keeps it in rope_parameters.
    */
   rope_theta?: number;
   /**
-   * RoPE scaling: null, {"rope_type": "linear", "factor"} or {"rope_type": "llama3", "factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"} (older files say "type" instead of "rope_type").
+   * transformers 4: RoPE scaling, null or {"rope_type" (older files: "type"), "factor", ...} with the fields of rope_parameters. transformers 5 keeps it in rope_parameters.
    */
   rope_scaling?: {} | null;
   /**

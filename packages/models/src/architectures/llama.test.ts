@@ -83,14 +83,14 @@ test('the sliding window changes what a position sees (Mistral)', () => {
 test('RoPE frequencies: default θ^(-2i/d), linear and llama3 scaling', () => {
   const base = llamaConfig({ ...smol, hidden_size: 32, num_attention_heads: 4 }); // head_dim 8
   assert.deepEqual([...ropeInverseFrequencies(base)].map((f) => +f.toPrecision(6)), [1, 0.1, 0.01, 0.001]);
-  const lin = llamaConfig({ ...base, rope_scaling: { rope_type: 'linear', factor: 4 } });
+  const lin = llamaConfig({ ...smol, hidden_size: 32, num_attention_heads: 4, rope_scaling: { rope_type: 'linear', factor: 4 } });
   assert.deepEqual([...ropeInverseFrequencies(lin)].map((f) => +f.toPrecision(6)), [0.25, 0.025, 0.0025, 0.00025]);
   // llama3 with original context 16, low 1, high 4: wavelengths 6.28 (between 4 and 16: smoothed), 62.8, 628, 6283 (divided by 8).
-  const l3 = llamaConfig({ ...base, rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 } });
+  const l3 = llamaConfig({ ...smol, hidden_size: 32, num_attention_heads: 4, rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 } });
   const smooth = (16 / (2 * Math.PI) - 1) / 3;
   const expected = [(1 - smooth) / 8 + smooth, 0.1 / 8, 0.01 / 8, 0.001 / 8];
   ropeInverseFrequencies(l3).forEach((f, i) => assert.ok(Math.abs(f - expected[i]) < 1e-6 * expected[i] + 1e-9, `${i}: ${f} vs ${expected[i]}`));
-  assert.throws(() => llamaConfig({ ...base, rope_scaling: { rope_type: 'yarn', factor: 2 } }), (e: Error) => e instanceof UserError && /rope type "yarn" is not supported/.test(e.message));
+  assert.throws(() => llamaConfig({ ...smol, rope_scaling: { rope_type: 'mrope', factor: 2 } }), (e: Error) => e instanceof UserError && /\/rope_scaling\/rope_type is "mrope", which peftkit does not support; supported rope types: default, linear, dynamic, yarn, longrope, llama3/.test(e.message));
 });
 
 test('config checks: GQA divisibility, head_dim override, family defaults', () => {

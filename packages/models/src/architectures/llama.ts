@@ -11,17 +11,22 @@ import * as tf from '@tensorflow/tfjs';
 import { UserError, type JSONSchema7 } from '@peftkit/core';
 import { Module, ModuleList, type Layer, type LoadReport } from '../nn/module.js';
 import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
-import { nextSeed } from '../nn/rng.js';
+import { nextSeedPair } from '../nn/rng.js';
+import { seededDropout } from '../kernels/dropout.js';
 import { PreTrainedModel, type KVCache, type LayerKV, type ModelBuildOptions, type ModelConfig, type ModelInputs, type ModelOutput, type TransformerDims } from '../model.js';
 import { appendKV, attentionBias, defaultPositionIds, mergeHeads, scaledDotProductAttention, splitHeads } from './attention.js';
 import { requireDivisible, resolveConfig, type Resolved } from './config.js';
+import { resolveRopeParameters, ropeDependsOnLength, ropeFrequencies, type RopeFrequencies, type RopeParameters } from './rope.js';
 import { activation, buildBlocks, initNormal, nestedBuild, normalizeStateDict, poolLastNonPadToken, TiedLinear, tidyOutput } from './shared.js';
 import type { LlamaConfig } from './llama-config.generated.js';
 import schema from './llama-config.schema.json' with { type: 'json' };
 
 export type { LlamaConfig };
-/** A Llama-family config with defaults filled, `num_key_value_heads` and `head_dim` resolved. */
-export type ResolvedLlamaConfig = Resolved<LlamaConfig> & ModelConfig & { num_key_value_heads: number; head_dim: number };
+/**
+ * A Llama-family config with defaults filled, `num_key_value_heads` and `head_dim` resolved, and the
+ * RoPE settings in `rope_parameters` alone (`rope_theta` and `rope_scaling` are removed).
+ */
+export type ResolvedLlamaConfig = Resolved<LlamaConfig> & ModelConfig & { num_key_value_heads: number; head_dim: number; rope_parameters: RopeParameters };
 
 /** Where Qwen2Config and MistralConfig default differently from LlamaConfig. */
 const FAMILY_DEFAULTS: Record<string, Record<string, unknown>> = {
@@ -30,8 +35,10 @@ const FAMILY_DEFAULTS: Record<string, Record<string, unknown>> = {
 };
 
 /**
- * Reads a Llama / Qwen2 / Mistral `config.json` object: HF defaults filled, sizes checked.
- * @throws UserError naming the invalid field.
+ * Reads a Llama / Qwen2 / Mistral `config.json` object: HF defaults filled, sizes checked, RoPE
+ * settings of transformers 4 (`rope_theta`, `rope_scaling`) or 5 (`rope_parameters`) read into
+ * `rope_parameters` (see {@link resolveRopeParameters}).
+ * @throws UserError naming the invalid field (an unsupported rope type among them).
  */
 export function llamaConfig(config: ModelConfig, file = 'config.json'): ResolvedLlamaConfig {
   const c = resolveConfig<LlamaConfig>(schema as JSONSchema7, config, file, FAMILY_DEFAULTS[config.model_type] ?? {}) as ResolvedLlamaConfig;
@@ -42,7 +49,11 @@ export function llamaConfig(config: ModelConfig, file = 'config.json'): Resolved
   }
   requireDivisible(file, c.num_attention_heads, 'num_attention_heads', c.num_key_value_heads, 'num_key_value_heads');
   if (c.head_dim % 2 !== 0) throw new UserError(`${file}: /head_dim (${c.head_dim}) must be even for rotary embeddings`, { file, pointer: '/head_dim' });
-  ropeInverseFrequencies(c, file); // validates rope_scaling early
+  // transformers 5's form only: rope_theta and rope_scaling are read into rope_parameters.
+  c.rope_parameters = resolveRopeParameters(c, file, 10000);
+  delete (c as Record<string, unknown>).rope_theta;
+  delete (c as Record<string, unknown>).rope_scaling;
+  if (c.rope_parameters.rope_type === 'longrope') ropeFrequencies(c.rope_parameters, c.head_dim, c.max_position_embeddings, 0, file); // checks the factor lists
   return c;
 }
 
@@ -50,32 +61,11 @@ export function llamaConfig(config: ModelConfig, file = 'config.json'): Resolved
 const IGNORED_KEYS = [/\.rotary_emb\.inv_freq$/];
 
 /**
- * RoPE's inverse frequencies θ^(-2i/d), i < d/2 (HF `_compute_default_rope_parameters`), with HF's
- * `linear` and `llama3` scaling (modeling_rope_utils.py).
- * @throws UserError for another rope type.
+ * RoPE's inverse frequencies for the config (see {@link ropeFrequencies}); `seqLen` matters only
+ * for the `dynamic` and `longrope` types.
  */
-export function ropeInverseFrequencies(c: ResolvedLlamaConfig, file = 'config.json'): Float32Array {
-  const d = c.head_dim;
-  const inv = new Float32Array(d / 2);
-  for (let i = 0; i < d / 2; i++) inv[i] = 1 / Math.pow(c.rope_theta, (2 * i) / d);
-  const s = c.rope_scaling as Record<string, any> | null;
-  if (!s) return inv;
-  const type = s.rope_type ?? s.type;
-  if (type === 'default') return inv;
-  if (type === 'linear') return inv.map((f) => f / s.factor);
-  if (type === 'llama3') {
-    const { factor, low_freq_factor: low, high_freq_factor: high, original_max_position_embeddings: oldLen } = s;
-    const lowWavelen = oldLen / low;
-    const highWavelen = oldLen / high;
-    return inv.map((f) => {
-      const wavelen = (2 * Math.PI) / f;
-      if (wavelen > lowWavelen) return f / factor;
-      if (wavelen < highWavelen) return f;
-      const smooth = (oldLen / wavelen - low) / (high - low);
-      return (1 - smooth) * (f / factor) + smooth * f;
-    });
-  }
-  throw new UserError(`${file}: /rope_scaling: rope type "${type}" is not supported; supported: default, linear, llama3`, { file, pointer: '/rope_scaling' });
+export function ropeInverseFrequencies(c: ResolvedLlamaConfig, seqLen = 0): Float32Array {
+  return ropeFrequencies(c.rope_parameters, c.head_dim, c.max_position_embeddings, seqLen).invFreq;
 }
 
 /** `rotate_half`: [x1, x2] → [-x2, x1] over the last axis (HF's layout, not interleaved pairs). */
@@ -91,17 +81,27 @@ function applyRotary(x: tf.Tensor4D, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor4
 
 /** RoPE tables; no parameters (HF's `inv_freq` is a non-persistent buffer). */
 export class LlamaRotaryEmbedding extends Module {
-  readonly invFreq: Float32Array;
+  private readonly params: RopeParameters;
+  private readonly headDim: number;
+  private readonly maxPositions: number;
+  /** The frequencies for sequences up to the pretrained length (all of them, for most rope types). */
+  readonly frequencies: RopeFrequencies;
   constructor(cfg: ResolvedLlamaConfig) {
     super();
-    this.invFreq = ropeInverseFrequencies(cfg);
+    this.params = cfg.rope_parameters;
+    this.headDim = cfg.head_dim;
+    this.maxPositions = cfg.max_position_embeddings;
+    this.frequencies = ropeFrequencies(this.params, this.headDim, this.maxPositions);
   }
-  /** positionIds [B or 1, T] → cos, sin [B or 1, 1, T, D], D = head_dim. */
+  /** positionIds [B or 1, T] → cos, sin [B or 1, 1, T, D], D = head_dim, each times the attention scaling. */
   forward(positionIds: tf.Tensor2D): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
+    // dynamic and longrope change with the length (transformers' `dynamic_rope_update`: the largest position + 1).
+    const f = ropeDependsOnLength(this.params) ? ropeFrequencies(this.params, this.headDim, this.maxPositions, tf.max(positionIds).dataSync()[0] + 1) : this.frequencies;
     return tf.tidy(() => {
-      const freqs = tf.mul(positionIds.cast('float32').expandDims(-1), tf.tensor1d(this.invFreq)); // [B, T, D/2]
+      const freqs = tf.mul(positionIds.cast('float32').expandDims(-1), tf.tensor1d(f.invFreq)); // [B, T, D/2]
       const emb = tf.concat([freqs, freqs], -1).expandDims(1); // [B, 1, T, D]
-      return { cos: tf.cos(emb) as tf.Tensor4D, sin: tf.sin(emb) as tf.Tensor4D };
+      const scale = (t: tf.Tensor) => (f.attentionScaling === 1 ? t : tf.mul(t, f.attentionScaling));
+      return { cos: scale(tf.cos(emb)) as tf.Tensor4D, sin: scale(tf.sin(emb)) as tf.Tensor4D };
     }) as { cos: tf.Tensor4D; sin: tf.Tensor4D };
   }
 }
@@ -141,7 +141,7 @@ export class LlamaAttention extends Module {
     const k = applyRotary(splitHeads(this.k_proj.forward(x), this.numKeyValueHeads, this.headDim), rope.cos, rope.sin); // [B, KVH, T, D]
     const v = splitHeads(this.v_proj.forward(x), this.numKeyValueHeads, this.headDim); // [B, KVH, T, D]
     const present = appendKV(past, k, v);
-    const drop = (p: tf.Tensor) => (this.training && this.attentionDropout > 0 ? tf.dropout(p, this.attentionDropout, undefined, nextSeed()) : p);
+    const drop = (p: tf.Tensor) => (this.training && this.attentionDropout > 0 ? seededDropout(p, this.attentionDropout, ...nextSeedPair()) : p);
     const y = scaledDotProductAttention(q, present.key, present.value, 1 / Math.sqrt(this.headDim), bias, drop);
     return { output: this.o_proj.forward(mergeHeads(y)) as tf.Tensor3D, present };
   }

@@ -3,6 +3,7 @@
  * token embedding, sequence-classification pooling and state-dict key normalisation.
  */
 import * as tf from '@tensorflow/tfjs';
+import { UserError } from '@peftkit/core';
 import { Module, ModuleList } from '../nn/module.js';
 import { matMulLast } from '../nn/layers.js';
 import { nextSeed } from '../nn/rng.js';
@@ -82,13 +83,17 @@ export function initNormal(layer: { weight: tf.Variable; bias?: tf.Variable }, s
  * @param hidden - [B, T, C]
  * @param inputIds - [B, T] or undefined when the model was given embeddings
  * @returns [B, C]
- * @throws Error when the batch has more than one row and there is no pad token (as HF).
+ * @throws UserError when the batch has more than one row and there is no pad token (HF raises too).
  */
 export function poolLastNonPadToken(hidden: tf.Tensor3D, inputIds: tf.Tensor2D | undefined, padTokenId: number | null | undefined): tf.Tensor2D {
   return tf.tidy(() => {
     const [B, T] = hidden.shape;
     if (padTokenId === null || padTokenId === undefined) {
-      if (B > 1) throw new Error('Cannot handle batch sizes > 1 if no padding token is defined: set pad_token_id in the model config');
+      if (B > 1) {
+        throw new UserError(`sequence classification of a batch of ${B} rows needs pad_token_id: the model pools each row's last token that is not padding, and config.json has no pad_token_id`, {
+          pointer: '/pad_token_id', hint: 'load the model with the load step (it sets the tokenizer\'s pad or EOS token), give "pad_token_id" in its settings, or classify one row at a time',
+        });
+      }
     }
     let last: tf.Tensor1D;
     if (inputIds && padTokenId !== null && padTokenId !== undefined) {

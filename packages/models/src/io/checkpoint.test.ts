@@ -7,7 +7,7 @@ import { initBackend, UserError } from '@peftkit/core';
 import { loadPretrained, savePretrained, weightFiles } from './checkpoint.js';
 import { CheckpointError, readSafetensors, readSafetensorsHeader, writeSafetensors } from './safetensors.js';
 import { createModel, SUPPORTED_MODEL_TYPES } from '../architectures/index.js';
-import { hfFixture, scratch } from '../testing/index.js';
+import { hfFixture, hfGolden, scratch } from '../testing/index.js';
 
 const TINY = hfFixture('ckpt-gpt2-tiny-vocab');
 const FAKE = hfFixture('ckpt-gpt2-fake-nembd2');
@@ -129,6 +129,34 @@ test('save then load gives bit-identical tensors, an HF-shaped folder, the token
   assert.deepEqual(readdirSync(out).filter((f) => f.endsWith('.tmp')), []);
   a.model.dispose();
   b.model.dispose();
+});
+
+test('config.json as transformers 5 writes it (hf-golden bases): dtype, rope_parameters, no num_labels, no null pad_token_id', async () => {
+  for (const name of ['gpt2-lora', 'llama-lora-all-linear-tied', 'qwen2-rope1e6-lora', 'bert-seqcls-lora']) {
+    const src = join(hfGolden(name), 'base');
+    const hf = JSON.parse(readFileSync(join(src, 'config.json'), 'utf8'));
+    const loaded = await loadPretrained(src, { tokenizer: false });
+    const dir = join(tmp.dir, `t5-${name}`);
+    savePretrained(loaded, dir);
+    const ours = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    // Every field transformers wrote, with its value (architectures, dtype, rope_parameters, id2label, ...).
+    for (const [k, v] of Object.entries(hf)) assert.deepEqual(ours[k], v, `${name}: /${k}`);
+    for (const k of ['torch_dtype', 'num_labels', 'rope_theta', 'rope_scaling']) assert.ok(!(k in ours), `${name}: /${k} is not written`);
+    loaded.model.dispose();
+  }
+  // A transformers 4 causal-LM config: torch_dtype, rope_theta and no pad token.
+  const v4 = { model_type: 'qwen2', vocab_size: 32, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 2, rope_theta: 1e6, torch_dtype: 'bfloat16', pad_token_id: null };
+  const dir = join(tmp.dir, 't4-qwen2');
+  const model = createModel(v4, 'causal-lm');
+  savePretrained({ model, source: 'random' }, dir);
+  const saved = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  assert.equal(saved.dtype, 'float32');
+  assert.deepEqual(saved.rope_parameters, { rope_theta: 1e6, rope_type: 'default' });
+  for (const k of ['torch_dtype', 'num_labels', 'pad_token_id', 'id2label', 'label2id', 'rope_theta']) assert.ok(!(k in saved), `/${k} is not written`);
+  const back = await loadPretrained(dir);
+  assert.deepEqual(back.model.config.rope_parameters, { rope_type: 'default', rope_theta: 1e6 });
+  model.dispose();
+  back.model.dispose();
 });
 
 test('Llama (GQA, untied and tied heads) and DistilBERT classification: save then load is bit-identical', async () => {

@@ -10,6 +10,7 @@ import { UserError, writeJsonAtomic } from '@peftkit/core';
 import type { LoadedModel, ModelConfig, ModelTask, PreTrainedModel } from '../model.js';
 import { createModel, SUPPORTED_MODEL_TYPES } from '../architectures/index.js';
 import { hasTokenizer, loadTokenizer } from '../tokenizer/load.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { CheckpointError, forEachSafetensor, readSafetensorsHeader, refuseNonSafetensors, writeSafetensors, type SafetensorsDtype } from './safetensors.js';
 import { resolveModelSource, type ResolveSourceOptions } from './hub.js';
 
@@ -48,6 +49,11 @@ export interface CheckpointReport {
   dtypes: Partial<Record<SafetensorsDtype, number>>;
   /** Parameter count (tied weights once). */
   numParameters: number;
+  /**
+   * What the caller should tell the user (also passed to `log`): a tokenizer with more ids than the
+   * model has embedding rows (see {@link tokenizerVocabWarning}).
+   */
+  warnings: string[];
 }
 
 /** The result of {@link loadPretrained}: a {@link LoadedModel} plus what was loaded. */
@@ -151,6 +157,11 @@ export async function loadPretrained(source: string, opts: LoadPretrainedOptions
   try {
     const report = loadWeights(model, folder, files, weightMap, opts.strict ?? true);
     const tokenizer = (opts.tokenizer ?? true) && hasTokenizer(folder) ? loadTokenizer(folder) : undefined;
+    const mismatch = tokenizer && tokenizerVocabWarning(tokenizer, model, folder);
+    if (mismatch) {
+      report.warnings.push(mismatch);
+      opts.log?.(`warning: ${mismatch}`);
+    }
     model.eval();
     return { model, tokenizer, source: hubId ?? source, report };
   } catch (e) {
@@ -221,7 +232,65 @@ function loadWeights(model: PreTrainedModel, folder: string, files: string[], we
     unexpected: [...ignored, ...unknown],
     dtypes,
     numParameters: model.numParameters(),
+    warnings: [],
   };
+}
+
+/**
+ * Gives a sequence classifier without `pad_token_id` one, as transformers users do before training
+ * (`tokenizer.pad_token = tokenizer.eos_token; model.config.pad_token_id = tokenizer.pad_token_id`):
+ * `padTokenId` when given, else the tokenizer's pad token, else its EOS token, else config.json's
+ * `eos_token_id` (the first, when a list). Decoder classifiers pool each row's last token that is not
+ * the pad token; without one, any batch of more than one row fails (as in transformers). Other tasks,
+ * and classifiers that have a pad token while `padTokenId` is not given, are left alone.
+ * @returns a sentence saying which id was set and why, or undefined when nothing changed.
+ * @throws UserError when `padTokenId` is outside the vocabulary, or no pad or EOS token is known.
+ */
+export function setClassifierPadToken(loaded: LoadedModel, padTokenId?: number | null): string | undefined {
+  const { model, tokenizer } = loaded;
+  const cfg = model.config;
+  const vocab = model.dims().vocabSize;
+  if (padTokenId != null) {
+    if (!Number.isInteger(padTokenId) || padTokenId < 0 || padTokenId >= vocab) {
+      throw new UserError(`pad_token_id ${padTokenId} is not a token id of the model (0 to ${vocab - 1})`, { pointer: '/pad_token_id', hint: 'give the id of the tokenizer\'s pad or EOS token' });
+    }
+    if (cfg.pad_token_id === padTokenId) return undefined;
+    cfg.pad_token_id = padTokenId;
+    return `pad_token_id set to ${padTokenId} as given`;
+  }
+  if (model.task !== 'sequence-classification' || cfg.pad_token_id != null) return undefined;
+  const eosCfg = Array.isArray(cfg.eos_token_id) ? (cfg.eos_token_id[0] as number | undefined) : (cfg.eos_token_id as number | null | undefined);
+  const [id, what] =
+    tokenizer?.padTokenId != null ? [tokenizer.padTokenId, 'the tokenizer\'s pad token']
+    : tokenizer?.eosTokenId != null ? [tokenizer.eosTokenId, 'the tokenizer\'s EOS token (it has no pad token), as transformers users set tokenizer.pad_token = tokenizer.eos_token']
+    : eosCfg != null ? [eosCfg, 'config.json\'s eos_token_id (no pad token is known), as transformers users set pad_token_id = eos_token_id']
+    : [undefined, ''];
+  if (id === undefined) {
+    throw new UserError(`${String(cfg.model_type)} sequence classification needs a pad token: the model pools each row's last token that is not padding, but config.json has no pad_token_id and no eos_token_id, and the tokenizer has neither`, {
+      pointer: '/pad_token_id', hint: 'set pad_token_id in the load step (a token id the tokenizer pads with)',
+    });
+  }
+  cfg.pad_token_id = id;
+  return `config.json has no pad_token_id: using ${id}, ${what}`;
+}
+
+/**
+ * Says when `tokenizer` has more ids than `model` has embedding rows (added tokens, e.g. a pad
+ * token at id = vocab_size, which transformers users follow with `resize_token_embeddings`): those
+ * ids have no embedding and fail in any forward pass. A model larger than its tokenizer (a vocabulary
+ * padded to a multiple of 64) is normal and says nothing.
+ * @returns the message naming both sizes and the first ids without rows, or undefined when they fit.
+ */
+export function tokenizerVocabWarning(tokenizer: Tokenizer, model: PreTrainedModel, where: string): string | undefined {
+  const rows = model.dims().vocabSize;
+  const ids = tokenizer.vocabSize;
+  if (ids <= rows) return undefined;
+  const extra = Array.from({ length: Math.min(ids - rows, 5) }, (_, i) => rows + i).map((id) => `${id} ${JSON.stringify(tokenizer.idToToken?.(id) ?? '?')}`);
+  return (
+    `${where}: the tokenizer has ${ids} tokens but the model's embedding has ${rows} rows (config.json /vocab_size); ` +
+    `ids ${rows} to ${ids - 1} (${extra.join(', ')}${ids - rows > 5 ? ', ...' : ''}) have no embedding and fail in a forward pass: ` +
+    `resize the embeddings (resizeTokenEmbeddings, as transformers' resize_token_embeddings) or load an adapter that carries the new rows`
+  );
 }
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
@@ -253,28 +322,42 @@ function sortKeys(v: unknown): unknown {
 }
 
 /**
+ * The `config.json` object transformers 5's `save_pretrained` writes for `model`, keys sorted:
+ * `architectures` set to the class of the model's task; `dtype` float32 (transformers 4 wrote
+ * `torch_dtype`, which is dropped); for classifiers `id2label` / `label2id` (LABEL_i by default),
+ * for other heads none; no `num_labels` (transformers 5 derives it from `id2label`); no
+ * `pad_token_id` when it is unset (never `null`). Llama-family RoPE settings are in
+ * `rope_parameters` already (the config reader folds `rope_theta` / `rope_scaling` into it).
+ */
+export function pretrainedConfigJson(model: PreTrainedModel): Record<string, unknown> {
+  const cfg: Record<string, unknown> = { ...model.config, dtype: 'float32' };
+  delete cfg.torch_dtype;
+  const arch = architectureName(String(model.config.model_type), model.task);
+  if (arch) cfg.architectures = [arch];
+  const numLabels = cfg.num_labels;
+  delete cfg.num_labels;
+  if (model.task !== 'sequence-classification') {
+    delete cfg.id2label;
+    delete cfg.label2id;
+  } else if (cfg.id2label == null && typeof numLabels === 'number') {
+    const labels = Array.from({ length: numLabels }, (_, i) => `LABEL_${i}`);
+    cfg.id2label = Object.fromEntries(labels.map((l, i) => [String(i), l]));
+    cfg.label2id = Object.fromEntries(labels.map((l, i) => [l, i]));
+  }
+  if (cfg.id2label == null) delete cfg.label2id;
+  for (const k of ['id2label', 'pad_token_id']) if (cfg[k] == null) delete cfg[k];
+  return sortKeys(cfg) as Record<string, unknown>;
+}
+
+/**
  * Writes a model folder that transformers' `from_pretrained` loads (`save_pretrained`):
- * config.json (keys sorted, `architectures` set to the class of the model's task, `torch_dtype`
- * float32, `id2label` / `label2id` for classifiers), model.safetensors (float32, metadata `{"format": "pt"}`, each tied weight once under
+ * config.json ({@link pretrainedConfigJson}), model.safetensors (float32, metadata `{"format": "pt"}`, each tied weight once under
  * its first name, as transformers drops `lm_head.weight` when tied) and the tokenizer's files.
  * Every file is written atomically.
  * @returns the file names written.
  */
 export function savePretrained(loaded: LoadedModel, folder: string): string[] {
   const { model } = loaded;
-  const cfg: Record<string, unknown> = { ...model.config, torch_dtype: 'float32' };
-  const arch = architectureName(String(model.config.model_type), model.task);
-  if (arch) cfg.architectures = [arch];
-  // transformers writes the label maps of a classifier (LABEL_i by default) and never `id2label: null`.
-  if (cfg.id2label == null) {
-    delete cfg.id2label;
-    delete cfg.label2id;
-    if (model.task === 'sequence-classification' && typeof cfg.num_labels === 'number') {
-      const labels = Array.from({ length: cfg.num_labels }, (_, i) => `LABEL_${i}`);
-      cfg.id2label = Object.fromEntries(labels.map((l, i) => [String(i), l]));
-      cfg.label2id = Object.fromEntries(labels.map((l, i) => [l, i]));
-    }
-  }
   const seen = new Set<tf.Tensor>();
   const tensors = new Map<string, tf.Tensor>();
   for (const [name, t] of model.stateDict()) {
@@ -283,7 +366,7 @@ export function savePretrained(loaded: LoadedModel, folder: string): string[] {
     tensors.set(name, t);
   }
   writeSafetensors(join(folder, 'model.safetensors'), tensors, { format: 'pt' });
-  writeJsonAtomic(join(folder, 'config.json'), sortKeys(cfg));
+  writeJsonAtomic(join(folder, 'config.json'), pretrainedConfigJson(model));
   const written = ['config.json', 'model.safetensors'];
   if (loaded.tokenizer?.save) written.push(...loaded.tokenizer.save(folder));
   return written;

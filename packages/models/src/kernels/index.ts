@@ -1,25 +1,35 @@
 /**
- * Kernels peftkit adds to tfjs backends, in tfjs's kernel-config shape: one kernel per file,
- * registered from the lists below. Registration is idempotent.
+ * Kernels peftkit adds to tfjs backends, in tfjs's kernel-config shape: one kernel per file, one
+ * folder per backend (`cpu/`, `wasm/`, `webgpu/`), each tested against the plain-TypeScript
+ * reference in `reference/`. Registered from the lists below; registration is idempotent.
  */
 import * as tf from '@tensorflow/tfjs';
-import { identityConfig } from './identity.js';
-import { unsortedSegmentSumConfig } from './unsorted-segment-sum.js';
-import { WEBGPU_KERNEL_CONFIGS, registerDropoutGradient } from './webgpu/index.js';
+import { dropoutGradConfig } from './dropout.js';
+import { dropoutCpuConfig } from './cpu/dropout.js';
+import { dropoutWasmConfig } from './wasm/dropout.js';
+import { identityConfig } from './wasm/identity.js';
+import { unsortedSegmentSumConfig } from './wasm/unsorted-segment-sum.js';
+import { WEBGPU_KERNEL_CONFIGS } from './webgpu/index.js';
 
-/** Kernels the backend lacks. */
-export const KERNEL_CONFIGS: readonly tf.KernelConfig[] = [unsortedSegmentSumConfig, ...WEBGPU_KERNEL_CONFIGS];
+/**
+ * Kernels the backend lacks (tfjs's own, or peftkit's: `PeftkitDropout` for cpu, wasm and webgpu; its one
+ * gradient, backend-neutral, is in {@link GRADIENT_CONFIGS}).
+ */
+export const KERNEL_CONFIGS: readonly tf.KernelConfig[] = [unsortedSegmentSumConfig, dropoutCpuConfig, dropoutWasmConfig, ...WEBGPU_KERNEL_CONFIGS];
 
 /** Kernels that replace the backend's own (same results, less memory). */
 export const KERNEL_OVERRIDES: readonly tf.KernelConfig[] = [identityConfig];
 
+/** Gradients of peftkit's own kernels (backend-neutral). */
+export const GRADIENT_CONFIGS: readonly tf.GradConfig[] = [dropoutGradConfig];
+
 /**
  * Registers, for `backend` (all backends when omitted), the kernels tfjs lacks and the overrides
- * (replacing the backend's own once). Given to `onBackendReady` by the package index, so it runs
- * once a backend is chosen.
+ * (replacing the backend's own once), and the gradients of peftkit's kernels. Given to
+ * `onBackendReady` by the package index, so it runs once a backend is chosen.
  */
 export function registerKernels(backend?: string): void {
-  registerDropoutGradient();
+  for (const g of GRADIENT_CONFIGS) if (!tf.getGradient(g.kernelName)) tf.registerGradient(g);
   for (const k of KERNEL_CONFIGS) {
     if (backend !== undefined && k.backendName !== backend) continue;
     if (!tf.getKernel(k.kernelName, k.backendName)) tf.registerKernel(k);

@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module } from './module.js';
-import { nextSeed } from './rng.js';
+import { UserError } from '@peftkit/core';
+import { nextSeed, nextSeedPair } from './rng.js';
+import { seededDropout } from '../kernels/dropout.js';
 
 /**
  * `y = x Wᵀ + b` with PyTorch's layout: weight [out_features, in_features], bias [out_features].
@@ -112,8 +114,22 @@ export class Embedding extends Module {
     super();
     this.weight = this.registerParameter('weight', tf.randomNormal([numEmbeddings, dim], 0, 0.02, 'float32', nextSeed()));
   }
+  /**
+   * ids [...] → [..., dim].
+   * @throws UserError for an id outside [0, numEmbeddings), naming both (tfjs's own error, on the
+   *   backends that check, is a bare GatherV2 message; the usual cause is a tokenizer with added
+   *   tokens the model has no rows for).
+   */
   forward(ids: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => tf.gather(this.weight, ids.cast('int32')));
+    try {
+      return tf.tidy(() => tf.gather(this.weight, ids.cast('int32')));
+    } catch (e) {
+      const m = /GatherV2: the index value (-?\d+) is not in \[0, (\d+)\]/.exec((e as Error).message);
+      if (!m) throw e;
+      throw new UserError(`token id ${m[1]} is outside the model's vocabulary: its embedding has ${this.numEmbeddings} rows (ids 0 to ${this.numEmbeddings - 1})`, {
+        hint: 'the tokenizer has more tokens than the model (added tokens such as a pad token): resize the embeddings (resizeTokenEmbeddings, as HF\'s resize_token_embeddings) or load an adapter that carries the new rows',
+      });
+    }
   }
 }
 
@@ -146,13 +162,18 @@ export class RMSNorm extends Module {
   }
 }
 
-/** Inverted dropout with probability `p`; identity in eval mode or when p = 0. Masks are seeded ({@link nextSeed}). */
+/**
+ * Inverted dropout with probability `p`; identity in eval mode or when p = 0. Each call takes one
+ * Philox key from the run's stream ({@link nextSeedPair}) and runs the `PeftkitDropout` kernel
+ * (kernels/dropout.ts): the mask is computed where the tensor lives, never drawn on the host.
+ */
 export class Dropout extends Module {
   constructor(readonly p: number) {
     super();
   }
   forward(x: tf.Tensor): tf.Tensor {
     if (!this.training || this.p === 0) return x;
-    return tf.dropout(x, this.p, undefined, nextSeed());
+    const [seed0, seed1] = nextSeedPair();
+    return seededDropout(x, this.p, seed0, seed1);
   }
 }

@@ -2,7 +2,8 @@
  * Seeded randomness for everything peftkit draws (initialisation, dropout masks, shuffles), so that
  * the same seed on the same backend gives the same run.
  *
- * tfjs ops that take a `seed` (randomNormal, randomUniform, dropout) get one from {@link nextSeed};
+ * tfjs ops that take a `seed` (randomNormal, randomUniform) get one from {@link nextSeed}, dropout
+ * masks a Philox key from {@link nextSeedPair};
  * the stream is a mulberry32 generator over a 32-bit state that checkpoints can save and restore.
  */
 let state = 42 >>> 0;
@@ -46,6 +47,16 @@ export function random(): number {
 export function mulberry32(seed: number): () => number {
   let s = seed >>> 0;
   return () => output((s = advance(s)));
+}
+
+/**
+ * A Philox key (seed0, seed1) for the `PeftkitDropout` kernel, from one step of the global stream
+ * (as {@link nextSeed} takes one): seed0 is mulberry32's 32-bit output, seed1 the advanced state
+ * itself, so consecutive pairs differ in both words and a restored state gives the same pairs.
+ */
+export function nextSeedPair(): [number, number] {
+  state = advance(state);
+  return [Math.floor(output(state) * 4294967296) >>> 0, state];
 }
 
 /** An integer seed in [0, 2^31) for a tfjs random op. */

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { UserError, initBackend } from '@peftkit/core';
 import { createModel } from '../architectures/index.js';
 import type { LoadedModel, ModelConfig } from '../model.js';
 import { writeSafetensors, type WritableTensor } from '../io/safetensors.js';
-import { hfFixture, scratch } from '../testing/index.js';
+import { hfFixture, repoRoot, scratch } from '../testing/index.js';
 import { inspectAdapter } from './inspect.js';
 
 const tmp = scratch('peftkit-inspect-');
@@ -39,9 +39,9 @@ describe('inspectAdapter on the real HF fixtures', () => {
     assert.equal(l.modules.length, 36);
     assert.deepEqual(l.layers, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     assert.deepEqual(l.modules.slice(0, 3), [
-      { name: 'transformer.h.0.attn.c_attn', rank: 8, inFeatures: 768, outFeatures: 2304 },
-      { name: 'transformer.h.0.attn.c_proj', rank: 8, inFeatures: 768, outFeatures: 768 },
-      { name: 'transformer.h.0.mlp.c_proj', rank: 8, inFeatures: 3072, outFeatures: 768 },
+      { name: 'transformer.h.0.attn.c_attn', kind: 'linear', rank: 8, inFeatures: 768, outFeatures: 2304, dora: false },
+      { name: 'transformer.h.0.attn.c_proj', kind: 'linear', rank: 8, inFeatures: 768, outFeatures: 768, dora: false },
+      { name: 'transformer.h.0.mlp.c_proj', kind: 'linear', rank: 8, inFeatures: 3072, outFeatures: 768, dora: false },
     ]);
     assert.equal(l.modules[35].name, 'transformer.h.11.mlp.c_proj', 'layers in numeric order');
     // Parameters: r·(in + out) per module, the same as the header's element count.
@@ -297,5 +297,48 @@ describe('hand-made folders: AdapterHub, prefix tuning, the unusual', () => {
     const p = await inspectAdapter(pickle);
     assert.equal(p.numParameters, null);
     assert.match(p.notes[0], /only in adapter_model\.bin, a PyTorch pickle, which peftkit does not load/);
+  });
+});
+
+describe('DoRA and LoRA on embeddings (hf-golden, made by peft 0.21)', () => {
+  const golden = (name: string) => resolve(repoRoot(), '..', 'shared', 'fixtures', 'hf-golden', name, 'adapter');
+  const llama = (vocab: number, hidden = 64) => loaded({ model_type: 'llama', hidden_size: hidden, intermediate_size: 8, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16, vocab_size: vocab }, 'causal-lm');
+
+  it('llama-dora: every module has its magnitude vector, nothing unexplained, fits a base of the same widths', async () => {
+    const base = llama(512);
+    const ins = await inspectAdapter(golden('llama-dora'), { base });
+    const l = ins.lora!;
+    assert.equal(l.useDora, true);
+    assert.deepEqual(l.modules.map((m) => [m.name, m.kind, m.outFeatures, m.dora]), [
+      ['model.layers.0.self_attn.q_proj', 'linear', 64, true],
+      ['model.layers.0.self_attn.v_proj', 'linear', 32, true],
+      ['model.layers.1.self_attn.q_proj', 'linear', 64, true],
+      ['model.layers.1.self_attn.v_proj', 'linear', 32, true],
+    ]);
+    assert.deepEqual(ins.unexplainedTensors, []);
+    assert.deepEqual(ins.parameterBreakdown, { adapter: 2 * (4 * 64 + 64 * 4 + 64 + 4 * 64 + 32 * 4 + 32), modulesToSave: 0, other: 0 });
+    assert.ok(!ins.notes.some((n) => /DoRA|magnitude/.test(n)), ins.notes.join('; '));
+    assert.deepEqual(ins.compatibility!.mismatches, []);
+    base.model.dispose();
+  });
+
+  it('llama-lora-embed-lmhead: lora_embedding_A/B as an embedding module, the saved table explained, lm_head saved whole', async () => {
+    const base = llama(512);
+    const ins = await inspectAdapter(golden('llama-lora-embed-lmhead'), { base });
+    const e = ins.lora!.modules.find((m) => m.kind === 'embedding')!;
+    assert.deepEqual(e, { name: 'model.embed_tokens', kind: 'embedding', rank: 4, inFeatures: 512, outFeatures: 64, dora: false });
+    assert.deepEqual(ins.unexplainedTensors, []);
+    assert.deepEqual(ins.parameterBreakdown, { adapter: 4 * 512 + 64 * 4 + 2 * (4 * 64 + 64 * 4), modulesToSave: 512 * 64, other: 512 * 64 });
+    assert.ok(ins.notes.some((n) => n.includes('base_model.model.model.embed_tokens.base_layer.weight')));
+    assert.deepEqual(ins.compatibility!.mismatches, []);
+    // A base of another width is named; another vocabulary is resized from the saved table (a note).
+    const narrow = llama(512, 32);
+    assert.ok((await inspectAdapter(golden('llama-lora-embed-lmhead'), { base: narrow })).compatibility!.mismatches.some((m) => m.name === 'model.embed_tokens' && m.expected === '64 wide' && m.got === '32'));
+    const small = llama(500);
+    const c = (await inspectAdapter(golden('llama-lora-embed-lmhead'), { base: small })).compatibility!;
+    assert.deepEqual(c.mismatches, [], 'the saved table and head of 512 rows resize a 500-token base on load');
+    assert.ok(c.notes.some((n) => /vocabulary has 512 tokens, the base's 500; loading resizes/.test(n)));
+    assert.ok(c.notes.some((n) => /lm_head\.weight \(modules_to_save\): 512 rows, the base's 500; loading resizes/.test(n)));
+    for (const b of [base, narrow, small]) b.model.dispose();
   });
 });

@@ -9,7 +9,7 @@
  * (`config.json` + `model.safetensors`) is recognised and reported as a model, not an adapter.
  */
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { UserError } from '@peftkit/core';
 import type { LoadedModel, ModelConfig, ModelTask } from '../model.js';
 import { inferTask } from '../architectures/index.js';
@@ -21,6 +21,9 @@ import { HF_ADAPTER_CONFIG, HF_ADAPTER_PICKLE, HF_ADAPTER_WEIGHTS, folderBytes }
 /** AdapterHub's weights file and its pickle predecessor. */
 const ADAPTERHUB_WEIGHTS = 'adapter.safetensors';
 const ADAPTERHUB_PICKLE = 'pytorch_adapter.bin';
+/** AdapterHub's prediction head saved beside an adapter (`save_adapter(..., with_head=True)`). */
+const ADAPTERHUB_HEAD_CONFIG = 'head_config.json';
+const ADAPTERHUB_HEAD_WEIGHTS = 'model_head.safetensors';
 /** HF PEFT's prefix before every saved key. */
 const HF_PREFIX = 'base_model.model.';
 /** Prefixes under which transformers nests the bare model in its head classes (`base_model_prefix`). */
@@ -63,11 +66,15 @@ export interface TensorInfo {
 export interface LoraModuleInfo {
   /** Dotted module name, without `base_model.model.` (`transformer.h.0.attn.c_attn`). */
   name: string;
+  /** `linear` (lora_A / lora_B) or `embedding` (lora_embedding_A [r, vocab] / lora_embedding_B [dim, r]). */
+  kind: 'linear' | 'embedding';
   rank: number;
-  /** lora_A's columns. */
+  /** lora_A's columns (for an embedding: the vocabulary size). */
   inFeatures: number;
-  /** lora_B's rows. */
+  /** lora_B's rows (for an embedding: its width). */
   outFeatures: number;
+  /** True when the file holds a DoRA magnitude vector (`lora_magnitude_vector`) for the module. */
+  dora: boolean;
 }
 
 /** One way in which an adapter does not fit a base model. */
@@ -481,7 +488,9 @@ function inspectHfPeft(ins: AdapterInspection, cfg: Record<string, unknown>): vo
   if (type === null) ins.notes.push(`${HF_ADAPTER_CONFIG} has no peft_type`);
   if (type === 'LORA') return inspectLora(ins, cfg);
   if (type === 'PROMPT_TUNING' || type === 'P_TUNING' || type === 'PREFIX_TUNING') return inspectPrompt(ins, cfg, type);
-  ins.notes.push(`peft_type ${JSON.stringify(type)} is not a method peftkit implements (LORA, PROMPT_TUNING, P_TUNING, PREFIX_TUNING); only an outline is shown`);
+  // Methods from plugins (IA3 in @peftkit/ia3, or a third party's) load and serve, but this
+  // inspector, which knows no plugin, describes only the built-in layouts in detail.
+  ins.notes.push(`peft_type ${JSON.stringify(type)}: inspect describes LORA, PROMPT_TUNING, P_TUNING and PREFIX_TUNING adapters in detail; only an outline is shown (\`peftkit plugins\` lists the methods installed plugins load)`);
   ins.parameterBreakdown = ins.numParameters === null ? null : { adapter: ins.numParameters, modulesToSave: 0, other: 0 };
 }
 
@@ -494,17 +503,16 @@ function inspectLora(ins: AdapterInspection, cfg: Record<string, unknown>): void
   const alphaPattern = (cfg.alpha_pattern && typeof cfg.alpha_pattern === 'object' ? cfg.alpha_pattern : {}) as Record<string, number>;
   const mts = Array.isArray(cfg.modules_to_save) ? (cfg.modules_to_save as string[]) : null;
   ins.targetModules = Array.isArray(cfg.target_modules) || typeof cfg.target_modules === 'string' ? (cfg.target_modules as string[] | string) : null;
-  if (cfg.use_dora === true) ins.notes.push('use_dora is true: a DoRA adapter (weight-decomposed LoRA), which peftkit does not load');
   if (ins.taskType === null) ins.notes.push('task_type is null: HF PEFT builds a plain PeftModel; peftkit uses the base model\'s own task');
   if (mts) {
     const dup = [...new Set(mts.filter((m, i) => mts.indexOf(m) !== i))];
     if (dup.length) ins.notes.push(`modules_to_save lists ${dup.map((d) => `${d} ${mts.filter((m) => m === d).length} times`).join(', ')} (HF PEFT adds the task's head to the list again; harmless)`);
   }
 
-  const byModule = new Map<string, { A?: TensorInfo; B?: TensorInfo }>();
+  const byModule = new Map<string, { A?: TensorInfo; B?: TensorInfo; kind: 'linear' | 'embedding' }>();
   const unexplained: string[] = [];
-  const embedding: string[] = [];
-  const dora: string[] = [];
+  const tables: string[] = [];
+  const dora = new Map<string, TensorInfo>();
   const named = new Set<string>();
   let unprefixed = 0;
   const bd = { adapter: 0, modulesToSave: 0, other: 0 };
@@ -514,23 +522,28 @@ function inspectLora(ins: AdapterInspection, cfg: Record<string, unknown>): void
     if (key.startsWith(HF_PREFIX)) key = key.slice(HF_PREFIX.length);
     else unprefixed++;
     const size = prod(t.shape);
-    const lora = /^(.*)\.(lora_A|lora_B)(?:\.([^.]+))?\.weight$/.exec(key);
+    const lora = /^(.*)\.(lora_A|lora_B)(?:\.([^.]+))?\.weight$/.exec(key) ?? /^(.*)\.(lora_embedding_A|lora_embedding_B)(?:\.([^.]+))?$/.exec(key);
     if (lora) {
-      const e = byModule.get(lora[1]) ?? {};
-      e[lora[2] === 'lora_A' ? 'A' : 'B'] = t;
+      const kind = lora[2].startsWith('lora_embedding') ? 'embedding' : 'linear';
+      const e = byModule.get(lora[1]) ?? { kind };
+      e[lora[2].endsWith('A') ? 'A' : 'B'] = t;
       byModule.set(lora[1], e);
       if (lora[3]) named.add(lora[3]);
       bd.adapter += size;
       continue;
     }
-    if (/\.lora_embedding_[AB](\.[^.]+)?$/.test(key)) {
-      embedding.push(key);
+    // DoRA: peft 0.21 saves `<module>.lora_magnitude_vector`; in-memory state dicts say `.lora_magnitude_vector.default.weight`.
+    const mag = /^(.*)\.lora_magnitude_vector(?:\.([^.]+))?(?:\.weight)?$/.exec(key);
+    if (mag) {
+      dora.set(mag[1], t);
+      if (mag[2] && mag[2] !== 'weight') named.add(mag[2]);
       bd.adapter += size;
       continue;
     }
-    if (/\.lora_magnitude_vector(\.[^.]+)?(\.weight)?$/.test(key)) {
-      dora.push(key);
-      bd.adapter += size;
+    // HF's save_embedding_layers: the whole table of an embedding (or head) wrapped by LoRA.
+    if (/\.base_layer\.weight$/.test(key) && /(^|\.)(embed_tokens|lm_head)$/.test(key.slice(0, -'.base_layer.weight'.length))) {
+      tables.push(t.name);
+      bd.other += size;
       continue;
     }
     const owner = mts?.find((m) => underModule(key, m));
@@ -550,8 +563,8 @@ function inspectLora(ins: AdapterInspection, cfg: Record<string, unknown>): void
   if (unprefixed && unprefixed < ins.tensors.length) ins.notes.push(`${unprefixed} of ${ins.tensors.length} tensor names lack the base_model.model. prefix`);
   else if (unprefixed && ins.tensors.length) ins.notes.push('tensor names lack the base_model.model. prefix (peftkit accepts that)');
   if (named.size) ins.notes.push(`tensor names carry the adapter name (${[...named].join(', ')}), as in-memory state dicts do; HF PEFT's files leave it out`);
-  if (embedding.length) ins.notes.push(`LoRA on embeddings (${foldModuleNames(embedding)}), which peftkit does not support`);
-  if (dora.length) ins.notes.push(`DoRA magnitude vectors (${dora.length}), which peftkit does not load`);
+  if (tables.length) ins.notes.push(`whole base tables saved with the adapter (${tables.join(', ')}): HF PEFT saves them when embed_tokens / lm_head is a target; loading overwrites the base's (and resizes it when the adapter added tokens)`);
+  if (dora.size && cfg.use_dora !== true) ins.notes.push(`DoRA magnitude vectors (${dora.size}) but use_dora is not true: the config and the tensors disagree`);
   if (mts) {
     const unused = [...new Set(mts)].filter((m) => !mtsUsed.has(m));
     if (unused.length) ins.notes.push(`modules_to_save entries with no tensor in the file: ${unused.join(', ')} (HF PEFT lists the head names of several architectures; harmless)`);
@@ -559,19 +572,25 @@ function inspectLora(ins: AdapterInspection, cfg: Record<string, unknown>): void
 
   const modules: LoraModuleInfo[] = [];
   const natural = [...byModule].sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true }));
-  for (const [name, { A, B }] of natural) {
+  for (const [name, { A, B, kind }] of natural) {
+    const part = (x: 'A' | 'B') => (kind === 'embedding' ? `lora_embedding_${x}` : `lora_${x}`);
     if (!A || !B) {
-      ins.notes.push(`${name} has lora_${A ? 'A' : 'B'} but no lora_${A ? 'B' : 'A'}`);
-      unexplained.push(`${HF_PREFIX}${name}.lora_${A ? 'A' : 'B'}.weight`);
+      ins.notes.push(`${name} has ${part(A ? 'A' : 'B')} but no ${part(A ? 'B' : 'A')}`);
+      unexplained.push(`${HF_PREFIX}${name}.${part(A ? 'A' : 'B')}${kind === 'embedding' ? '' : '.weight'}`);
       continue;
     }
-    const info = { name, rank: A.shape[0], inFeatures: A.shape[1], outFeatures: B.shape[0] };
+    const m = dora.get(name);
+    const info: LoraModuleInfo = { name, kind, rank: A.shape[0], inFeatures: A.shape[1], outFeatures: B.shape[0], dora: m !== undefined };
     modules.push(info);
+    dora.delete(name);
+    if (m && (m.shape.length !== 1 || m.shape[0] !== info.outFeatures)) ins.notes.push(`${name}: lora_magnitude_vector is [${m.shape.join(', ')}] but the module has ${info.outFeatures} output features`);
+    if (!m && cfg.use_dora === true) ins.notes.push(`${name}: use_dora is true but the file has no lora_magnitude_vector for it`);
     if (B.shape[1] !== A.shape[0]) ins.notes.push(`${name}: lora_A has rank ${A.shape[0]} but lora_B [${B.shape.join(', ')}] has ${B.shape[1]} columns`);
     const want = patternValue(rankPattern, name) ?? r;
     if (info.rank !== want) ins.notes.push(`${name}: rank ${info.rank} in the file, but the config says ${want}${patternValue(rankPattern, name) !== undefined ? ' (rank_pattern)' : ' (r)'}`);
     if (ins.targetModules !== null && !targeted(ins.targetModules, name)) ins.notes.push(`${name} has LoRA tensors but target_modules ${JSON.stringify(ins.targetModules)} does not name it`);
   }
+  for (const name of dora.keys()) unexplained.push(`${HF_PREFIX}${name}.lora_magnitude_vector`);
   ins.unexplainedTensors = unexplained;
   if (unexplained.length) ins.notes.push(`tensors the config does not explain (not LoRA, not in modules_to_save): ${unexplained.slice(0, 5).join(', ')}${unexplained.length > 5 ? `, ... ${unexplained.length} in all` : ''}`);
   const headRows = ins.tensors
@@ -656,6 +675,25 @@ function inspectAdapterHub(ins: AdapterInspection, cfg: Record<string, unknown>)
     layers: [...new Set(downs.map((t) => layerOf(t.name)).filter((x): x is number => x !== undefined))].sort((a, b) => a - b),
   };
   if (ins.tensors.length && !downs.length) ins.notes.push(`no adapter_down weights for an adapter named "${name}"`);
+  inspectAdapterHubHead(ins);
+}
+
+/**
+ * A prediction head beside an AdapterHub adapter: a classifier's head (`score.weight`, ...) makes
+ * it a SEQ_CLS adapter of `num_labels` (else the head weight's rows) labels, as `classify` needs.
+ */
+function inspectAdapterHubHead(ins: AdapterInspection): void {
+  const weights = join(ins.folder, ADAPTERHUB_HEAD_WEIGHTS);
+  if (!existsSync(weights)) return;
+  const cfgFile = join(ins.folder, ADAPTERHUB_HEAD_CONFIG);
+  const cfg = existsSync(cfgFile) ? readJson(cfgFile) : {};
+  const tensors = Object.entries(readSafetensorsHeader(weights).tensors);
+  const rows = tensors.filter(([k, e]) => k.endsWith('.weight') && e.shape.length === 2).map(([, e]) => e.shape[0]);
+  const modelClass = strOrNull(cfg.model_class);
+  ins.numLabels = numOrNull(cfg.num_labels) ?? (rows.length ? rows[rows.length - 1] : null);
+  if (modelClass?.endsWith('ForSequenceClassification') || (!modelClass && ins.numLabels !== null)) ins.taskType = 'SEQ_CLS';
+  const elements = tensors.reduce((s, [, e]) => s + prod(e.shape), 0);
+  ins.notes.push(`prediction head in ${ADAPTERHUB_HEAD_WEIGHTS}${modelClass ? ` (${modelClass})` : ''}: ${tensors.map(([k, e]) => `${k} [${e.shape.join(', ')}]`).join(', ')}, ${n(elements)} parameters`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -665,12 +703,29 @@ function checkCompatibility(ins: AdapterInspection, base: BaseShapes): Compatibi
   const notes: string[] = [];
   let checked = 0;
   const add = (name: string, expected: string, got: string, message: string) => mismatches.push({ name, expected, got, message });
-  if (ins.baseModel && ins.baseModel !== base.source) notes.push(`the adapter was trained on ${ins.baseModel}; checking against ${base.source}`);
+  // peftkit's exports name a local base relative to the adapter folder (`../models/base`).
+  const named = ins.baseModel && /^\.\.?\//.test(ins.baseModel) ? resolve(ins.folder, ins.baseModel) : ins.baseModel;
+  if (named && named !== base.source) notes.push(`the adapter was trained on ${ins.baseModel}; checking against ${base.source}`);
 
   if (ins.lora) {
     const missingLayers = new Set<number>();
     for (const m of ins.lora.modules) {
       checked++;
+      if (m.kind === 'embedding') {
+        const key = inBase(base.params, `${m.name}.weight`);
+        const shape = key ? base.params.get(key)! : undefined;
+        if (!shape || shape.length !== 2) {
+          add(m.name, 'an embedding of this name', 'none', `${m.name}: the base has no such embedding`);
+          continue;
+        }
+        if (shape[1] !== m.outFeatures) add(m.name, `${m.outFeatures} wide`, `${shape[1]}`, `${m.name}: lora_embedding_B is [${m.outFeatures}, ${m.rank}], so the adapter expects embeddings ${m.outFeatures} wide, but the base's are ${shape[1]}`);
+        if (shape[0] !== m.inFeatures) {
+          const table = ins.tensors.some((t) => t.name === `${HF_PREFIX}${m.name}.base_layer.weight` && t.shape[0] === m.inFeatures);
+          if (table) notes.push(`${m.name}: the adapter's vocabulary has ${m.inFeatures} tokens, the base's ${shape[0]}; loading resizes the base to the saved table (added tokens)`);
+          else add(m.name, `a vocabulary of ${m.inFeatures}`, `${shape[0]}`, `${m.name}: lora_embedding_A is [${m.rank}, ${m.inFeatures}], so the adapter expects ${m.inFeatures} tokens, but the base's vocabulary has ${shape[0]} and the file holds no table to resize it with`);
+        }
+        continue;
+      }
       const at = inBase(base.linear, m.name);
       if (!at) {
         const layer = layerOf(m.name);
@@ -694,7 +749,12 @@ function checkCompatibility(ins: AdapterInspection, base: BaseShapes): Compatibi
         continue;
       }
       const s = base.params.get(at)!;
-      if (s.join(',') !== t.shape.join(',')) {
+      // Added tokens: an embedding or LM head of a larger vocabulary, with an embedding table of that
+      // size in the file, is resized on load (@peftkit/lora's loadHfLoraAdapter, resizeTokenEmbeddings).
+      const resized = /(^|\.)(embed_tokens|lm_head)\.weight$/.test(key) && t.shape.length === 2 && s.length === 2 && t.shape[1] === s[1] && t.shape[0] > s[0]
+        && ins.tensors.some((x) => /(^|\.)embed_tokens\.(base_layer\.)?weight$/.test(x.name) && x.shape[0] === t.shape[0]);
+      if (resized) notes.push(`${key} (modules_to_save): ${t.shape[0]} rows, the base's ${s[0]}; loading resizes the base's vocabulary to the adapter's (added tokens)`);
+      else if (s.join(',') !== t.shape.join(',')) {
         add(key, `[${t.shape.join(', ')}]`, `[${s.join(', ')}]`, `${key} (modules_to_save): the adapter saved [${t.shape.join(', ')}] but the base's is [${s.join(', ')}]${/(classifier|score)\.weight$/.test(key) ? ` (the adapter's head has ${t.shape[0]} labels, the base's ${s[0]})` : ''}`);
       }
     }
@@ -752,6 +812,9 @@ export function renderInspection(ins: AdapterInspection): string {
     if (Object.keys(l.alphaPattern).length) row('alpha_pattern', JSON.stringify(l.alphaPattern));
     row('target modules', `${JSON.stringify(ins.targetModules)} → ${l.modules.length} modules in ${l.layers.length} layer(s)${l.fanInFanOut ? ' (fan_in_fan_out: Conv1D)' : ''}`);
     if (l.modules.length) row('modules', foldModuleNames(l.modules.map((m) => m.name)));
+    const emb = l.modules.filter((m) => m.kind === 'embedding');
+    if (emb.length) row('embeddings', emb.map((m) => `${m.name} (vocabulary ${m.inFeatures}, width ${m.outFeatures})`).join(', '));
+    if (l.useDora) row('DoRA', `magnitude vectors on ${l.modules.filter((m) => m.dora).length} of ${l.modules.length} modules`);
     if (l.modulesToSave) row('modules_to_save', l.modulesToSave.join(', '));
     if (ins.numLabels !== null) row('labels', `${ins.numLabels} (rows of the saved head)`);
   }

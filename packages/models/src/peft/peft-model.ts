@@ -1,4 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
+import type { PromptFormat } from './prompt-format.js';
 import { UserError } from '@peftkit/core';
 import type { LoadedModel, ModelInputs, ModelOutput } from '../model.js';
 import { BASE_ADAPTER_NAME, isMixedBatchModule, withMixedBatch } from './mixed-batch.js';
@@ -19,6 +20,8 @@ export interface AdapterHandle {
   peftType: string | null;
   /** The method's config as given, defaults applied. */
   config: Record<string, unknown>;
+  /** The prompt format it was trained with (set by the train step, read from `prompt_format.json`). */
+  promptFormat?: PromptFormat;
   /** The parameters training updates, keyed as in the saved adapter. */
   trainableParameters(): [string, tf.Variable][];
   /**
@@ -39,7 +42,7 @@ export interface AdapterHandle {
    * adapters). Absent: the exporter writes HF PEFT's files from `stateDict()` and `adapterConfig()`.
    * @returns the names of the files written
    */
-  save?(dir: string, options?: { baseModelNameOrPath?: string }): string[];
+  save?(dir: string, options?: { baseModelNameOrPath?: string | null }): string[];
   /** Turns the adapter's effect on or off (off: the base model's outputs). */
   setEnabled(enabled: boolean): void;
   /** Folds the adapter into the base weights (adapter-layer methods). */
@@ -50,6 +53,11 @@ export interface AdapterHandle {
   prepareInputs?(inputs: ModelInputs): ModelInputs;
   /** Prompt learning: removes the virtual positions from the outputs, so callers see [batch, seq, ...]. */
   postprocessOutput?(output: ModelOutput, inputs: ModelInputs): ModelOutput;
+  /**
+   * True when, while enabled, the model's output carries `leadingLogits` (prompt tuning of a causal
+   * LM): the first input token is then a target of the causal-LM loss too, as in HF PEFT.
+   */
+  predictsFirstToken?(): boolean;
   /**
    * Trainable and total parameter counts when the model's own parameters do not tell them (a
    * quantized base keeps its weights packed, outside tfjs variables); absent: counted from the model.
@@ -141,6 +149,14 @@ export class PeftModel {
     } finally {
       this.setActive(saved);
     }
+  }
+
+  /**
+   * Whether the causal-LM loss has a target at position 0 (an active adapter predicts the first
+   * token from virtual tokens, see {@link AdapterHandle.predictsFirstToken}).
+   */
+  predictsFirstToken(): boolean {
+    return this.active.some((n) => this.adapters.get(n)!.predictsFirstToken?.() ?? false);
   }
 
   /** Trainable parameters of the active adapters. */

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { UserError, type PeftMethod, type StepLogger } from '@peftkit/core';
 import type { LoadedModel, ModelInputs } from '../model.js';
+import { applyPromptFormat, readPromptFormat, type PromptFormat } from './prompt-format.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { generateAsync, type CausalForward } from '../generation.js';
 import { PeftModel, type AdapterHandle } from './peft-model.js';
@@ -75,6 +76,7 @@ export async function loadAdapters(target: LoadedModel | PeftModel, adapters: Ad
     const method = methodForAdapter(path, methods);
     const handle = (await method.loadAdapter!(peft.base.model, path, { logger: opts.logger ?? quiet, seed: 0, adapterName: name })) as AdapterHandle;
     if (handle.name !== name) handle.name = name;
+    handle.promptFormat ??= readPromptFormat(path);
     peft.addAdapter(handle);
     if (!active.length) active.push(name);
     opts.logger?.info(`loaded adapter "${name}" (${method.name}) from ${path}`);
@@ -93,6 +95,13 @@ async function withAdapterAsync<T>(peft: PeftModel, adapter: string | undefined,
   } finally {
     peft.setActive(saved);
   }
+}
+
+/** What a result reports as its adapter: `asked`, else the active set (`a+b`), `__base__` when none is active; null for a plain model. */
+function adapterUsed(model: LoadedModel | PeftModel, asked: string | undefined): string | null {
+  if (asked !== undefined) return asked;
+  if (!(model instanceof PeftModel)) return null;
+  return model.active.length ? model.active.join('+') : BASE_ADAPTER_NAME;
 }
 
 /** Runs `fn` with exactly `adapter` active (`__base__`: none), then restores the active set. */
@@ -151,7 +160,10 @@ export interface GenerateTextOptions {
 /** One prompt's result. */
 export interface Generation {
   prompt: string;
-  /** The adapter used (`__base__` for none), or null for "the active set" / a plain model. */
+  /**
+   * The adapter used: the one asked for, else the PEFT model's active adapter(s) (joined by `+`
+   * when several are stacked), `__base__` when none is active; null for a plain model.
+   */
   adapter: string | null;
   /** The generated text, special tokens removed. */
   text: string;
@@ -218,7 +230,7 @@ export async function generateText(model: LoadedModel | PeftModel, prompts: stri
     const out = result.generated[b];
     return {
       prompt,
-      adapter: opts.adapterNames ? opts.adapterNames[b] : (opts.adapter ?? null),
+      adapter: opts.adapterNames ? opts.adapterNames[b] : adapterUsed(model, opts.adapter),
       text: tok.decode(out, { skipSpecialTokens: true }),
       tokenIds: out,
       finishReason: out.length && eosList.includes(out[out.length - 1]) ? 'eos' : 'length',
@@ -292,8 +304,54 @@ export async function classify(model: LoadedModel | PeftModel, texts: string[], 
     probs.forEach((p, i) => {
       const labels = p.map((_, j) => id2label[String(j)] ?? `LABEL_${j}`);
       const best = p.reduce((b, x, j) => (x > p[b] ? j : b), 0);
-      out.push({ text: chunk[i], adapter: names ? names[i] : (opts.adapter ?? null), label: labels[best], labelId: best, probabilities: Object.fromEntries(labels.map((l, j) => [l, p[j]])) });
+      out.push({ text: chunk[i], adapter: names ? names[i] : adapterUsed(model, opts.adapter), label: labels[best], labelId: best, probabilities: Object.fromEntries(labels.map((l, j) => [l, p[j]])) });
     });
+  }
+  return out;
+}
+
+/**
+ * Labels each text with a causal LM trained to write a label word after a prompt (the dataset
+ * step's `classification` shape with `label_words`): the text goes into the format's
+ * `text_template`, and each label scores `Σ_j log p(w_j | prompt, w_<j)` over its word's tokens;
+ * probabilities are the softmax of those scores over the labels. One forward pass per text, with
+ * one row per label (right-padded, so positions are unchanged). Log-probabilities are read back
+ * asynchronously (WebGPU in Node has no synchronous read).
+ * @returns one {@link Classification} per text, in order, labels named by `format.labels`.
+ * @throws UserError when the model is not a causal LM or the format has no label words.
+ */
+export async function classifyByLabelWords(model: LoadedModel | PeftModel, texts: string[], format: PromptFormat, opts: { adapter?: string } = {}): Promise<Classification[]> {
+  const base = model instanceof PeftModel ? model.base.model : model.model;
+  if (base.task !== 'causal-lm') throw new UserError(`label-word classification needs a causal LM, but the model is a ${base.task} model`);
+  const words = format.label_words;
+  if (!words?.length) throw new UserError('the prompt format has no label_words: this adapter was not trained to write a label word', { hint: 'classify with a sequence-classification adapter, or train with "label_words" in the dataset step' });
+  checkAdapters(model, texts.length, opts.adapter);
+  const tok = tokenizerOf(model);
+  const names = words.map((w, i) => format.labels?.[i] ?? w.trim());
+  const wordIds = words.map((w) => tok.encode(w, { addSpecialTokens: false }));
+  const pad = tok.padTokenId ?? tok.eosTokenId ?? 0;
+  const out: Classification[] = [];
+  for (const text of texts) {
+    const prompt = tok.encode(applyPromptFormat(format, text));
+    const rows = wordIds.map((w) => [...prompt, ...w]);
+    const L = Math.max(...rows.map((r) => r.length));
+    const logpT = tf.tidy(() => {
+      const ids = tf.tensor2d(rows.map((r) => [...r, ...new Array(L - r.length).fill(pad)]), [rows.length, L], 'int32');
+      const mask = tf.tensor2d(rows.map((r) => [...new Array(r.length).fill(1), ...new Array(L - r.length).fill(0)]), [rows.length, L], 'int32');
+      const run = () => (model instanceof PeftModel ? model.forward({ inputIds: ids, attentionMask: mask }) : model.model.forward({ inputIds: ids, attentionMask: mask }));
+      const { logits } = model instanceof PeftModel ? withAdapter(model, opts.adapter, run) : run();
+      return tf.logSoftmax(logits as tf.Tensor3D, -1);
+    });
+    const logp = (await logpT.array()) as number[][][];
+    logpT.dispose();
+    // The word's j-th token is predicted at the position before it.
+    const scores = wordIds.map((w, c) => w.reduce((s, id, j) => s + logp[c][prompt.length - 1 + j][id], 0));
+    const max = Math.max(...scores);
+    const exp = scores.map((s) => Math.exp(s - max));
+    const z = exp.reduce((a, b) => a + b, 0);
+    const p = exp.map((e) => e / z);
+    const best = p.reduce((b, x, j) => (x > p[b] ? j : b), 0);
+    out.push({ text, adapter: opts.adapter ?? null, label: names[best], labelId: best, probabilities: Object.fromEntries(names.map((l, j) => [l, p[j]])) });
   }
   return out;
 }

@@ -24,6 +24,14 @@ export function hfFixture(set: string): string {
   return resolve(repoRoot(), '..', 'shared', 'fixtures', 'hf', set);
 }
 
+/**
+ * `../shared/fixtures/hf-golden/<name>` relative to the repo root: cases made by the real
+ * transformers + peft, with their logits and gradients (see that folder's README.md).
+ */
+export function hfGolden(name = ''): string {
+  return resolve(repoRoot(), '..', 'shared', 'fixtures', 'hf-golden', name);
+}
+
 /** A fresh temporary folder (in the OS temp folder, named `<prefix>XXXXXX`) and a function that removes it. */
 export function scratch(prefix = 'peftkit-test-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));

@@ -81,3 +81,15 @@ test('run: data errors carry the pipeline pointer of the setting', async () => {
   });
   await assert.rejects(datasetStep.run(ctx([]), { tokenizer: { model: {}, source: 'x' } }, settings({ files: { train: 'train.jsonl' } })), /\/steps\/data\/inputs\/tokenizer: the model on the "tokenizer" input has no tokenizer/);
 });
+
+test('run: batches are padded with the model\'s pad_token_id (what the load step set for a classifier), else the tokenizer\'s', async () => {
+  const s = settings({ path: 'all.csv', shape: 'classification', split: { train: 0.6, validation: 0.2, test: 0.2 }, limit: { train: 4 } });
+  const padsOf = (d: Dataset) => {
+    const b = d.batches('train', { batchSize: 4, shuffle: false, dropLast: false, epochs: 1 }).next().value!;
+    return new Set(Array.from(b.inputIds).filter((_, i) => b.attentionMask[i] === 0));
+  };
+  const withPad = (await datasetStep.run(ctx([]), { tokenizer: { ...model, model: { config: { model_type: 'gpt2', pad_token_id: 7 } } as any } }, s)).dataset as Dataset;
+  assert.deepEqual([...padsOf(withPad)], [7]);
+  const plain = (await datasetStep.run(ctx([]), { tokenizer: model }, s)).dataset as Dataset;
+  assert.deepEqual([...padsOf(plain)], [new CharTokenizer().padTokenId ?? new CharTokenizer().eosTokenId]);
+});

@@ -1,9 +1,16 @@
 import { join } from 'node:path';
-import { UserError, pointer, writeJsonAtomic, type SettingsIssue, type StepKind } from '@peftkit/core';
+import { UserError, pointer, writeJsonAtomic, type LocalPath, type SettingsIssue, type StepKind } from '@peftkit/core';
 import { PeftModel, type LoadedModel, type Tokenizer } from '@peftkit/models';
 import { buildDataset, formatSummary, splitTextTemplate, SPLIT_NAMES } from '@peftkit/data';
 import schema from './dataset.schema.json' with { type: 'json' };
 import type { DatasetSettings } from './dataset.generated.js';
+
+/** The model's `pad_token_id` (set by the load step for classifiers), which batches must be padded with; undefined when unset. */
+function padIdOfModel(value: unknown): number | undefined {
+  const loaded = value instanceof PeftModel ? value.base : (value as LoadedModel | undefined);
+  const id = loaded?.model?.config?.pad_token_id;
+  return typeof id === 'number' ? id : undefined;
+}
 
 /** The tokenizer of whatever flows into the `tokenizer` port: a loaded (or quantized) model, or a PEFT model's base. */
 function tokenizerOf(value: unknown): Tokenizer | undefined {
@@ -32,6 +39,10 @@ export const datasetStep: StepKind<DatasetSettings> = {
   },
   outputs: { dataset: { type: 'dataset', description: 'Tokenized train / validation / test splits with label masks and a batching API.' } },
   settingsSchema: schema as StepKind['settingsSchema'],
+  localPaths(s): LocalPath[] {
+    const files = Object.entries(s.files ?? {}).filter((e): e is [string, string] => typeof e[1] === 'string');
+    return [...files.map(([split, path]) => ({ pointer: `/files/${split}`, path, expect: 'file' as const })), ...(s.path ? [{ pointer: '/path', path: s.path, expect: 'file' as const }] : [])];
+  },
   validate(s): SettingsIssue[] {
     const issues: SettingsIssue[] = [];
     if (!s.files && !s.path) issues.push({ pointer: '/files', message: 'no data: give "files" or "path"', hint: 'e.g. "files": {"train": "data/train.jsonl", "validation": "data/validation.jsonl"}' });
@@ -70,7 +81,7 @@ export const datasetStep: StepKind<DatasetSettings> = {
         format: s.format, files: s.files, path: s.path, split: s.split,
         shape: s.shape ?? 'text', columns: s.columns, labels: s.labels, labelWords: s.label_words,
         maxLength: s.max_length ?? 512, packing: s.packing, limit: s.limit, template: s.template,
-        textTemplate: s.text_template, stratify: s.stratify,
+        textTemplate: s.text_template, stratify: s.stratify, padTokenId: padIdOfModel(inputs.tokenizer),
       });
     } catch (e) {
       // Data errors carry a pointer relative to the settings: make it the pipeline's.

@@ -8,7 +8,7 @@ import { classificationMetrics, majorityBaseline, perplexity } from '../training
 import { resolveTask } from '../training/trainer.js';
 import schema from './evaluate.schema.json' with { type: 'json' };
 import type { EvaluateSettings } from './evaluate.generated.js';
-import { reportMarkdown, reportRows, reportTable, type Sample } from './report.js';
+import { headline, reportMarkdown, reportRows, reportTable, type Sample } from './report.js';
 
 /**
  * Runs `fn` with exactly `names` active, restoring the active set afterwards (async-safe, unlike
@@ -136,7 +136,10 @@ export const evaluateStep: StepKind<EvaluateSettings> = {
       const table = reportTable(rows);
       const adapter = model.activeAdapter;
       const title = `${ctx.pipeline} / ${ctx.step}: ${adapter ? `${adapter.method} adapter "${adapter.name}"` : 'model'} on ${split} (${examples.length} examples)`;
-      const md = reportMarkdown(title, table, samples);
+      const note = !classify ? undefined : numClasses === 2
+        ? `Precision, recall and F1 are for the positive class "${data.labelNames?.[positive] ?? positive}" (binary averaging).`
+        : `Precision, recall and F1 are macro-averaged over the ${numClasses} classes${data.labelNames ? ` (${data.labelNames.join(', ')})` : ''}.`;
+      const md = reportMarkdown(title, table, samples, note);
       writeJsonAtomic(join(ctx.stepDir, 'report.json'), { title, split, task, examples: examples.length, classification: classify ? { classes: data.labelNames ?? null, positive_class: numClasses === 2 ? positive : null, average: numClasses === 2 ? 'binary' : 'macro' } : null, reference_split: refSplit ?? null, rows, samples });
       writeFileAtomic(join(ctx.stepDir, 'report.md'), md);
       ctx.logger.info(`\n${md}`);
@@ -146,6 +149,9 @@ export const evaluateStep: StepKind<EvaluateSettings> = {
         if (r.without_adapter !== null) flat[`base_${r.metric}`] = r.without_adapter;
       }
       ctx.recordMetrics(flat);
+      ctx.summarize?.(`report: ${join(ctx.stepDir, 'report.md')}`);
+      const head = headline(rows);
+      if (head) ctx.summarize?.(head);
       return { metrics: table };
     } finally {
       base.train(wasTraining);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { createRegistry, importPlugin, initBackend } from '@peftkit/core';
@@ -57,7 +57,10 @@ test('LoRA export: exact HF PEFT key set and shapes, sorted config, metadata; lo
     const text = readFileSync(join(folder, 'adapter_config.json'), 'utf8');
     const config = JSON.parse(text);
     assert.equal(config.peft_type, 'LORA');
-    assert.equal(config.base_model_name_or_path, loaded.source);
+    // A local base is named relative to the adapter folder (no absolute path of this machine), and resolves back to it.
+    assert.equal(config.base_model_name_or_path, relative(folder, loaded.source!));
+    assert.ok(!isAbsolute(config.base_model_name_or_path));
+    assert.equal(resolve(folder, config.base_model_name_or_path), loaded.source);
     assert.equal(config.r, 2);
     assert.deepEqual(Object.keys(config), Object.keys(config).sort());
     assert.ok(text.startsWith('{\n  "'), 'indent 2');
@@ -105,6 +108,78 @@ test('a named adapter goes into a subfolder; re-export replaces the folder atomi
     assert.ok(existsSync(join(folder, 'config.json')) && existsSync(join(folder, 'model.safetensors')));
     const back = await loadPretrained(folder, { task: 'causal-lm' });
     assert.ok(maxDiff(logits(back.model), expected) < 1e-6);
+  } finally {
+    cleanup();
+  }
+});
+
+test('merged export of a tied-embedding base whose embedding the adapter saves whole: the head is untied, and the reloaded model is the adapted one', async () => {
+  const { TINY_CONFIGS, tinyModel } = await import('@peftkit/models/testing');
+  const cases = [
+    { config: { ...TINY_CONFIGS.llama, tie_word_embeddings: true }, save: ['embed_tokens'], target: ['q_proj'], head: 'lm_head.weight', emb: 'model.embed_tokens.weight' },
+    { config: TINY_CONFIGS.gpt2, save: ['wte'], target: ['c_attn'], head: 'lm_head.weight', emb: 'transformer.wte.weight' },
+  ];
+  for (const c of cases) {
+    const { dir, cleanup } = scratch();
+    try {
+      const loaded: LoadedModel = { model: tinyModel(c.config), source: 'tiny' } as LoadedModel;
+      const ctx = testContext(dir, 'peft', { registry });
+      const peft = (await injectStep.run(ctx, { model: loaded }, { method: 'lora', config: { r: 2, target_modules: c.target, modules_to_save: c.save } })).model as PeftModel;
+      perturb(peft);
+      const ids = tf.tensor2d([[1, 5, 7, 2, 9], [3, 3, 4, 0, 20]], [2, 5], 'int32');
+      const run = (m: { forward(i: { inputIds: tf.Tensor2D }): { logits: tf.Tensor } }) => tf.tidy(() => Array.from(m.forward({ inputIds: ids }).logits.dataSync()));
+      const expected = run(peft);
+      await exportStep.run(testContext(dir, 'export', { registry }), { model: peft }, { path: 'adapter', merged: true });
+      const cfg = JSON.parse(readFileSync(join(dir, 'adapter-merged', 'config.json'), 'utf8'));
+      assert.equal(cfg.tie_word_embeddings, false, `${c.config.model_type}: the saved head and embedding differ, so they must not be tied again`);
+      assert.deepEqual(Object.keys(readSafetensorsHeader(join(dir, 'adapter-merged', 'model.safetensors')).tensors).filter((k) => k === c.head || k === c.emb).sort(), [c.emb, c.head].sort());
+      const merged = await loadPretrained(join(dir, 'adapter-merged'), { task: 'causal-lm' });
+      const got = run(merged.model);
+      assert.ok(maxDiff(got, expected) < 1e-5, `${c.config.model_type}: merged differs from the adapter on its base by ${maxDiff(got, expected)}`);
+    } finally {
+      cleanup();
+    }
+  }
+});
+
+test('validation (--dry-run) refuses a merged export after a quantize step, before anything runs', async () => {
+  const { validatePipeline } = await import('@peftkit/core');
+  const withQlora = createRegistry([{ name: '@peftkit/steps', version: '0.1.0', module: stepsModule }, await importPlugin('@peftkit/lora', repoRoot()), await importPlugin('@peftkit/qlora', repoRoot())]);
+  const doc = (merged: boolean) => ({
+    name: 'q',
+    steps: {
+      base: { kind: 'load', settings: { model: 'somewhere' } },
+      quantized: { kind: 'quantize', inputs: { model: 'base' }, settings: {} },
+      peft: { kind: 'inject', inputs: { model: 'quantized' }, settings: { method: 'qlora', config: {} } },
+      export: { kind: 'export', inputs: { model: 'peft' }, settings: { merged } },
+    },
+  });
+  const bad = validatePipeline('q.json', doc(true), withQlora).issues;
+  assert.equal(bad.length, 1, JSON.stringify(bad));
+  assert.equal(bad[0].pointer, '/steps/export/settings/merged');
+  assert.match(bad[0].message, /cannot merge into a quantized base model: step "quantized" quantizes it/);
+  assert.match(bad[0].hint!, /"merged": false/);
+  assert.deepEqual(validatePipeline('q.json', doc(false), withQlora).issues, []);
+  // Without a quantize step, merged is fine.
+  const plain = { name: 'p', steps: { base: { kind: 'load', settings: { model: 'x' } }, peft: { kind: 'inject', inputs: { model: 'base' }, settings: { method: 'lora', config: {} } }, export: { kind: 'export', inputs: { model: 'peft' }, settings: { merged: true } } } };
+  assert.deepEqual(validatePipeline('p.json', plain, withQlora).issues, []);
+});
+
+test('base_model_name_or_path: a hub id as given, a local folder relative to the adapter, null for a model built from a config', async () => {
+  const { exportedBaseModelName } = await import('./index.js');
+  assert.equal(exportedBaseModelName('openai-community/gpt2', '/x/runs/adapter'), 'openai-community/gpt2');
+  assert.equal(exportedBaseModelName(FIXTURE, join(repoRoot(), 'runs', 'a', 'adapter')), relative(join(repoRoot(), 'runs', 'a', 'adapter'), FIXTURE));
+  assert.equal(exportedBaseModelName('from_config', '/x'), null);
+  assert.equal(exportedBaseModelName('/nowhere/config.json', '/x'), null); // from_config with a config file: no weights to load
+  assert.equal(exportedBaseModelName(undefined, '/x'), null);
+  // Through the step: a from_config base writes null, not "from_config".
+  const { dir, cleanup } = scratch();
+  try {
+    const { TINY_CONFIGS, tinyModel } = await import('@peftkit/models/testing');
+    const loaded = { model: tinyModel(TINY_CONFIGS.gpt2), source: 'from_config' } as LoadedModel;
+    const peft = (await injectStep.run(testContext(dir, 'peft', { registry }), { model: loaded }, { method: 'lora', config: { r: 1, target_modules: ['c_attn'] } })).model as PeftModel;
+    const folder = (await exportStep.run(testContext(dir, 'export', { registry }), { model: peft }, {})).artifact as string;
+    assert.equal(JSON.parse(readFileSync(join(folder, 'adapter_config.json'), 'utf8')).base_model_name_or_path, null);
   } finally {
     cleanup();
   }

@@ -13,6 +13,10 @@ export interface GenerateSettings {
    */
   prompts_file?: string | null;
   /**
+   * Give the prompts to the model as written. Default false: each prompt is wrapped in the prompt format the adapter (or the fine-tuned model) was trained with, e.g. the classification `text_template` or the instruction template, as `peftkit generate` does without `--raw`.
+   */
+  raw?: boolean;
+  /**
    * Tokens to generate per prompt at most (HF's `max_new_tokens`); a prompt stops earlier at the end-of-sequence token.
    */
   max_new_tokens?: number;

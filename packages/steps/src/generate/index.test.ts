@@ -77,6 +77,17 @@ test('generate with an adapter of a peft-model: the adapter, or __base__ for the
     assert.notDeepEqual(tuned.map((r) => r.generation), plain.map((r) => r.generation));
     assert.deepEqual([tuned[0].adapter, plain[0].adapter, active[0].adapter], ['tuned', '__base__', 'tuned']);
     assert.deepEqual(peft.active, ['tuned']);
+
+    // An adapter trained on instruction data: prompts are wrapped as training wrapped them, unless raw.
+    peft.adapters.get('tuned')!.promptFormat = { shape: 'instruction', instruction_template: ' wider {instruction}' };
+    const wrapped = await run('wrapped', 'tuned');
+    assert.deepEqual(wrapped.map((r) => [r.prompt, r.model_prompt]), [[' lower', ' wider  lower'], [' newer', ' wider  newer']]);
+    const direct = generateText(peft, [' wider  lower', ' wider  newer'], { maxNewTokens: 6, adapter: 'tuned' });
+    assert.deepEqual(wrapped.map((r) => r.generation), direct.map((g) => g.text));
+    const raw = readJsonl((await generateStep.run(testContext(dir, 'raw', { registry }), { model: peft }, { prompts: [' lower', ' newer'], max_new_tokens: 6, adapter: 'tuned', raw: true })).artifact as string);
+    assert.deepEqual(raw.map((r) => r.generation), tuned.map((r) => r.generation));
+    assert.ok(raw.every((r) => !('model_prompt' in r)));
+    peft.adapters.get('tuned')!.promptFormat = undefined;
     await assert.rejects(run('bad', 'other'), (e: Error) => e instanceof UserError && /no adapter named "other" on the input model; loaded: tuned/.test(e.message) && (e as UserError).details.pointer === '/steps/bad/settings/adapter');
   } finally {
     cleanup();
@@ -106,7 +117,7 @@ test('through the engine: load → generate writes the file in the run folder', 
     const pipeline = { name: 'gen', seed: 3, backend: 'wasm', steps: { base: { kind: 'load', settings: { model: modelDir } }, say: { kind: 'generate', inputs: { model: 'base' }, settings: { prompts: [' low'], max_new_tokens: 3 } } } };
     const file = join(dir, 'gen.json');
     writeFileSync(file, JSON.stringify(pipeline));
-    const sources = { builtins: [{ name: '@peftkit/steps', version: '0.1.0', module: stepsModule }], discover: false };
+    const sources = { builtins: [{ name: '@peftkit/steps', version: '0.1.0', module: stepsModule }] };
     const { runDir } = await runPipeline(await preparePipeline(file, [], sources), { runsDir: join(dir, 'runs') });
     const out = join(runDir, 'say', 'generations.jsonl');
     assert.ok(existsSync(out));

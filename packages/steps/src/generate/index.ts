@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { extname, isAbsolute, join, resolve } from 'node:path';
-import { UserError, writeFileAtomic, type SettingsIssue, type StepKind } from '@peftkit/core';
-import { BASE_ADAPTER_NAME, PeftModel, generateText, type Generation, type LoadedModel } from '@peftkit/models';
+import { UserError, writeFileAtomic, type LocalPath, type SettingsIssue, type StepKind } from '@peftkit/core';
+import { BASE_ADAPTER_NAME, PeftModel, applyPromptFormat, generateText, type Generation, type LoadedModel } from '@peftkit/models';
 import schema from './generate.schema.json' with { type: 'json' };
 import type { GenerateSettings } from './generate.generated.js';
 
@@ -46,6 +46,7 @@ export const generateStep: StepKind<GenerateSettings> = {
   inputs: { model: { accepts: ['peft-model', 'base-model', 'quantized-model'], description: 'A causal LM, with or without adapters.' } },
   outputs: { artifact: { type: 'artifact', description: `The ${GENERATIONS_FILE} file written in the step folder.` } },
   settingsSchema: schema,
+  localPaths: (settings): LocalPath[] => (settings.prompts_file ? [{ pointer: '/prompts_file', path: settings.prompts_file, expect: 'file' }] : []),
   validate(settings): SettingsIssue[] {
     if (!settings.prompts?.length && !settings.prompts_file) return [{ pointer: '/prompts', message: 'no prompts: give prompts, prompts_file, or both', hint: 'e.g. "prompts": ["Once upon a time"]' }];
     if (settings.adapter === '') return [{ pointer: '/adapter', message: 'adapter is empty', hint: `name an adapter, ${BASE_ADAPTER_NAME} for the base, or null for the active one` }];
@@ -64,6 +65,10 @@ export const generateStep: StepKind<GenerateSettings> = {
     const batch = settings.batch_size ?? 8;
     const seed = settings.seed ?? ctx.seed;
     const used = adapter ?? (model instanceof PeftModel ? model.active.join('+') || BASE_ADAPTER_NAME : BASE_ADAPTER_NAME);
+    // The format of the adapter in use (one adapter), so that prompts read as its training data did.
+    const format = settings.raw || !(model instanceof PeftModel) ? undefined : model.adapters.get(adapter ?? model.active[0] ?? '')?.promptFormat;
+    if (format) ctx.logger.info(`prompts wrapped in the ${format.shape} format the adapter was trained with ("raw": true sends them as written)`);
+    const modelPrompts = prompts.map((p) => applyPromptFormat(format, p));
     ctx.logger.info(`generating for ${prompts.length} prompt(s) with ${used === BASE_ADAPTER_NAME ? 'the base model' : `adapter ${used}`}: ${settings.do_sample ? `sampling (temperature ${settings.temperature ?? 1}, top_k ${settings.top_k ?? 50}, top_p ${settings.top_p ?? 1}, seed ${seed})` : 'greedy'}, up to ${settings.max_new_tokens ?? 50} new tokens`);
     const results: Generation[] = [];
     const started = Date.now();
@@ -72,7 +77,7 @@ export const generateStep: StepKind<GenerateSettings> = {
         ctx.logger.warn(`stopped after ${results.length} of ${prompts.length} prompts`);
         break;
       }
-      const part = await generateText(model, prompts.slice(s, s + batch), {
+      const part = await generateText(model, modelPrompts.slice(s, s + batch), {
         maxNewTokens: settings.max_new_tokens ?? 50,
         doSample: settings.do_sample ?? false,
         temperature: settings.temperature ?? 1,
@@ -83,12 +88,12 @@ export const generateStep: StepKind<GenerateSettings> = {
         adapter,
         chat: settings.chat ?? false,
       });
-      part.forEach((g, i) => ctx.logger.info(`[${s + i + 1}] ${JSON.stringify(g.prompt)} → ${JSON.stringify(g.text)} (${g.tokenIds.length} tokens, ${g.finishReason})`));
+      part.forEach((g, i) => ctx.logger.info(`[${s + i + 1}] ${JSON.stringify(prompts[s + i])} → ${JSON.stringify(g.text)} (${g.tokenIds.length} tokens, ${g.finishReason})`));
       results.push(...part);
     }
     const seconds = (Date.now() - started) / 1000;
     const file = join(ctx.stepDir, GENERATIONS_FILE);
-    const lines = results.map((g, index) => JSON.stringify({ index, prompt: g.prompt, adapter: used, generation: g.text, num_tokens: g.tokenIds.length, finish_reason: g.finishReason }));
+    const lines = results.map((g, index) => JSON.stringify({ index, prompt: prompts[index], ...(format ? { model_prompt: g.prompt } : {}), adapter: used, generation: g.text, num_tokens: g.tokenIds.length, finish_reason: g.finishReason }));
     writeFileAtomic(file, lines.map((l) => `${l}\n`).join(''));
     const tokens = results.reduce((n, g) => n + g.tokenIds.length, 0);
     ctx.logger.info(`wrote ${results.length} generation(s), ${tokens} new tokens in ${seconds.toFixed(1)} s, to ${file}`);

@@ -75,7 +75,13 @@ export const injectStep: StepKind<InjectSettings> = {
     // Seeded here so that the adapter's initialisation does not depend on what ran before.
     manualSeed(ctx.seed);
     const names = [...base.model.stateDict().keys()];
-    const handle = (await method.inject(base.model, settings.config ?? {}, { logger: ctx.logger, seed: ctx.seed, adapterName, tokenizer: base.tokenizer })) as AdapterHandle;
+    const handle = (await Promise.resolve()
+      .then(() => method.inject(base.model, settings.config ?? {}, { logger: ctx.logger, seed: ctx.seed, adapterName, tokenizer: base.tokenizer }))
+      .catch((e) => {
+        // A method locates its errors in its own config: place them under this step's "config".
+        if (e instanceof UserError && e.details.pointer && !e.details.pointer.startsWith('/steps/')) throw new UserError(e.message, { ...e.details, pointer: '/config' + e.details.pointer });
+        throw e;
+      })) as AdapterHandle;
     if (handle.name !== adapterName) handle.name = adapterName;
     const peft = new PeftModel(base);
     peft.addAdapter(handle);

@@ -5,7 +5,7 @@
  */
 export interface InjectSettings {
   /**
-   * Name of a registered PEFT method (`lora`, `full`, or one a plugin adds; `peftkit methods` lists them).
+   * Name of a registered PEFT method (`lora`, `full`, or one a plugin adds; `peftkit plugins` lists them).
    */
   method: string;
   /**

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import { join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import { initBackend, schemaIssues, UserError, type StepContext } from '@peftkit/core';
 import type { LoadedPretrained } from '@peftkit/models';
 import { repoRoot } from '@peftkit/models/testing';
@@ -29,7 +30,7 @@ before(async () => {
 test('settings schema: defaults filled, unknown dtype and missing model refused', () => {
   const s: Record<string, unknown> = { model: './m' };
   assert.deepEqual(schemaIssues('p.json', '/steps/base/settings', loadStep.settingsSchema, s), []);
-  assert.deepEqual(s, { model: './m', revision: 'main', dtype: 'float32', task: 'causal-lm', num_labels: null, strict: true });
+  assert.deepEqual(s, { model: './m', revision: 'main', dtype: 'float32', task: 'causal-lm', num_labels: null, pad_token_id: null, strict: true });
   const bad = schemaIssues('p.json', '/steps/base/settings', loadStep.settingsSchema, { model: 'x', dtype: 'float16' });
   assert.equal(bad.length, 1);
   assert.equal(bad[0].pointer, '/steps/base/settings/dtype');
@@ -96,4 +97,33 @@ test('run: from_config builds a seeded random model whose vocabulary is the toke
   await assert.rejects(loadStep.run(ctx, {}, { from_config: { ...config, vocab_size: vocab + 1 } as typeof config, tokenizer: 'ckpt-gpt2-tiny-vocab' }), (e: unknown) => e instanceof UserError && /vocab_size/.test(e.message));
   a.model.dispose();
   b.model.dispose();
+});
+
+test('sequence classification without a pad token: the tokenizer\'s EOS becomes pad_token_id, said in the log; a batch then classifies', async () => {
+  const { ctx, lines } = fakeContext(fixtures);
+  const settings = { model: 'ckpt-gpt2-tiny-vocab', revision: 'main', dtype: 'float32' as const, task: 'sequence-classification' as const, num_labels: 2, pad_token_id: null, strict: true };
+  const loaded = (await loadStep.run(ctx, {}, settings)).model as LoadedPretrained;
+  assert.equal(loaded.tokenizer!.padTokenId, undefined, 'the fixture\'s tokenizer has no pad token');
+  assert.equal(loaded.model.config.pad_token_id, 20);
+  assert.ok(lines.includes('info: config.json has no pad_token_id: using 20, the tokenizer\'s EOS token (it has no pad token), as transformers users set tokenizer.pad_token = tokenizer.eos_token'), lines.join('\n'));
+  // Two rows, the second right-padded with the pad (EOS) id: pooled at its last real token.
+  const logits = loaded.model.forward({ inputIds: tf.tensor2d([[3, 5, 7], [3, 5, 20]], undefined, 'int32') }).logits;
+  const short = loaded.model.forward({ inputIds: tf.tensor2d([[3, 5]], undefined, 'int32') }).logits;
+  assert.deepEqual(logits.shape, [2, 2]);
+  assert.ok(Math.abs((logits.arraySync() as number[][])[1][0] - (short.arraySync() as number[][])[0][0]) < 1e-6);
+  tf.dispose([logits, short]);
+  loaded.model.dispose();
+
+  // Given explicitly; outside the vocabulary it is refused naming the setting.
+  const given = (await loadStep.run(fakeContext(fixtures).ctx, {}, { ...settings, pad_token_id: 4 })).model as LoadedPretrained;
+  assert.equal(given.model.config.pad_token_id, 4);
+  given.model.dispose();
+  await assert.rejects(loadStep.run(ctx, {}, { ...settings, pad_token_id: 21 }), (e: Error) => e instanceof UserError && /pad_token_id 21 is not a token id of the model \(0 to 20\)/.test(e.message) && e.details.pointer === '/steps/base/settings/pad_token_id');
+});
+
+test('without any pad token, a batch of several rows is a UserError naming pad_token_id, not a stack trace', async () => {
+  const { createModel } = await import('@peftkit/models');
+  const model = createModel({ model_type: 'gpt2', vocab_size: 10, n_embd: 4, n_layer: 1, n_head: 2, eos_token_id: null, bos_token_id: null }, 'sequence-classification');
+  assert.throws(() => model.forward({ inputIds: tf.tensor2d([[1, 2], [3, 4]], undefined, 'int32') }), (e: Error) => e instanceof UserError && /a batch of 2 rows needs pad_token_id/.test(e.message));
+  model.dispose();
 });

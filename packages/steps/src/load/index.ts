@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { UserError, type SettingsIssue, type StepContext, type StepKind } from '@peftkit/core';
-import { createModel, isHubId, loadPretrained, loadTokenizer, manualSeed, type LoadedModel, type LoadedPretrained, type ModelConfig } from '@peftkit/models';
+import { UserError, type LocalPath, type SettingsIssue, type StepContext, type StepKind } from '@peftkit/core';
+import { createModel, isHubId, loadPretrained, loadTokenizer, manualSeed, setClassifierPadToken, type LoadedModel, type LoadedPretrained, type ModelConfig } from '@peftkit/models';
 import schema from './load.schema.json' with { type: 'json' };
 import type { LoadSettings } from './load.generated.js';
 
@@ -29,6 +29,13 @@ export const loadStep: StepKind<LoadSettings> = {
   inputs: {},
   outputs: { model: { type: 'base-model', description: 'The loaded model with its tokenizer (a LoadedModel).' } },
   settingsSchema: schema,
+  localPaths(settings): LocalPath[] {
+    const out: LocalPath[] = [];
+    if (settings.model) out.push({ pointer: '/model', path: settings.model, expect: 'folder', hubId: isHubId(settings.model) });
+    if (typeof settings.from_config === 'string') out.push({ pointer: '/from_config', path: settings.from_config, expect: 'file' });
+    if (settings.tokenizer) out.push({ pointer: '/tokenizer', path: settings.tokenizer, expect: 'folder' });
+    return out;
+  },
   validate(settings): SettingsIssue[] {
     if ((settings.model == null) === (settings.from_config == null)) {
       return [{ pointer: settings.model == null ? '/model' : '/from_config', message: 'give exactly one of "model" (a checkpoint to load) and "from_config" (a config to initialise randomly)', hint: 'set "model" to a folder or hub id, or "from_config" to a config.json' }];
@@ -50,6 +57,10 @@ export const loadStep: StepKind<LoadSettings> = {
       numLabels: settings.num_labels ?? undefined,
       strict: settings.strict ?? true,
       log: (m) => ctx.logger.info(m),
+    }).catch((e) => {
+      // Whatever is wrong inside the checkpoint (its message names the file), "model" chose it.
+      if (e instanceof UserError) throw new UserError(e.message, { pointer: '/model', hint: e.details.hint });
+      throw e;
     });
     const { model, tokenizer, report } = loaded;
     const dims = model.dims();
@@ -61,10 +72,12 @@ export const loadStep: StepKind<LoadSettings> = {
     );
     if (tokenizer) ctx.logger.info(`tokenizer: ${n(tokenizer.vocabSize)} tokens${tokenizer.chatTemplate ? ', with a chat template' : ''}`);
     else ctx.logger.warn(`no tokenizer in ${report.folder} (expected tokenizer.json, vocab.json + merges.txt or vocab.txt)`);
+    for (const w of report.warnings) ctx.logger.warn(w);
     if (report.newlyInitialized.length) ctx.logger.warn(`newly initialized (not in the checkpoint): ${report.newlyInitialized.join(', ')}`);
     const otherMissing = report.missing.filter((k) => !report.newlyInitialized.includes(k));
     if (otherMissing.length) ctx.logger.warn(`missing from the checkpoint, left at their initial values: ${otherMissing.join(', ')}`);
     if (report.unexpected.length) ctx.logger.info(`checkpoint tensors not used: ${report.unexpected.join(', ')}`);
+    setPad(ctx, loaded, settings);
     ctx.recordMetrics({ num_parameters: report.numParameters, tensors_loaded: report.loaded });
     return { model: loaded };
   },
@@ -102,5 +115,18 @@ function fromConfig(ctx: StepContext, settings: LoadSettings): LoadedModel {
   const dims = model.dims();
   ctx.logger.info(`initialised ${config.model_type} from its config with random weights (seed ${ctx.seed}): ${dims.numLayers} layers, hidden ${dims.hiddenSize}, vocab ${dims.vocabSize}, ${n(model.numParameters())} parameters`);
   ctx.recordMetrics({ num_parameters: model.numParameters(), from_config: true });
-  return { model, tokenizer, source };
+  const loaded = { model, tokenizer, source };
+  setPad(ctx, loaded, settings);
+  return loaded;
+}
+
+/** `pad_token_id` of the settings, or the one a classifier without any needs (see `setClassifierPadToken`), logged. */
+function setPad(ctx: StepContext, loaded: LoadedModel, settings: LoadSettings): void {
+  try {
+    const said = setClassifierPadToken(loaded, settings.pad_token_id);
+    if (said) ctx.logger.info(said);
+  } catch (e) {
+    if (e instanceof UserError) throw new UserError(`load: ${e.message}`, { ...e.details, pointer: `/steps/${ctx.step}/settings/pad_token_id` });
+    throw e;
+  }
 }

@@ -25,6 +25,10 @@ export interface LoadSettings {
    */
   num_labels?: number | null;
   /**
+   * Sets config.json's `pad_token_id`, the token decoder classifiers (GPT-2, Llama, Qwen2, Mistral) treat as padding when they pool each row's last real token. null: the checkpoint's; a `sequence-classification` model without one gets the tokenizer's pad token, else its EOS token (as transformers users set `tokenizer.pad_token = tokenizer.eos_token`), and the log says so.
+   */
+  pad_token_id?: number | null;
+  /**
    * When true, a tensor the model needs that the checkpoint lacks, or a checkpoint tensor the model has no place for, is an error naming each. Output heads the checkpoint lacks are always newly initialized, as in transformers.
    */
   strict?: boolean;

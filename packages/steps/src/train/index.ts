@@ -36,6 +36,8 @@ export const trainStep: StepKind<TrainSettings> = {
   async run(ctx, inputs, settings) {
     const model = inputs.model as PeftModel;
     const data = inputs.dataset as Dataset;
+    // What export stores beside the adapter, so that generate and classify prompt it as training did.
+    for (const name of model.active) model.adapters.get(name)!.promptFormat = data.promptFormat;
     const result = await runTraining(model, data, settings, {
       checkpointDir: join(ctx.stepDir, 'checkpoints'), resume: ctx.resume, signal: ctx.signal, logger: ctx.logger,
       recordMetrics: (row) => ctx.recordMetrics(row), seed: ctx.seed, backend: ctx.backend,
@@ -45,8 +47,9 @@ export const trainStep: StepKind<TrainSettings> = {
       const svg = await lossCurveSvg(points, `${ctx.pipeline} / ${ctx.step}: loss`);
       writeFileAtomic(join(ctx.stepDir, 'loss.svg'), svg);
     }
-    const last = result.lossHistory.at(-1);
-    ctx.logger.info(`trained ${result.globalStep}/${result.totalSteps} steps${last !== undefined ? `, last loss ${last.toFixed(4)}` : ''}${result.earlyStopped ? ' (early stopping)' : ''}${result.interrupted ? ' (interrupted)' : ''}`);
+    // The same figure as the last logged line and metrics.jsonl: the loss averaged since the log before.
+    const last = result.logHistory.filter((r) => r.loss !== undefined).at(-1);
+    ctx.logger.info(`trained ${result.globalStep}/${result.totalSteps} steps${last ? `, loss ${last.loss!.toFixed(4)} (logged at step ${last.global_step})` : ''}${result.earlyStopped ? ' (early stopping)' : ''}${result.interrupted ? ' (interrupted)' : ''}`);
     // Loss rows and eval rows have different columns: name them all (arquero takes the first row's keys otherwise).
     const columns = [...new Set(result.logHistory.flatMap((r) => Object.keys(r)))];
     return { model, metrics: columns.length ? aq.from(result.logHistory, columns) : aq.table({}) };

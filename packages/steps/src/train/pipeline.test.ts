@@ -48,7 +48,7 @@ test('a LoRA pipeline on a real (tiny) GPT-2 checkpoint trains, evaluates, expor
     };
     const file = join(dir, 'tiny-lora.json');
     writeFileSync(file, JSON.stringify(pipeline, null, 2));
-    const sources = { builtins: [{ name: '@peftkit/steps', version: '0.1.0', module: stepsModule }, await importPlugin('@peftkit/lora', repoRoot())], discover: false };
+    const sources = { builtins: [{ name: '@peftkit/steps', version: '0.1.0', module: stepsModule }, await importPlugin('@peftkit/lora', repoRoot())] };
     const runsDir = join(dir, 'runs');
     const first = await runPipeline(await preparePipeline(file, [], sources), { runsDir });
     const run = first.runDir;
@@ -57,7 +57,7 @@ test('a LoRA pipeline on a real (tiny) GPT-2 checkpoint trains, evaluates, expor
     assert.match(readFileSync(join(run, 'fit', 'loss.svg'), 'utf8'), /^<svg[^>]*>/);
     const md = readFileSync(join(run, 'score', 'report.md'), 'utf8');
     assert.match(md, /\|perplexity\|/);
-    assert.match(md, /## Samples\n\n1. prompt: `[^`]+`\n   - with adapter: `[^`]*`\n   - without adapter: /);
+    assert.match(md, /\n## Samples\n\n### Sample 1\n\nPrompt:\n\n```text\n[^`]+\n```\n\nWith the adapter:\n\n```text\n[^`]*\n```\n\nWithout the adapter:\n/);
     assert.ok(existsSync(join(run, 'out', 'adapter', 'adapter_model.safetensors')));
     const metrics = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     const trainRows = metrics.filter((m) => m.pipeline_step === 'fit' && 'loss' in m);

@@ -4,11 +4,12 @@ import type { ModelOutput, PeftModel } from '@peftkit/models';
 import { IGNORE_INDEX, causalLmNllSum, classificationNllSum, countCausalTargets, type TrainingTask } from './losses.js';
 
 /**
- * Number of loss terms a batch contributes: shifted causal-LM targets, or examples with a class
- * label. The denominator of the mean loss.
+ * Number of loss terms a batch contributes: shifted causal-LM targets (with the first token when
+ * `model` predicts it from virtual tokens, see `PeftModel.predictsFirstToken`), or examples with a
+ * class label. The denominator of the mean loss.
  */
-export function targetCount(batch: Batch, task: TrainingTask): number {
-  if (task === 'causal-lm') return countCausalTargets(batch.labels, batch.shape[0], batch.shape[1]);
+export function targetCount(batch: Batch, task: TrainingTask, model?: PeftModel): number {
+  if (task === 'causal-lm') return countCausalTargets(batch.labels, batch.shape[0], batch.shape[1], model?.predictsFirstToken() ?? false);
   if (!batch.classLabels) throw new Error('the batch has no class labels: the dataset is not a classification dataset (set "task": "causal-lm")');
   return batch.classLabels.reduce((n, y) => n + (y >= 0 ? 1 : 0), 0);
 }
@@ -36,10 +37,10 @@ export function forwardBatch(model: PeftModel, batch: Batch): ModelOutput {
  */
 export function batchNllSum(model: PeftModel, batch: Batch, task: TrainingTask): tf.Scalar {
   return tf.tidy(() => {
-    const { logits } = forwardBatch(model, batch);
+    const { logits, leadingLogits } = forwardBatch(model, batch);
     if (task === 'causal-lm') {
       if (logits.rank !== 3) throw new Error(`task "causal-lm" needs logits [batch, seq, vocab], but the model returns [${logits.shape}] (a sequence classifier? set "task": "sequence-classification")`);
-      return causalLmNllSum(logits, tf.tensor2d(batch.labels, batch.shape, 'int32'));
+      return causalLmNllSum(logits, tf.tensor2d(batch.labels, batch.shape, 'int32'), leadingLogits);
     }
     if (logits.rank !== 2) throw new Error(`task "sequence-classification" needs logits [batch, num_labels], but the model returns [${logits.shape}] (load the model with a classification head, or set "task": "causal-lm")`);
     const y = Int32Array.from(batch.classLabels!, (c) => (c >= 0 ? c : IGNORE_INDEX));

@@ -25,7 +25,7 @@ export async function splitLoss(model: PeftModel, data: Dataset, split: SplitNam
   let count = 0;
   try {
     for (const batch of data.batches(split, { batchSize, shuffle: false, dropLast: false, epochs: 1 })) {
-      const n = targetCount(batch, task);
+      const n = targetCount(batch, task, model);
       if (!n) continue;
       const s = batchNllSum(model, batch, task);
       nllSum += (await s.data())[0];

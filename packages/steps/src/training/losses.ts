@@ -8,11 +8,12 @@ export type TrainingTask = 'causal-lm' | 'sequence-classification';
 
 /**
  * Number of positions that carry a causal-LM target once labels are shifted left by one (as HF's
- * `ForCausalLMLoss`): labels [batch, seq] row-major, position 0 of each row never is a target.
+ * `ForCausalLMLoss`): labels [batch, seq] row-major; position 0 of each row is a target only with
+ * `firstToken` (prompt tuning, whose last virtual token predicts it: see {@link causalLmNllSum}).
  */
-export function countCausalTargets(labels: Int32Array, batch: number, seq: number): number {
+export function countCausalTargets(labels: Int32Array, batch: number, seq: number, firstToken = false): number {
   let n = 0;
-  for (let b = 0; b < batch; b++) for (let t = 1; t < seq; t++) if (labels[b * seq + t] !== IGNORE_INDEX) n++;
+  for (let b = 0; b < batch; b++) for (let t = firstToken ? 0 : 1; t < seq; t++) if (labels[b * seq + t] !== IGNORE_INDEX) n++;
   return n;
 }
 
@@ -22,18 +23,25 @@ export function countCausalTargets(labels: Int32Array, batch: number, seq: numbe
  * Uses a one-hot product instead of `gather` so that its gradient needs no UnsortedSegmentSum
  * (missing on the WASM backend).
  *
+ * With `leadingLogits` (prompt tuning: the logits of the last virtual token, which HF PEFT's loss
+ * scores against the first label because it pads the labels with -100 for the virtual positions
+ * only, peft_model.py `PeftModelForCausalLM.forward`), position 0 is a target too.
+ *
  * @param logits - [batch, seq, vocab] float32.
  * @param labels - [batch, seq] int32, -100 where ignored.
+ * @param leadingLogits - [batch, vocab], the prediction of labels[:, 0], or undefined.
  * @returns a scalar: the sum of per-token NLL (nats) over the targets; divide by the target count
  *   ({@link countCausalTargets}) for the mean.
  */
-export function causalLmNllSum(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
+export function causalLmNllSum(logits: tf.Tensor, labels: tf.Tensor, leadingLogits?: tf.Tensor): tf.Scalar {
   return tf.tidy(() => {
     const [B, T, V] = logits.shape as [number, number, number];
     if (labels.shape[0] !== B || labels.shape[1] !== T) throw new Error(`labels [${labels.shape}] do not match logits [${logits.shape}]`);
     const shiftLogits = tf.reshape(tf.slice(logits, [0, 0, 0], [B, T - 1, V]), [-1, V]); // [B·(T-1), V]
     const shiftLabels = tf.reshape(tf.slice(labels.toInt(), [0, 1], [B, T - 1]), [-1]); // [B·(T-1)]
-    return tokenNllSum(shiftLogits, shiftLabels);
+    const sum = tokenNllSum(shiftLogits, shiftLabels);
+    if (!leadingLogits) return sum;
+    return tf.add(sum, tokenNllSum(leadingLogits, tf.reshape(tf.slice(labels.toInt(), [0, 0], [B, 1]), [-1]))) as tf.Scalar;
   });
 }
 

@@ -27,8 +27,9 @@ export async function lossCurveSvg(points: LossPoint[], title = 'loss'): Promise
     data: { values },
     mark: { type: 'line', point: values.length < 60 },
     encoding: {
-      x: { field: 'step', type: 'quantitative', title: 'optimizer step' },
-      y: { field: 'loss', type: 'quantitative', title: 'loss (nats per target)', scale: { zero: false } },
+      // Steps are whole numbers; losses need 4 significant digits, not vega's default 6 decimals.
+      x: { field: 'step', type: 'quantitative', title: 'optimizer step', axis: { format: 'd', tickMinStep: 1 } },
+      y: { field: 'loss', type: 'quantitative', title: 'loss (nats per target)', scale: { zero: false }, axis: { format: '.4~g' } },
       color: { field: 'series', type: 'nominal', title: null },
     },
   };

@@ -10,7 +10,7 @@ import { disposeCheckpoint, latestCheckpointFolder, loadCheckpoint, saveCheckpoi
 import { clipGradNorm } from './clip.js';
 import { splitLoss } from './evaluation.js';
 import type { TrainingTask } from './losses.js';
-import { checkMemory, defaultMemoryLimitMb } from './memory.js';
+import { checkMemory, defaultMemoryLimitMb, heapExhaustedError } from './memory.js';
 import { TrainProgress } from './progress.js';
 import { lrMultiplier, warmupStepsFor } from './schedules.js';
 
@@ -204,7 +204,7 @@ export async function runTraining(model: PeftModel, data: Dataset, settings: Tra
       const step = state.global_step + 1;
       const micro: Batch[] = [];
       for (let i = 0; i < accum; i++) micro.push(iter.next().value as Batch);
-      const n = micro.reduce((a, b) => a + targetCount(b, task), 0);
+      const n = micro.reduce((a, b) => a + targetCount(b, task, model), 0);
       const tokens = micro.reduce((a, b) => a + tokenCount(b), 0);
       const lr = s.learning_rate * lrMultiplier(state.scheduler_last_step, sched);
       let loss = 0;
@@ -234,6 +234,8 @@ export async function runTraining(model: PeftModel, data: Dataset, settings: Tra
           gradNorm = await clipGradNorm(acc, s.max_grad_norm);
           if (!Number.isFinite(gradNorm)) throw nonFinite('gradient norm', gradNorm, step, lr, checkpoint);
           opt.applyGradients(acc, lr);
+        } catch (e) {
+          throw heapExhaustedError(e, step) ?? e;
         } finally {
           for (const g of acc.values()) g.dispose();
         }

@@ -9,7 +9,7 @@ import { UserError, type MethodContext, type PeftMethod } from '@peftkit/core';
 import { Linear, Module, nextSeed, type KVCache, type ModelInputs, type PreTrainedModel } from '@peftkit/models';
 import schema from './config.schema.json' with { type: 'json' };
 import type { PrefixTuningConfig } from './config.generated.js';
-import { PromptLearningHandle, batchSize, beginInject, extendAttentionMask, promptLearningIssues, resolveTarget, shiftPositionIds, taskTypeOf, type ConfigIssue, type InjectTarget } from '../virtual-tokens.js';
+import { PromptLearningHandle, refuseSequenceClassification, batchSize, beginInject, extendAttentionMask, promptLearningIssues, resolveTarget, shiftPositionIds, taskTypeOf, type ConfigIssue, type InjectTarget } from '../virtual-tokens.js';
 import { PROMPT_EMBEDDINGS_KEY, prefixTuningConfigFromHf, promptEmbeddingsFrom, withPromptLearningFolder } from '../hf-format.js';
 
 /** A prefix-tuning config with the model's values filled in. */
@@ -266,7 +266,10 @@ export const prefixTuningMethod = {
   description: 'Prefix tuning (Li and Liang 2021): trained key/value prefixes for every attention layer. HF PEFT format.',
   configSchema: schema,
   validateConfig: validatePrefixTuningConfig,
-  inject: (model, config, ctx) => injectPrefixTuning(model, config, ctx),
+  inject: (model, config, ctx) => {
+    refuseSequenceClassification('prefix-tuning', model);
+    return injectPrefixTuning(model, config, ctx);
+  },
   loadAdapter: (model, dir, ctx) => loadPrefixTuningAdapter(model, dir, ctx),
   recognizesAdapterConfig: (json) => json.peft_type === 'PREFIX_TUNING',
 } satisfies PeftMethod<PrefixTuningConfig, InjectTarget, PrefixTuningHandle>;

@@ -64,7 +64,7 @@ describe('prompt tuning: forward', () => {
     const mask = tf.ones([2, 4], 'int32') as tf.Tensor2D;
     const run = () => {
       const out = peft.forward({ inputIds: ids, attentionMask: mask });
-      tf.dispose([out.logits, out.lastHiddenState!]);
+      tf.dispose([out.logits, out.lastHiddenState!, ...(out.leadingLogits ? [out.leadingLogits] : [])]);
     };
     run();
     const n = tf.memory().numTensors;

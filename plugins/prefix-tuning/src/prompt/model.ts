@@ -18,7 +18,7 @@ import {
 } from '@peftkit/models';
 import schema from './config.schema.json' with { type: 'json' };
 import type { PromptTuningConfig } from './config.generated.js';
-import { PromptLearningHandle, batchSize, beginInject, extendAttentionMask, promptLearningIssues, resolveTarget, shiftPositionIds, taskTypeOf, type ConfigIssue, type InjectTarget } from '../virtual-tokens.js';
+import { PromptLearningHandle, refuseSequenceClassification, batchSize, beginInject, extendAttentionMask, promptLearningIssues, resolveTarget, shiftPositionIds, taskTypeOf, type ConfigIssue, type InjectTarget } from '../virtual-tokens.js';
 import { PROMPT_EMBEDDINGS_KEY, promptEmbeddingsFrom, promptTuningConfigFromHf, withPromptLearningFolder } from '../hf-format.js';
 
 /** A prompt-tuning config with the model's values filled in. */
@@ -142,7 +142,15 @@ export class PromptTuningHandle extends PromptLearningHandle {
     return { ...inputs, inputIds: undefined, inputsEmbeds, attentionMask, positionIds };
   }
 
-  /** Drops the P virtual positions from per-position outputs: [B, P + T, ...] → [B, T, ...]. */
+  /** A causal LM's last virtual position predicts the first input token (see `ModelOutput.leadingLogits`). */
+  predictsFirstToken(): boolean {
+    return this.enabled && this.model.task === 'causal-lm';
+  }
+
+  /**
+   * Drops the P virtual positions from per-position outputs: [B, P + T, ...] → [B, T, ...]; a causal
+   * LM's logits at the last virtual position become `leadingLogits` [B, vocab].
+   */
   protected override postprocessFresh(output: ModelOutput, inputs: ModelInputs, free: tf.Tensor[]): ModelOutput {
     const P = this.numVirtualTokens;
     const T = (inputs.inputIds ?? inputs.inputsEmbeds)!.shape[1];
@@ -155,7 +163,8 @@ export class PromptTuningHandle extends PromptLearningHandle {
       }
       return stripped.get(x) as X;
     };
-    return { ...output, logits: strip(output.logits)!, lastHiddenState: strip(output.lastHiddenState) };
+    const leading = this.model.task === 'causal-lm' && output.logits.rank === 3 && output.logits.shape[1] === P + T ? tf.tidy(() => tf.squeeze(tf.slice(output.logits, [0, P - 1], [-1, 1]), [1])) : undefined;
+    return { ...output, logits: strip(output.logits)!, lastHiddenState: strip(output.lastHiddenState), ...(leading ? { leadingLogits: leading } : {}) };
   }
 
   dispose(): void {
@@ -250,7 +259,10 @@ export const promptTuningMethod = {
   description: 'Prompt tuning (Lester et al. 2021): trained soft-prompt embeddings in front of the input. HF PEFT format.',
   configSchema: schema,
   validateConfig: validatePromptTuningConfig,
-  inject: (model, config, ctx) => injectPromptTuning(model, config, ctx),
+  inject: (model, config, ctx) => {
+    refuseSequenceClassification('prompt-tuning', model);
+    return injectPromptTuning(model, config, ctx);
+  },
   loadAdapter: (model, dir, ctx) => loadPromptTuningAdapter(model, dir, ctx),
   recognizesAdapterConfig: (json) => json.peft_type === 'PROMPT_TUNING',
 } satisfies PeftMethod<PromptTuningConfig, InjectTarget, PromptTuningHandle>;

@@ -11,16 +11,16 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { dropoutScale, keepThreshold, PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1 } from '../reference/philox.js';
+import { PEFTKIT_DROPOUT, type PeftkitDropoutAttrs } from '../dropout.js';
 
-/** The kernel's name, shared by every backend. */
-export const DROPOUT_KERNEL = 'PeftkitDropout';
+/**
+ * The kernel's name, shared by every backend (../dropout.ts). Its gradient (the same kernel on dy) is registered
+ * once, backend-neutral, from ../dropout.ts by ../index.ts.
+ */
+export const DROPOUT_KERNEL = PEFTKIT_DROPOUT;
 
 /** Attributes of {@link DROPOUT_KERNEL}: drop probability in [0, 1) and the two uint32 key words. */
-export interface DropoutAttrs {
-  rate: number;
-  seed0: number;
-  seed1: number;
-}
+export type DropoutAttrs = PeftkitDropoutAttrs;
 
 const hex = (n: number) => `0x${(n >>> 0).toString(16)}u`;
 
@@ -131,19 +131,3 @@ export const dropoutWebGpuConfig: tf.KernelConfig = {
   backendName: 'webgpu',
   kernelFunc: dropoutWebGpu as unknown as tf.KernelFunc,
 };
-
-/**
- * The gradient of `PeftkitDropout` (backend-independent): the same kernel with the same attributes applied to dy,
- * which redraws the same mask from the counter (dy/dx is the mask times the scale).
- */
-export const dropoutGradConfig: tf.GradConfig = {
-  kernelName: DROPOUT_KERNEL,
-  gradFunc: (dy, _saved, attrs) => ({
-    x: () => tf.engine().runKernel(DROPOUT_KERNEL, { x: dy as tf.Tensor }, attrs as tf.NamedAttrMap) as tf.Tensor,
-  }),
-};
-
-/** Registers {@link dropoutGradConfig} unless a gradient for the kernel is registered already (by another backend's module). */
-export function registerDropoutGradient(): void {
-  if (!tf.getGradient(DROPOUT_KERNEL)) tf.registerGradient(dropoutGradConfig);
-}

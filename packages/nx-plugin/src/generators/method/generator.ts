@@ -49,9 +49,12 @@ async function writeConfigType(tree: Tree, projectRoot: string): Promise<void> {
 
 /**
  * `nx g @peftkit/nx-plugin:method <name>`: scaffolds `<directory>/<name>/`, a peftkit plugin
- * package with a minimal working adapter-layer method (a learned per-feature output scale on
- * target linear layers, IA3-like) written against the public API of @peftkit/core and
- * @peftkit/models, and a test that injects it into a tiny model.
+ * package with the parts of the real plugins (config schema and generated type, config, layer,
+ * model wiring, saved format, method, container module, test) and a minimal working adapter-layer
+ * method (a learned per-feature output scale on target linear layers, IA3-like) written against
+ * the public API of @peftkit/core and @peftkit/models. It saves (its own folder format, through the
+ * handle's `save` hook), loads (`loadAdapter`, so `peftkit generate` / `classify` serve it) and
+ * merges; `AUTHOR:` comments mark what an author changes.
  * @throws Error when the folder already exists.
  */
 export async function methodGenerator(tree: Tree, options: MethodGeneratorSchema): Promise<GeneratorCallback> {

@@ -39,6 +39,7 @@ export function memoryDataset(splits: Partial<Record<SplitName, TokenizedExample
   const maxLength = Math.max(...Object.values(splits).flatMap((ex) => ex!.map((e) => e.inputIds.length)));
   return {
     shape: opts.labelNames ? 'classification' : 'text',
+    promptFormat: opts.labelNames ? { shape: 'classification', labels: opts.labelNames } : { shape: 'text' },
     splits: tokenized,
     tokenizer: idTokenizer(opts.vocabSize),
     maxLength,

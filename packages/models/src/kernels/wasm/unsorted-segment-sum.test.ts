@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '@peftkit/core';
-import { Embedding, manualSeed, registerKernels } from '../index.js';
+import { Embedding, manualSeed, registerKernels } from '../../index.js';
 
 const VOCAB = 11;
 const DIM = 5;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '@peftkit/core';
-import '../index.js'; // registers the kernels on backend ready
+import '../../index.js'; // registers the kernels on backend ready
 
 test('wasm clone shares memory (tensors saved for gradients are not copied) and stays valid after the original is freed', async () => {
   await initBackend('wasm');

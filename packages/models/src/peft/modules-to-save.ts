@@ -8,21 +8,27 @@
  * `score.modules_to_save.<adapter>.weight` in the module tree and are saved under the original's
  * name (`base_model.model.score.weight`), as HF PEFT saves them.
  *
- * Nothing here is specific to LoRA: every adapter-layer method of HF PEFT has `modules_to_save`.
+ * Nothing here is specific to LoRA: every adapter-layer method of HF PEFT has `modules_to_save`, and
+ * the bottleneck adapters train a sequence classifier's head the same way (AdapterHub's prediction head).
  */
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '@peftkit/core';
-import { BASE_ADAPTER_NAME, Conv1D, Embedding, LayerNorm, Linear, Module, RMSNorm, applyPerRow, mixedBatchAdapterNames } from '@peftkit/models';
+import { Conv1D, Embedding, LayerNorm, Linear, RMSNorm } from '../nn/layers.js';
+import { Module } from '../nn/module.js';
+import { TiedLinear } from '../architectures/shared.js';
+import { BASE_ADAPTER_NAME, applyPerRow, mixedBatchAdapterNames } from './mixed-batch.js';
 
 /**
  * A trainable copy of a layer with its own (new) variables holding the same values.
- * Handles the layers of `@peftkit/models`' nn (Linear, Conv1D, Embedding, LayerNorm, RMSNorm) and
- * any module with a `clone(): Module` method.
+ * Handles the layers of `@peftkit/models`' nn (Linear, Conv1D, Embedding, LayerNorm, RMSNorm), an
+ * output head tied to the embedding (`TiedLinear`: the copy is an untied `Linear` without bias, as
+ * HF's `deepcopy` of a tied `lm_head` owns its weight) and any module with a `clone(): Module` method.
  * @throws UserError for another kind of module, naming it.
  */
 export function cloneModule(m: Module, path = ''): Module {
   let copy: Module;
   if (m instanceof Linear) copy = new Linear(m.inFeatures, m.outFeatures, m.bias !== undefined);
+  else if (m instanceof TiedLinear) copy = new Linear(m.inFeatures, m.outFeatures, false);
   else if (m instanceof Conv1D) copy = new Conv1D(m.inFeatures, m.outFeatures);
   else if (m instanceof Embedding) copy = new Embedding(m.numEmbeddings, m.dim);
   else if (m instanceof LayerNorm) copy = new LayerNorm(m.dim, m.eps);

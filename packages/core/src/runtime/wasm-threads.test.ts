@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import { requestedWasmThreads, startWasm, WASM_THREADS_ENV } from './wasm-threads.js';
+import { initBackend } from './backend.js';
+
+test('the thread count comes from PEFTKIT_WASM_THREADS, else the machine, and a bad value names the variable', () => {
+  assert.equal(requestedWasmThreads({ [WASM_THREADS_ENV]: '3' }), 3);
+  assert.equal(requestedWasmThreads({ [WASM_THREADS_ENV]: '64' }), 8); // the backend pre-starts 8 workers
+  assert.ok(requestedWasmThreads({}) >= 1);
+  assert.throws(() => requestedWasmThreads({ [WASM_THREADS_ENV]: 'two' }), /PEFTKIT_WASM_THREADS=two: must be a positive integer/);
+  assert.throws(() => requestedWasmThreads({ [WASM_THREADS_ENV]: '0' }), /positive integer/);
+});
+
+test('the threaded build starts in Node with 2 threads, runs them, and computes products as exactly the same bits every time', async () => {
+  const started = await startWasm({ threads: 2 });
+  assert.deepEqual(started, { threads: 2 });
+  assert.equal(tf.getBackend(), 'wasm');
+  // 256 x 512 · 512 x 384 (XNNPACK splits the rows between the threads).
+  const a = tf.tensor2d(Float32Array.from({ length: 256 * 512 }, (_, i) => Math.sin(i)), [256, 512]);
+  const b = tf.tensor2d(Float32Array.from({ length: 512 * 384 }, (_, i) => Math.cos(i * 0.7)), [512, 384]);
+  const y1 = tf.matMul(a, b).dataSync();
+  const backend = tf.backend() as unknown as { wasm: { PThread: { runningWorkers: unknown[] } } };
+  assert.ok(backend.wasm.PThread.runningWorkers.length >= 1, 'a pthread worker runs next to the main thread');
+  const y2 = tf.matMul(a, b).dataSync();
+  assert.deepEqual(y2, y1);
+  // Against a float64 product: rows 0 and 255, every column.
+  const av = a.dataSync();
+  const bv = b.dataSync();
+  for (const r of [0, 255]) {
+    for (let c = 0; c < 384; c++) {
+      let s = 0;
+      for (let k = 0; k < 512; k++) s += av[r * 512 + k] * bv[k * 384 + c];
+      assert.ok(Math.abs(y1[r * 384 + c] - s) < 1e-3, `[${r}, ${c}] ${y1[r * 384 + c]} vs ${s}`);
+    }
+  }
+  // initBackend reports the running backend's threads (the backend is already set: it starts once).
+  const info = await initBackend('wasm');
+  assert.equal(info.threads, 2);
+  assert.match(info.detail, /tfjs-backend-wasm 4\.22\.0 \(SIMD, 2 threads\)/);
+});
