@@ -349,7 +349,7 @@ describe('peftkit classify', () => {
     const back = loadAdapterHub(fresh.model, abs(folder), { seed: 0 });
     const peft = new (await import('@peftkit/models')).PeftModel(fresh);
     peft.addAdapter(back);
-    const want = classify(peft, texts, {});
+    const want = await classify(peft, texts, {});
     fresh.model.dispose();
     for (const [g, w] of zip(got, want)) for (const l of Object.keys(w.probabilities)) assert.ok(Math.abs(g.probabilities[l] - w.probabilities[l]) < 1e-5);
     const ins = await cli(['inspect', folder, '--base', plainBase, '--backend', 'wasm', '--no-discover'], { builtins: [lora, adapterPlugin] });

@@ -82,7 +82,7 @@ test('generate with an adapter of a peft-model: the adapter, or __base__ for the
     peft.adapters.get('tuned')!.promptFormat = { shape: 'instruction', instruction_template: ' wider {instruction}' };
     const wrapped = await run('wrapped', 'tuned');
     assert.deepEqual(wrapped.map((r) => [r.prompt, r.model_prompt]), [[' lower', ' wider  lower'], [' newer', ' wider  newer']]);
-    const direct = generateText(peft, [' wider  lower', ' wider  newer'], { maxNewTokens: 6, adapter: 'tuned' });
+    const direct = await generateText(peft, [' wider  lower', ' wider  newer'], { maxNewTokens: 6, adapter: 'tuned' });
     assert.deepEqual(wrapped.map((r) => r.generation), direct.map((g) => g.text));
     const raw = readJsonl((await generateStep.run(testContext(dir, 'raw', { registry }), { model: peft }, { prompts: [' lower', ' newer'], max_new_tokens: 6, adapter: 'tuned', raw: true })).artifact as string);
     assert.deepEqual(raw.map((r) => r.generation), tuned.map((r) => r.generation));
