@@ -215,7 +215,9 @@ async function runOne(key: ModelKey, mode: Mode): Promise<RunResult> {
   const m = spec.models[key];
   const r = args.gpu ? spec.gpu : m.runs[mode];
   const loraSpec = args.gpu ? spec.gpu.lora : spec.lora;
-  const targets0 = args.gpu ? spec.gpu.lora_target_modules[key] : m.lora_target_modules;
+  // The gpu block names targets for gpt2 and llama; another model (gpt2-main) keeps its own.
+  const gpuTargets = spec.gpu.lora_target_modules as Partial<Record<ModelKey, string[]>>;
+  const targets0 = args.gpu ? (gpuTargets[key] ?? m.lora_target_modules) : m.lora_target_modules;
   const B = Number(args.batch ?? r.batch);
   const T = Number(args.seq ?? r.seq);
   const W = Number(args.warmup ?? r.warmup);
