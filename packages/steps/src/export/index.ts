@@ -96,11 +96,16 @@ function tiedHeads(peft: PeftModel): TiedHead[] {
  * the head is written as its own tensor and the config says false.
  * @returns the config fields to override (empty when nothing had to be untied)
  */
-function untieDiverged(tied: TiedHead[], sd: Map<string, tf.Tensor>, log: (m: string) => void): Record<string, unknown> {
+async function untieDiverged(tied: TiedHead[], sd: Map<string, tf.Tensor>, log: (m: string) => void): Promise<Record<string, unknown>> {
   let untie = false;
   for (const { head, embedding, before } of tied) {
     const e = sd.get(embedding);
-    if (!e || tf.tidy(() => tf.any(tf.notEqual(e, before)).dataSync()[0]) === 0) continue;
+    if (!e) continue;
+    // Read asynchronously: WebGPU in Node has no synchronous read.
+    const differs = tf.tidy(() => tf.any(tf.notEqual(e, before)));
+    const changed = (await differs.data())[0] !== 0;
+    differs.dispose();
+    if (!changed) continue;
     sd.set(head, before);
     untie = true;
     log(`merged: ${embedding} differs from the ${head} the adapted model uses (the adapter trained or merged into the embedding); writing ${head} as its own tensor with "tie_word_embeddings": false`);
@@ -157,7 +162,9 @@ export const exportStep: StepKind<ExportSettings> = {
         try {
           const sd = mergedStateDict(peft, handle, (m) => ctx.logger.warn(m));
           const m = peft.base.model;
-          const config = { ...m.config, ...untieDiverged(tied, sd, (msg) => ctx.logger.info(msg)) };
+          const config = { ...m.config, ...(await untieDiverged(tied, sd, (msg) => ctx.logger.info(msg))) };
+          // savePretrained reads the tensors synchronously; on WebGPU (Node) they must be downloaded first.
+          await readToHost(sd.values());
           // savePretrained reads config, task and stateDict(): give it the merged base's.
           const view = { config, task: m.task, stateDict: () => sd } as unknown as PreTrainedModel;
           const merged: LoadedModel = { ...peft.base, model: view };
