@@ -73,7 +73,7 @@ test('a LoRA pipeline trains, evaluates and exports on webgpu with the losses of
     const [ge, ce] = [gpu.metrics.find((m) => m.pipeline_step === 'score'), cpu.metrics.find((m) => m.pipeline_step === 'score')];
     assert.ok(Math.abs(ge.perplexity - ce.perplexity) <= 1e-4 * ce.perplexity, `perplexity ${ge.perplexity} vs ${ce.perplexity}`);
     assert.ok(ge.perplexity < ge.base_perplexity, `the adapter learned: perplexity ${ge.perplexity} vs base ${ge.base_perplexity}`);
-    assert.match(readFileSync(join(gpu.run, 'score', 'report.md'), 'utf8'), /- with adapter: `[^`]*`/);
+    assert.match(readFileSync(join(gpu.run, 'score', 'report.md'), 'utf8'), /\nWith the adapter:\n\n```text\n[^`]*\n```\n/);
     assert.ok(existsSync(join(gpu.run, 'fit', 'checkpoints', 'step-4', 'model.safetensors')));
 
     // The generate step continues the prompts with the same tokens.
