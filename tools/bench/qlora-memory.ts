@@ -95,7 +95,7 @@ async function measure(run: Run): Promise<Row> {
   if (run === 'qlora-blockwise') model = createQuantizedModel(MODEL, NF4_CONFIG, { task: 'causal-lm', logger }).model;
   else {
     model = createModel(MODEL, 'causal-lm');
-    if (run === 'qlora') nf4Scheme.quantize(model, NF4_CONFIG, { logger });
+    if (run === 'qlora') await nf4Scheme.quantize(model, NF4_CONFIG, { logger });
   }
   const buildSeconds = (performance.now() - t0) / 1000;
   const storage = baseStorage(model);

@@ -6,7 +6,13 @@
  *
  *   node --conditions=peftkit-source --import tsx tools/bench/train.ts \
  *     [--models gpt2,llama] [--modes forward,lora,full,full-sgd] [--batch B] [--seq T] [--warmup W] [--steps N] \
- *     [--timeout 600] [--profile] [--json results.json]
+ *     [--backend wasm|webgpu|cpu] [--gpu] [--config-override '{"n_layer": 2}'] [--timeout 600] [--profile] [--json results.json]
+ *
+ * --backend webgpu runs on tfjs's WebGPU backend (Dawn; llvmpipe when there is no GPU). --gpu takes the shapes and
+ * LoRA settings of the spec's `gpu` block (issue 13: 8 x 512, r 8 on c_attn + c_proj, dropout 0.1) in place of
+ * the per-model runs; --batch and friends still override. --config-override merges JSON into every model's config
+ * (a smaller model where the full one is too slow, e.g. on llvmpipe; the results then say so in `notes`). A step reads its loss back asynchronously (as the
+ * trainer does); the profile (with --profile) also counts the kernels a step launches.
  *
  * Each (model, mode) runs in its own child process, so that each peak memory figure is that run's
  * alone (the WASM heap grows to its peak and never shrinks). --batch/--seq/--warmup/--steps
@@ -34,7 +40,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { initBackend, writeJsonAtomic } from '@peftkit/core';
+import { initBackend, writeJsonAtomic, type BackendChoice } from '@peftkit/core';
 import { createModel, manualSeed, type PreTrainedModel } from '@peftkit/models';
 import { injectLora } from '@peftkit/lora';
 import { AdamW } from '../../packages/steps/src/training/adamw.js';
@@ -86,6 +92,9 @@ export interface RunResult {
   peakTensorBytes?: number;
   /** Loss of the first and last step (nats/token), a sanity check: about ln(vocab) with random weights. */
   loss?: [number, number];
+  /** With --profile: kernels one step launches (tf.profile), and their summed time in ms when the backend times them. */
+  kernelsPerStep?: number;
+  kernelMsPerStep?: number;
   /** With --profile: kernel time of one extra step, by kernel and (products, transposes) by input shapes. */
   profile?: ProfileRow[];
   /** What differed from the spec or failed. */
@@ -104,6 +113,9 @@ const { values: args } = parseArgs({
     timeout: { type: 'string', default: '600' },
     json: { type: 'string' },
     profile: { type: 'boolean', default: false },
+    backend: { type: 'string', default: 'wasm' },
+    gpu: { type: 'boolean', default: false },
+    'config-override': { type: 'string' },
     child: { type: 'boolean', default: false },
   },
 });
@@ -159,9 +171,9 @@ export interface ProfileRow {
  * also listed on their own: they are left out of the total that `percent` divides by. Times are wall
  * clock per kernel, so other processes on the machine inflate them; the shares are what to read.
  */
-async function profileKernels(fn: () => void): Promise<ProfileRow[]> {
-  const info = await tf.profile(() => {
-    fn();
+async function profileKernels(fn: () => Promise<void>): Promise<{ rows: ProfileRow[]; kernels: number; ms: number }> {
+  const info = await tf.profile(async () => {
+    await fn();
     return [];
   });
   const by = new Map<string, { kernel: string; shapes?: string; ms: number; calls: number }>();
@@ -182,9 +194,10 @@ async function profileKernels(fn: () => void): Promise<ProfileRow[]> {
       add(`${k.name} ${shapes}`, k.name, shapes, ms);
     }
   }
-  return [...by.values()]
-    .map((e) => ({ ...e, ms: Math.round(e.ms), percent: Math.round((1000 * e.ms) / total) / 10 }))
+  const rows = [...by.values()]
+    .map((e) => ({ ...e, ms: Math.round(e.ms), percent: total > 0 ? Math.round((1000 * e.ms) / total) / 10 : NaN }))
     .sort((x, y) => y.ms - x.ms);
+  return { rows, kernels: info.kernels.filter((k) => k.name && k.name !== 'unnamed scope').length, ms: total };
 }
 
 function printProfile(r: RunResult): void {
@@ -194,12 +207,17 @@ Kernel time of one ${r.model} ${r.mode} step (${r.batch} x ${r.seq}), by kernel,
 `);
   console.log('| kernel | input shapes | ms | calls | % of kernel time |\n|---|---|---:|---:|---:|');
   const rows = [...r.profile.filter((p) => !p.shapes).slice(0, 8), ...r.profile.filter((p) => p.shapes).slice(0, 14)];
-  for (const p of rows) console.log(`| ${p.kernel} | ${p.shapes ?? '(all)'} | ${p.ms} | ${p.calls} | ${p.percent.toFixed(1)} |`);
+  // percent is NaN (null in JSON) where the backend does not time kernels (WebGPU without timestamp-query).
+  for (const p of rows) console.log(`| ${p.kernel} | ${p.shapes ?? '(all)'} | ${p.ms} | ${p.calls} | ${Number.isFinite(p.percent) ? p.percent.toFixed(1) : '-'} |`);
 }
 
 async function runOne(key: ModelKey, mode: Mode): Promise<RunResult> {
   const m = spec.models[key];
-  const r = m.runs[mode];
+  const r = args.gpu ? spec.gpu : m.runs[mode];
+  const loraSpec = args.gpu ? spec.gpu.lora : spec.lora;
+  // The gpu block names targets for gpt2 and llama; another model (gpt2-main) keeps its own.
+  const gpuTargets = spec.gpu.lora_target_modules as Partial<Record<ModelKey, string[]>>;
+  const targets0 = args.gpu ? (gpuTargets[key] ?? m.lora_target_modules) : m.lora_target_modules;
   const B = Number(args.batch ?? r.batch);
   const T = Number(args.seq ?? r.seq);
   const W = Number(args.warmup ?? r.warmup);
@@ -214,11 +232,13 @@ async function runOne(key: ModelKey, mode: Mode): Promise<RunResult> {
 
   manualSeed(0);
   const t0 = performance.now();
-  const model: PreTrainedModel = createModel(m.config, 'causal-lm');
+  const override = args['config-override'] ? (JSON.parse(args['config-override']) as Record<string, unknown>) : undefined;
+  if (override) notes.push(`config override ${JSON.stringify(override)}`);
+  const model: PreTrainedModel = createModel({ ...m.config, ...override }, 'causal-lm');
   const parameters = model.numParameters();
   let params: [string, tf.Variable][] = [];
   if (mode === 'lora') {
-    const handle = injectLora(model, { r: spec.lora.r, lora_alpha: spec.lora.lora_alpha, lora_dropout: spec.lora.lora_dropout, target_modules: m.lora_target_modules }, { seed: 0 });
+    const handle = injectLora(model, { r: loraSpec.r, lora_alpha: loraSpec.lora_alpha, lora_dropout: loraSpec.lora_dropout, target_modules: targets0 }, { seed: 0 });
     params = handle.trainableParameters();
     const stray = model.trainableParameters().length - params.length;
     if (stray !== 0) notes.push(`model lists ${model.trainableParameters().length} trainable tensors, the adapter ${params.length}`);
@@ -230,15 +250,15 @@ async function runOne(key: ModelKey, mode: Mode): Promise<RunResult> {
   const rssAfterBuildBytes = peakRss();
   phase('built');
 
-  const ids = tf.tidy(() => tf.randomUniformInt([B, T], 0, m.config.vocab_size, 1)) as tf.Tensor2D;
+  const ids = tf.tidy(() => tf.randomUniformInt([B, T], 0, model.config.vocab_size as number, 1)) as tf.Tensor2D;
   const targets = B * (T - 1);
   const losses: number[] = [];
-  let step: () => void;
+  let step: () => Promise<void>;
   if (mode === 'forward') {
     model.eval();
-    step = () => {
+    step = async () => {
       const out = model.forward({ inputIds: ids });
-      out.logits.dataSync();
+      await out.logits.data();
       sampleTensors();
       tf.dispose(out as unknown as tf.TensorContainer);
     };
@@ -248,7 +268,7 @@ async function runOne(key: ModelKey, mode: Mode): Promise<RunResult> {
     const opt = mode === 'full-sgd' ? new Sgd(params) : new AdamW(params, { weightDecay: spec.weight_decay });
     const vars = params.map(([, v]) => v);
     const nameOf = new Map(params.map(([n, v]) => [v.name, n]));
-    step = () => {
+    step = async () => {
       const { value, grads } = tf.variableGrads(() => {
         const logits = model.forward({ inputIds: ids }).logits; // [B, T, vocab]
         const loss = tf.div(causalLmNllSum(logits, ids), targets) as tf.Scalar;
@@ -256,11 +276,12 @@ async function runOne(key: ModelKey, mode: Mode): Promise<RunResult> {
         phase('forward done');
         return loss;
       }, vars);
-      losses.push(value.dataSync()[0]);
       phase('backward done');
       const byName = new Map<string, tf.Tensor>();
       for (const [vn, g] of Object.entries(grads)) byName.set(nameOf.get(vn)!, g);
       opt.applyGradients(byName, spec.learning_rate);
+      // The one read-back of a step (after the update is queued): also what waits for the device to finish.
+      losses.push((await value.data())[0]);
       sampleTensors();
       phase('update done');
       value.dispose();
@@ -268,21 +289,22 @@ async function runOne(key: ModelKey, mode: Mode): Promise<RunResult> {
     };
   }
 
-  for (let i = 0; i < W; i++) step();
+  for (let i = 0; i < W; i++) await step();
   const stepSeconds: number[] = [];
   const cpuSeconds: number[] = [];
   const load0 = loadAverage();
   for (let i = 0; i < N; i++) {
     const s0 = performance.now();
     const c0 = process.cpuUsage();
-    step();
+    await step();
     const c = process.cpuUsage(c0);
     stepSeconds.push((performance.now() - s0) / 1000);
     cpuSeconds.push((c.user + c.system) / 1e6);
   }
   const loadAvg: [number, number] = [load0, loadAverage()];
   const mean = stepSeconds.reduce((a, b) => a + b, 0) / stepSeconds.length;
-  const profile = args.profile ? await profileKernels(step) : undefined;
+  const prof = args.profile ? await profileKernels(step) : undefined;
+  const profile = prof?.rows;
   const result: RunResult = {
     impl: 'peftkit',
     engine: '',
@@ -304,7 +326,7 @@ async function runOne(key: ModelKey, mode: Mode): Promise<RunResult> {
     wasmHeapBytes: wasmHeapBytes(),
     peakTensorBytes: peakTensors,
     ...(losses.length ? { loss: [losses[0], losses.at(-1)!] as [number, number] } : {}),
-    ...(profile ? { profile } : {}),
+    ...(prof ? { profile: prof.rows, kernelsPerStep: prof.kernels, ...(prof.ms > 0 ? { kernelMsPerStep: Math.round(prof.ms) } : {}) } : {}),
     notes,
   };
   ids.dispose();
@@ -318,11 +340,14 @@ function runAll(models: ModelKey[], modes: Mode[]): RunResult[] {
   const pass = [
     ...(['batch', 'seq', 'warmup', 'steps'] as const).flatMap((k) => (args[k] ? [`--${k}`, args[k]!] : [])),
     ...(args.profile ? ['--profile'] : []),
+    ...(args.gpu ? ['--gpu'] : []),
+    ...(args['config-override'] ? ['--config-override', args['config-override']] : []),
+    '--backend', args.backend!,
   ];
   const results: RunResult[] = [];
   for (const key of models) {
     for (const mode of modes) {
-      const r = spec.models[key].runs[mode];
+      const r = args.gpu ? spec.gpu : spec.models[key].runs[mode];
       process.stderr.write(`peftkit ${key} ${mode} (batch ${args.batch ?? r.batch} x seq ${args.seq ?? r.seq}) ... `);
       const t0 = performance.now();
       const child = spawnSync(process.execPath, [...process.execArgv, script, '--child', '--models', key, '--modes', mode, ...pass], {
@@ -358,15 +383,16 @@ for (const k of models) if (!(k in spec.models)) throw new Error(`unknown model 
 for (const x of modes) if (!MODES.includes(x)) throw new Error(`unknown mode "${x}"; choose from ${MODES.join(', ')}`);
 
 if (args.child) {
-  const info = await initBackend('wasm');
+  const info = await initBackend(args.backend as BackendChoice);
   const r = await runOne(models[0], modes[0]);
-  r.engine = info.detail; // says the thread count (PEFTKIT_WASM_THREADS)
-  r.threads = info.threads ?? 1;
+  r.engine = info.detail; // WASM's says the thread count (PEFTKIT_WASM_THREADS); WebGPU's names the adapter
+  if (info.name === 'wasm') r.threads = info.threads ?? 1;
   console.log(`RESULT ${JSON.stringify(r)}`);
 } else {
   const results = runAll(models, modes);
   if (args.json) writeJsonAtomic(args.json, results);
-  console.log(`peftkit on ${results.find((r) => r.engine)?.engine ?? 'wasm'}; tokens/s = batch x seq / mean step time\n`);
+  console.log(`peftkit on ${results.find((r) => r.engine)?.engine ?? args.backend}; tokens/s = batch x seq / mean step time\n`);
+  for (const r of results) if (r.kernelsPerStep) console.log(`${r.model} ${r.mode}: ${r.kernelsPerStep} kernels a step${r.kernelMsPerStep ? `, ${r.kernelMsPerStep} ms of kernel time (${((100 * r.kernelMsPerStep) / 1000 / (r.stepSeconds.reduce((a, b) => a + b, 0) / r.stepSeconds.length)).toFixed(0)} % of the step)` : ''}`);
   console.log('| model | mode | batch x seq | trainable params | step s | tokens/s | peak RSS MiB | WASM heap MiB | peak tensors MiB |');
   console.log('|---|---|---|---:|---:|---:|---:|---:|---:|');
   for (const r of results) {

@@ -214,7 +214,7 @@ describe('peftkit generate', () => {
   async function direct(prompt: string, adapter: string, maxNewTokens: number): Promise<Generation> {
     const base = await loadPretrained(abs(TINY), { task: 'causal-lm' });
     const peft = await loadAdapters(base, [{ name: 'tuned', path: abs(tuned) }, { name: 'other', path: abs(other) }], [loraMethod]);
-    const [g] = generateText(peft, [prompt], { maxNewTokens, adapter, eosTokenId: null });
+    const [g] = await generateText(peft, [prompt], { maxNewTokens, adapter, eosTokenId: null });
     base.model.dispose();
     return g;
   }
@@ -317,7 +317,7 @@ describe('peftkit classify', () => {
   async function direct(texts: string[], use?: string): Promise<Classification[]> {
     const b = await loadPretrained(abs(base), { task: 'sequence-classification', numLabels: 3 });
     const peft = await loadAdapters(b, [{ name: 'sent', path: abs(adapter) }], [loraMethod]);
-    const out = classify(peft, texts, { adapter: use });
+    const out = await classify(peft, texts, { adapter: use });
     b.model.dispose();
     return out;
   }
@@ -349,7 +349,7 @@ describe('peftkit classify', () => {
     const back = loadAdapterHub(fresh.model, abs(folder), { seed: 0 });
     const peft = new (await import('@peftkit/models')).PeftModel(fresh);
     peft.addAdapter(back);
-    const want = classify(peft, texts, {});
+    const want = await classify(peft, texts, {});
     fresh.model.dispose();
     for (const [g, w] of zip(got, want)) for (const l of Object.keys(w.probabilities)) assert.ok(Math.abs(g.probabilities[l] - w.probabilities[l]) < 1e-5);
     const ins = await cli(['inspect', folder, '--base', plainBase, '--backend', 'wasm', '--no-discover'], { builtins: [lora, adapterPlugin] });

@@ -23,7 +23,7 @@ const models = () => import('@peftkit/models');
 const BASE_ADAPTER_NAME = '__base__';
 
 /** Backends `--backend` accepts (`initBackend`'s choices). */
-const BACKENDS: BackendChoice[] = ['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu'];
+const BACKENDS: BackendChoice[] = ['auto', 'wasm', 'cpu', 'webgpu', 'tensorflow', 'tensorflow-gpu'];
 /** Mismatches listed in an error before "... and N more" (`peftkit inspect --base` lists them all). */
 const SHOWN_MISMATCHES = 5;
 
@@ -86,7 +86,7 @@ export function addServeCommands(program: Command, io: Io, setCode: (c: number) 
   const common = (cmd: Command) =>
     cmd
       .requiredOption('-m, --model <folder-or-hub-id>', 'the base model: a folder with config.json and model.safetensors, or a Hugging Face Hub id already in the cache or downloadable')
-      .addOption(new Option('--backend <name>', 'TensorFlow.js backend (auto: tfjs-node-gpu, tfjs-node, wasm, cpu, the first that starts)').choices(BACKENDS).default('auto'))
+      .addOption(new Option('--backend <name>', 'TensorFlow.js backend (auto: tfjs-node-gpu, webgpu on a real GPU, tfjs-node, wasm, cpu, the first that starts)').choices(BACKENDS).default('auto'))
       .option('--no-discover', 'load only the built-in plugins, not every installed plugin package (their methods read adapter folders)');
 
   common(
@@ -256,13 +256,13 @@ async function generateCommand(io: Io, prompt: string | undefined, o: GenerateOp
         doSample: o.doSample ? true : undefined, eosTokenId: o.ignoreEos ? null : undefined, chat: o.chat, adapter: o.use,
       };
       if (o.json) {
-        const [g] = generateText(model, [text], opts);
+        const [g] = await generateText(model, [text], opts);
         io.out(JSON.stringify(g, null, 2));
         return 0;
       }
       const started = Date.now();
       let last = '';
-      const [g] = generateText(model, [text], { ...opts, onText: (e) => io.write((last = e.text)) });
+      const [g] = await generateText(model, [text], { ...opts, onText: (e) => io.write((last = e.text)) });
       if (!last.endsWith('\n')) io.write('\n');
       const secs = (Date.now() - started) / 1000;
       const n = g.tokenIds.length;
@@ -313,7 +313,7 @@ async function classifyCommand(io: Io, texts: string[], o: ClassifyOptions): Pro
         base.model.config.label2id = Object.fromEntries(labels.map((l, i) => [l, i]));
       }
       const model = await attachAdapters(io, paths, base, adapters, methods, o.model);
-      printClassifications(io, classify(model, input, { adapter: o.use, batchSize: o.batchSize }), o.json, adapterNote(model, o.use));
+      printClassifications(io, await classify(model, input, { adapter: o.use, batchSize: o.batchSize }), o.json, adapterNote(model, o.use));
       return 0;
     } finally {
       base.model.dispose();
@@ -336,7 +336,7 @@ function printClassifications(io: Io, results: Classification[], json: boolean |
 /** `classify` with a causal-LM adapter that writes label words (the main job's kind of adapter). */
 async function classifyWithLabelWords(
   io: Io, paths: ShownPaths, texts: string[], o: ClassifyOptions, adapters: AdapterArg[], chosen: AdapterArg, format: PromptFormat,
-  byWords: (model: LoadedModel | PeftModel, texts: string[], format: PromptFormat, opts: { adapter?: string }) => Classification[],
+  byWords: (model: LoadedModel | PeftModel, texts: string[], format: PromptFormat, opts: { adapter?: string }) => Promise<Classification[]>,
 ): Promise<number> {
   if (o.labels) throw new UserError(`--labels: adapter "${chosen.name}" names its labels itself (${(format.labels ?? format.label_words!).join(', ')})`, { hint: 'leave --labels out' });
   const input = texts.length ? texts : (await readStdin(io, 'the texts, one per line')).split(/\r?\n/).filter((l) => l.trim());
@@ -347,7 +347,7 @@ async function classifyWithLabelWords(
   try {
     const model = await attachAdapters(io, paths, base, adapters, methods, o.model);
     io.err(`labels by next-word likelihood after the ${JSON.stringify(format.text_template ?? '{text}')} template: ${format.label_words!.map((w, i) => `${format.labels?.[i] ?? w.trim()} = ${JSON.stringify(w)}`).join(', ')}`);
-    printClassifications(io, byWords(model, input, format, { adapter: o.use ?? chosen.name }), o.json, adapterNote(model, o.use ?? chosen.name));
+    printClassifications(io, await byWords(model, input, format, { adapter: o.use ?? chosen.name }), o.json, adapterNote(model, o.use ?? chosen.name));
     return 0;
   } finally {
     base.model.dispose();
@@ -434,7 +434,7 @@ async function mergeCommand(io: Io, o: MergeOptions): Promise<number> {
       // Shared head/embedding weights as they were, so that a merge that changes one unties them.
       const tied = tiedHeads(peft);
       handle.merge();
-      writeMergedModel(peft, handle, out, (m) => io.err(`warning: ${m}`), tied, (m) => io.err(m));
+      await writeMergedModel(peft, handle, out, (m) => io.err(`warning: ${m}`), tied, (m) => io.err(m));
       let what = 'float32';
       if (scheme && o.requantize) {
         const merged = await loadPretrained(out, seqCls ? { task: 'sequence-classification', numLabels: ins.numLabels ?? undefined } : { task: 'causal-lm' });

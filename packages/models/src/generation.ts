@@ -71,6 +71,57 @@ export interface GenerateResult {
  *   (e.g. positions beyond `n_positions`) pass through.
  */
 export function generate(model: CausalForward | PeftModel, inputIds: number[][] | tf.Tensor2D, opts: GenerateOptions): GenerateResult {
+  const steps = generationSteps(model, inputIds, opts);
+  try {
+    let r = steps.next();
+    while (!r.done) {
+      const last = r.value;
+      let rows: number[][];
+      try {
+        rows = last.arraySync();
+      } finally {
+        last.dispose();
+      }
+      r = steps.next(rows);
+    }
+    return r.value;
+  } finally {
+    steps.return(undefined as never); // runs the loop's `finally` (frees the cache) when a read threw
+  }
+}
+
+/**
+ * {@link generate} with asynchronous reads of the logits (and of tensor prompts), for backends that cannot
+ * read synchronously (WebGPU in Node). Same tokens as {@link generate}.
+ * @throws as {@link generate}.
+ */
+export async function generateAsync(model: CausalForward | PeftModel, inputIds: number[][] | tf.Tensor2D, opts: GenerateOptions): Promise<GenerateResult> {
+  const ids = Array.isArray(inputIds) ? inputIds : ((await inputIds.array()) as number[][]);
+  const mask = opts.attentionMask && !Array.isArray(opts.attentionMask) ? ((await opts.attentionMask.array()) as number[][]) : opts.attentionMask;
+  const steps = generationSteps(model, ids, { ...opts, attentionMask: mask });
+  try {
+    let r = steps.next();
+    while (!r.done) {
+      const last = r.value;
+      let rows: number[][];
+      try {
+        rows = await last.array();
+      } finally {
+        last.dispose();
+      }
+      r = steps.next(rows);
+    }
+    return r.value;
+  } finally {
+    steps.return(undefined as never); // runs the loop's `finally` (frees the cache) when a read threw
+  }
+}
+
+/**
+ * The generation loop as a generator: yields each step's last-position logits [B, vocab] (the driver reads
+ * them, disposes the tensor and passes the rows back), returns the result. One loop for both drivers.
+ */
+function* generationSteps(model: CausalForward | PeftModel, inputIds: number[][] | tf.Tensor2D, opts: GenerateOptions): Generator<tf.Tensor2D, GenerateResult, number[][]> {
   if (!(opts.maxNewTokens >= 0)) throw new Error(`maxNewTokens must be a number ≥ 0, got ${opts.maxNewTokens}`);
   const config = model instanceof PeftModel ? model.base.model.config : model.config;
   const eos = toList(opts.eosTokenId === undefined ? (config?.eos_token_id as number | number[] | null | undefined) : opts.eosTokenId);
@@ -109,8 +160,7 @@ export function generate(model: CausalForward | PeftModel, inputIds: number[][] 
       if (!present) throw new Error('generate: the model returned no pastKeyValues for useCache: true');
       disposeCache(cache);
       cache = present;
-      const logits = last.arraySync();
-      last.dispose();
+      const logits: number[][] = yield last;
       const tokens = logits.map((row, b) => (done[b] ? pad : doSample ? sample(row, temperature, opts.topK, opts.topP, rand) : argmax(row)));
       tokens.forEach((t, b) => {
         if (done[b]) return;

@@ -89,35 +89,35 @@ describe('generateText', () => {
     const prompts = [' lower', ' newer wider', ' lowest'];
 
     const pieces = prompts.map(() => '');
-    const streamed = generateText(peft, prompts, { maxNewTokens: 6, adapter: 'a', eosTokenId: null, onText: (e) => (pieces[e.index] += e.text) });
+    const streamed = await generateText(peft, prompts, { maxNewTokens: 6, adapter: 'a', eosTokenId: null, onText: (e) => (pieces[e.index] += e.text) });
     assert.deepEqual(pieces, streamed.map((g) => g.text));
     assert.ok(streamed.every((g) => g.tokenIds.length === 6 && g.finishReason === 'length' && g.adapter === 'a'));
     assert.deepEqual(peft.active, ['a'], 'the active set is restored');
 
-    const run = (adapter: string) => generateText(peft, prompts, { maxNewTokens: 6, adapter, eosTokenId: null }).map((g) => g.tokenIds);
-    const alone: Record<string, number[][]> = { a: run('a'), b: run('b'), [BASE_ADAPTER_NAME]: run(BASE_ADAPTER_NAME) };
+    const run = async (adapter: string) => (await generateText(peft, prompts, { maxNewTokens: 6, adapter, eosTokenId: null })).map((g) => g.tokenIds);
+    const alone: Record<string, number[][]> = { a: await run('a'), b: await run('b'), [BASE_ADAPTER_NAME]: await run(BASE_ADAPTER_NAME) };
     assert.notDeepEqual(alone.a, alone[BASE_ADAPTER_NAME]);
     assert.notDeepEqual(alone.b, alone.a);
     // The LoadedModel itself carries the injected layers: with no adapter active it is the base.
     peft.setActive([]);
-    const base2 = generateText(base, prompts, { maxNewTokens: 6, eosTokenId: null }).map((g) => g.tokenIds);
+    const base2 = (await generateText(base, prompts, { maxNewTokens: 6, eosTokenId: null })).map((g) => g.tokenIds);
     assert.deepEqual(base2, alone[BASE_ADAPTER_NAME], 'the loaded model with no adapter active');
     peft.setActive(['a']);
 
     const names = ['b', BASE_ADAPTER_NAME, 'a'];
-    const mixed = generateText(peft, prompts, { maxNewTokens: 6, adapterNames: names, eosTokenId: null });
+    const mixed = await generateText(peft, prompts, { maxNewTokens: 6, adapterNames: names, eosTokenId: null });
     assert.deepEqual(mixed.map((g) => g.tokenIds), names.map((n, i) => alone[n][i]));
     assert.deepEqual(mixed.map((g) => g.adapter), names);
 
     // Stops at EOS (the tokenizer's <|endoftext|>, 20) when it comes.
-    const withEos = generateText(peft, prompts, { maxNewTokens: 6, adapter: 'a', eosTokenId: alone.a[0][1] });
+    const withEos = await generateText(peft, prompts, { maxNewTokens: 6, adapter: 'a', eosTokenId: alone.a[0][1] });
     assert.deepEqual(withEos[0].tokenIds, alone.a[0].slice(0, 2));
     assert.equal(withEos[0].finishReason, 'eos');
 
-    assert.throws(() => generateText(peft, prompts, { adapter: 'zz' }), (e: Error) => e instanceof UserError && /no adapter named "zz"; loaded: a, b/.test(e.message));
-    assert.throws(() => generateText(peft, prompts, { adapterNames: ['a'] }), /1 adapter names for 3 inputs/);
-    assert.throws(() => generateText(peft, prompts, { chat: true }), /no chat template/);
-    assert.throws(() => generateText(peft, [''], {}), /prompt 1 is empty after tokenization/);
+    await assert.rejects(generateText(peft, prompts, { adapter: 'zz' }), (e: Error) => e instanceof UserError && /no adapter named "zz"; loaded: a, b/.test(e.message));
+    await assert.rejects(generateText(peft, prompts, { adapterNames: ['a'] }), /1 adapter names for 3 inputs/);
+    await assert.rejects(generateText(peft, prompts, { chat: true }), /no chat template/);
+    await assert.rejects(generateText(peft, [''], {}), /prompt 1 is empty after tokenization/);
   });
 });
 
@@ -137,9 +137,9 @@ describe('classify', () => {
     ], [loraMethod]);
     const texts = [' lower', ' newer wider lowest', ' wider lower', ' low new'];
     const alone = (adapter: string) => classify(peft, texts, { adapter, batchSize: 3 });
-    const x = alone('x');
-    const y = alone('y');
-    const b = alone(BASE_ADAPTER_NAME);
+    const x = await alone('x');
+    const y = await alone('y');
+    const b = await alone(BASE_ADAPTER_NAME);
     for (const r of x) {
       assert.deepEqual(Object.keys(r.probabilities), ['neg', 'neu', 'pos']);
       assert.ok(Math.abs(Object.values(r.probabilities).reduce((s, p) => s + p, 0) - 1) < 1e-5);
@@ -149,16 +149,16 @@ describe('classify', () => {
     const diff = (p: typeof x, q: typeof x) => Math.max(...p.flatMap((r, i) => Object.keys(r.probabilities).map((k) => Math.abs(r.probabilities[k] - q[i].probabilities[k]))));
     assert.ok(diff(x, y) > 1e-3 && diff(x, b) > 1e-3);
     // Padding in a batch does not change a row: batch of 1 vs batch of 3.
-    assert.ok(diff(classify(peft, texts, { adapter: 'x', batchSize: 1 }), x) < 1e-5);
+    assert.ok(diff(await classify(peft, texts, { adapter: 'x', batchSize: 1 }), x) < 1e-5);
 
     const names = ['y', 'x', BASE_ADAPTER_NAME, 'y'];
-    const mixed = classify(peft, texts, { adapterNames: names, batchSize: 4 });
+    const mixed = await classify(peft, texts, { adapterNames: names, batchSize: 4 });
     const expected = names.map((n, i) => (n === 'x' ? x : n === 'y' ? y : b)[i]);
     assert.ok(diff(mixed, expected) < 1e-5, `${diff(mixed, expected)}`);
     assert.deepEqual(mixed.map((r) => r.adapter), names);
 
     const lm = await tinyLm();
-    assert.throws(() => classify(lm, texts), (e: Error) => e instanceof UserError && /needs a sequence-classification model, but the model is a causal-lm model/.test(e.message));
+    await assert.rejects(classify(lm, texts), (e: Error) => e instanceof UserError && /needs a sequence-classification model, but the model is a causal-lm model/.test(e.message));
   });
 });
 

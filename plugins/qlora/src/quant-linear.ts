@@ -173,10 +173,14 @@ export interface QuantizeLayerOptions {
 export function quantizeLayer(m: Linear | Conv1D, opts: QuantizeLayerOptions, path = ''): QuantLinear {
   const origin: LinearOrigin = m instanceof Conv1D ? 'conv1d' : 'linear';
   const shape: [number, number] = [m.outFeatures, m.inFeatures];
-  // Conv1D stores [in, out]: quantize Wᵀ, as transformers does for GPT-2 (bitsandbytes sees [out, in]).
-  const src = origin === 'conv1d' ? m.weight.transpose() : m.weight;
-  const data = Float32Array.from(src.dataSync() as Float32Array); // a copy: the variable is disposed below
-  if (src !== m.weight) src.dispose();
+  // Conv1D stores [in, out]: quantize Wᵀ, as transformers does for GPT-2 (bitsandbytes sees [out, in]). Transposed
+  // here on the host, so that a weight already downloaded (readToHost) needs no device kernel and no read-back.
+  const w = m.weight.dataSync() as Float32Array;
+  const data = new Float32Array(w.length); // a copy: the variable is disposed below
+  if (origin === 'conv1d') {
+    const [out, inp] = shape;
+    for (let i = 0; i < inp; i++) for (let o = 0; o < out; o++) data[o * inp + i] = w[i * out + o];
+  } else data.set(w);
   const weight =
     opts.quantType === 'int8'
       ? WeightInt8.quantize(data, shape)

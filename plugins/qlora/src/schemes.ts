@@ -4,14 +4,15 @@
  * step finds them by `quant_type`.
  */
 import type { MethodContext, QuantScheme } from '@peftkit/core';
+import { readToHost } from '@peftkit/models';
 import type { QuantConfig } from './quant-config.generated.js';
 import type { LoadedModel } from '@peftkit/models';
 import { dequantizeModel, quantConfigSchema, quantizeModel, type QuantizableModel, type QuantizationReport } from './quantize-model.js';
 import { saveQuantizedPretrained } from './checkpoint.js';
 
-/** A scheme whose `quantize` returns the {@link QuantizationReport}. */
+/** A scheme whose `quantize` resolves to the {@link QuantizationReport}. */
 export interface BnbQuantScheme extends QuantScheme<QuantConfig, QuantizableModel> {
-  quantize(model: QuantizableModel, config: QuantConfig, ctx?: Partial<MethodContext>): QuantizationReport;
+  quantize(model: QuantizableModel, config: QuantConfig, ctx?: Partial<MethodContext>): Promise<QuantizationReport>;
   dequantize(model: QuantizableModel): string[];
   savePretrained(loaded: unknown, folder: string): string[];
 }
@@ -21,7 +22,9 @@ function scheme(name: 'nf4' | 'fp4' | 'int8', description: string): BnbQuantSche
     name,
     description,
     configSchema: quantConfigSchema,
-    quantize(model, config, ctx) {
+    async quantize(model, config, ctx) {
+      // Quantizing reads the weights synchronously; on WebGPU (Node) they must be downloaded first.
+      await readToHost(model.namedParameters().map(([, v]) => v));
       // The scheme's name decides the type, whatever the config says.
       return quantizeModel(model, { ...config, quant_type: name }, ctx?.logger);
     },

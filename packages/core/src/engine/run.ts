@@ -134,11 +134,13 @@ export async function runPipeline(prepared: PreparedPipeline, opts: RunOptions =
   const signal = opts.signal ?? new AbortController().signal;
   const backend = await initBackend(pipeline.backend);
   root.info(`backend: ${backend.name} (${backend.detail})${backend.skipped.length ? `; skipped ${backend.skipped.join('; ')}` : ''}`);
+  const a = backend.adapter;
+  if (a) root.info(`GPU adapter: vendor ${a.vendor || '(none given)'}, device ${a.device || '(none given)'}, driver ${a.description || '(none given)'} (Dawn's ${a.dawnBackend} backend${a.software ? ', software' : ''})`);
   root.info(`run folder: ${runDir}${opts.resume ? ' (resumed)' : ''}`);
   writeJsonAtomic(join(runDir, 'pipeline.resolved.json'), pipeline);
   writeJsonAtomic(join(runDir, 'environment.json'), {
     node: process.version, platform: platform(), arch: arch(), cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryBytes: totalmem(),
-    tfjs: backend.tfjsVersion, backend: backend.name, backendDetail: backend.detail, plugins: registry.plugins(), startedAt: new Date().toISOString(),
+    tfjs: backend.tfjsVersion, backend: backend.name, backendDetail: backend.detail, ...(backend.adapter ? { gpuAdapter: backend.adapter } : {}), plugins: registry.plugins(), startedAt: new Date().toISOString(),
   });
   const outputs = new Map<string, unknown>();
   const summary: string[] = [];

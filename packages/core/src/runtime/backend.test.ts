@@ -10,7 +10,10 @@ test('auto falls back past the uninstalled native backends to WASM and says why'
   assert.equal(info.name, 'wasm');
   assert.equal(tf.getBackend(), 'wasm');
   assert.match(info.detail, /tfjs-backend-wasm 4\.22\.0/);
-  assert.deepEqual(info.skipped.map((s) => s.split(':')[0]), ['tensorflow-gpu', 'tensorflow']);
+  // This machine has no GPU: WebGPU is tried and skipped (llvmpipe is software, never picked by auto).
+  assert.deepEqual(info.skipped.map((s) => s.split(':')[0]), ['tensorflow-gpu', 'webgpu', 'tensorflow']);
+  assert.match(info.skipped[1], /no GPU adapter|only a software adapter/);
+  assert.equal(info.adapter, undefined);
   assert.match(info.skipped[0], /@tensorflow\/tfjs-node-gpu is not installed/);
   assert.equal(seen.at(-1), 'wasm');
 });

@@ -1,24 +1,30 @@
 import * as tf from '@tensorflow/tfjs';
+import { startWebGpu, type GpuAdapterInfo } from './backends/webgpu.js';
 import { startWasm } from './wasm-threads.js';
 import { guardWasmHeap } from './wasm-heap.js';
 
+export { webgpuUnavailable, type GpuAdapterInfo } from './backends/webgpu.js';
+
 /** The backend choices of a pipeline's `backend` field. */
-export type BackendChoice = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+export type BackendChoice = 'auto' | 'tensorflow-gpu' | 'webgpu' | 'tensorflow' | 'wasm' | 'cpu';
 
 /** What {@link initBackend} chose. */
 export interface BackendInfo {
-  /** The tfjs backend name in use: `tensorflow` (tfjs-node or tfjs-node-gpu), `wasm` or `cpu`. */
+  /** The tfjs backend name in use: `tensorflow` (tfjs-node or tfjs-node-gpu), `webgpu`, `wasm` or `cpu`. */
   name: string;
   /** Where it came from, e.g. `@tensorflow/tfjs-backend-wasm 4.22.0 (SIMD)`. */
   detail: string;
   tfjsVersion: string;
   /** Choices tried before this one and why each failed. */
   skipped: string[];
+  /** The GPU adapter (vendor, device, driver) when the backend is `webgpu`. */
+  adapter?: GpuAdapterInfo;
   /** WASM only: threads in XNNPACK's pool (set with `PEFTKIT_WASM_THREADS`; 1 = single-threaded). */
   threads?: number;
 }
 
-const ORDER: Exclude<BackendChoice, 'auto'>[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+/** `auto`'s order: the native GPU build, a real GPU through WebGPU, the native CPU build, WASM, plain JavaScript. */
+const ORDER: Exclude<BackendChoice, 'auto'>[] = ['tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu'];
 
 /** Hook for backend-specific kernels (e.g. ones the WASM backend lacks); run after a backend is set. */
 const kernelInstallers: ((backend: string) => void)[] = [];
@@ -38,8 +44,11 @@ export function currentBackend(): BackendInfo | undefined {
 
 /**
  * Chooses and initialises the TensorFlow.js backend. `auto` tries, in order, @tensorflow/tfjs-node-gpu
- * and @tensorflow/tfjs-node (optional peer dependencies, imported only if installed), the WASM
- * backend, then the plain CPU backend. An explicit choice that cannot start is an error.
+ * (optional peer, imported only if installed), WebGPU on a real GPU adapter (optional dependencies
+ * @tensorflow/tfjs-backend-webgpu and `webgpu`; a software adapter such as llvmpipe is never picked
+ * by `auto`), @tensorflow/tfjs-node (optional peer), the WASM backend, then the plain CPU backend.
+ * An explicit `webgpu` also accepts llvmpipe (Dawn's OpenGL ES backend) when no GPU is found.
+ * An explicit choice that cannot start is an error.
  * @throws Error naming the package to install when an explicit choice is unavailable.
  */
 export async function initBackend(choice: BackendChoice = 'auto'): Promise<BackendInfo> {
@@ -47,19 +56,31 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
   const skipped: string[] = [];
   for (const c of candidates) {
     try {
-      const { detail, threads } = await start(c);
-      current = { name: tf.getBackend(), detail, tfjsVersion: tf.version.tfjs, skipped, ...(threads !== undefined ? { threads } : {}) };
+      const { detail, adapter, threads } = await start(c, choice === 'webgpu');
+      current = {
+        name: tf.getBackend(),
+        detail,
+        tfjsVersion: tf.version.tfjs,
+        skipped,
+        ...(adapter ? { adapter } : {}),
+        ...(threads !== undefined ? { threads } : {}),
+      };
       for (const k of kernelInstallers) k(current.name);
       return current;
     } catch (e) {
       skipped.push(`${c}: ${(e as Error).message.split('\n')[0]}`);
     }
   }
-  throw new Error(`backend "${choice}" is not available: ${skipped.join('; ')}. Install @tensorflow/tfjs-node(-gpu) for the native backends, or use "backend": "wasm".`);
+  throw new Error(`backend "${choice}" is not available: ${skipped.join('; ')}. Install @tensorflow/tfjs-node(-gpu) for the native backends, @tensorflow/tfjs-backend-webgpu and webgpu for WebGPU, or use "backend": "wasm".`);
 }
 
-async function start(c: Exclude<BackendChoice, 'auto'>): Promise<{ detail: string; threads?: number }> {
+async function start(
+  c: Exclude<BackendChoice, 'auto'>,
+  allowSoftwareGpu: boolean,
+): Promise<{ detail: string; adapter?: GpuAdapterInfo; threads?: number }> {
   switch (c) {
+    case 'webgpu':
+      return startWebGpu(allowSoftwareGpu);
     case 'tensorflow-gpu':
     case 'tensorflow': {
       const pkg = c === 'tensorflow-gpu' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node';

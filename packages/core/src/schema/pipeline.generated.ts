@@ -18,9 +18,9 @@ export interface Pipeline {
    */
   seed?: number;
   /**
-   * TensorFlow.js backend. `auto` tries @tensorflow/tfjs-node-gpu, then @tensorflow/tfjs-node (optional peers), then WASM, then the plain CPU backend.
+   * TensorFlow.js backend. `auto` tries @tensorflow/tfjs-node-gpu, then WebGPU on a real GPU (@tensorflow/tfjs-backend-webgpu on Dawn, optional dependencies), then @tensorflow/tfjs-node (optional peers), then WASM, then the plain CPU backend. `webgpu` explicitly also runs on a software adapter (Mesa llvmpipe through Dawn's OpenGL ES backend) when there is no GPU.
    */
-  backend?: 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+  backend?: 'auto' | 'tensorflow-gpu' | 'webgpu' | 'tensorflow' | 'wasm' | 'cpu';
   /**
    * Plugin packages to load by package name (e.g. `@peftkit/lora`); each exports a `ContainerModule`.
    */

@@ -415,6 +415,16 @@ export interface WriteSafetensorsOptions {
 
 const isRaw = (t: WritableTensor): t is RawTensor => !(t instanceof tf.Tensor);
 
+/**
+ * Downloads the values of every tensor in `tensors` to the host (tfjs keeps them with the tensor), so that a
+ * later synchronous read such as {@link writeSafetensors}'s needs no read-back from the device. Call it before
+ * writing tensors that may live on the WebGPU backend, which in Node can only read asynchronously. A no-op on
+ * backends whose tensors are on the host (WASM, CPU); raw arrays are skipped.
+ */
+export async function readToHost(tensors: Iterable<WritableTensor>): Promise<void> {
+  await Promise.all([...tensors].filter((t): t is tf.Tensor => !isRaw(t)).map((t) => t.data()));
+}
+
 /** Byte-wise comparison of names, as Rust's `String::cmp`. */
 function compareNames(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));

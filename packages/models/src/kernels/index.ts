@@ -9,9 +9,13 @@ import { dropoutCpuConfig } from './cpu/dropout.js';
 import { dropoutWasmConfig } from './wasm/dropout.js';
 import { identityConfig } from './wasm/identity.js';
 import { unsortedSegmentSumConfig } from './wasm/unsorted-segment-sum.js';
+import { WEBGPU_KERNEL_CONFIGS } from './webgpu/index.js';
 
-/** Kernels the backend lacks (tfjs's own, or peftkit's: `PeftkitDropout`). */
-export const KERNEL_CONFIGS: readonly tf.KernelConfig[] = [unsortedSegmentSumConfig, dropoutCpuConfig, dropoutWasmConfig];
+/**
+ * Kernels the backend lacks (tfjs's own, or peftkit's: `PeftkitDropout` for cpu, wasm and webgpu; its one
+ * gradient, backend-neutral, is in {@link GRADIENT_CONFIGS}).
+ */
+export const KERNEL_CONFIGS: readonly tf.KernelConfig[] = [unsortedSegmentSumConfig, dropoutCpuConfig, dropoutWasmConfig, ...WEBGPU_KERNEL_CONFIGS];
 
 /** Kernels that replace the backend's own (same results, less memory). */
 export const KERNEL_OVERRIDES: readonly tf.KernelConfig[] = [identityConfig];

@@ -35,7 +35,7 @@ test('label-word classification picks the label whose word is likelier after the
   const texts = ['Hello world', 'the cat sat'];
   const words = spam.label_words!.map((w) => tok.encode(w, { addSpecialTokens: false }));
   assert.ok(words.some((w) => w.length > 1), 'a tiny vocabulary: multi-token words are scored token by token');
-  const got = classifyByLabelWords(loaded, texts, spam);
+  const got = await classifyByLabelWords(loaded, texts, spam);
   for (const [i, text] of texts.entries()) {
     // Independent route: one unpadded forward pass per label, summing log p of the word's tokens.
     const prompt = tok.encode(applyPromptFormat(spam, text));
@@ -51,6 +51,6 @@ test('label-word classification picks the label whose word is likelier after the
     assert.equal(got[i].label, pSpam > 0.5 ? 'spam' : 'ham');
     assert.equal(got[i].text, text);
   }
-  assert.throws(() => classifyByLabelWords(loaded, texts, { shape: 'classification' }), /no label_words/);
+  await assert.rejects(classifyByLabelWords(loaded, texts, { shape: 'classification' }), /no label_words/);
   loaded.model.dispose();
 });

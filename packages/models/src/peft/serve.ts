@@ -11,7 +11,7 @@ import { UserError, type PeftMethod, type StepLogger } from '@peftkit/core';
 import type { LoadedModel, ModelInputs } from '../model.js';
 import { applyPromptFormat, readPromptFormat, type PromptFormat } from './prompt-format.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { generate, type CausalForward } from '../generation.js';
+import { generateAsync, type CausalForward } from '../generation.js';
 import { PeftModel, type AdapterHandle } from './peft-model.js';
 import { BASE_ADAPTER_NAME } from './mixed-batch.js';
 import { HF_ADAPTER_CONFIG } from './hf-adapter-io.js';
@@ -84,6 +84,18 @@ export async function loadAdapters(target: LoadedModel | PeftModel, adapters: Ad
   }
   peft.setActive(active);
   return peft;
+}
+
+/** {@link withAdapter} for an asynchronous `fn`: the active set is restored once its promise settles. */
+async function withAdapterAsync<T>(peft: PeftModel, adapter: string | undefined, fn: () => Promise<T>): Promise<T> {
+  if (adapter === undefined) return fn();
+  const saved = [...peft.active];
+  peft.setActive(adapter === BASE_ADAPTER_NAME ? [] : [adapter]);
+  try {
+    return await fn();
+  } finally {
+    peft.setActive(saved);
+  }
 }
 
 /** What a result reports as its adapter: `asked`, else the active set (`a+b`), `__base__` when none is active; null for a plain model. */
@@ -190,11 +202,12 @@ export interface Generation {
  * Generates a continuation of each prompt with the model's tokenizer (HF's `generate`: greedy or
  * sampling with temperature / top-k / top-p, key/value cache; see `generation.ts`). All prompts go
  * in one batch (left-padded). With `adapterNames`, each prompt uses its own adapter in that batch.
+ * Logits are read back asynchronously, so this runs on every backend, WebGPU in Node included.
  * @returns one {@link Generation} per prompt, in order.
  * @throws UserError when the model has no tokenizer, is not a causal LM, an adapter name is unknown,
  *   `chat` is set but the tokenizer has no chat template, or a prompt is empty after tokenization.
  */
-export function generateText(model: LoadedModel | PeftModel, prompts: string[], opts: GenerateTextOptions = {}): Generation[] {
+export async function generateText(model: LoadedModel | PeftModel, prompts: string[], opts: GenerateTextOptions = {}): Promise<Generation[]> {
   const base = model instanceof PeftModel ? model.base.model : model.model;
   if (base.task !== 'causal-lm') throw new UserError(`generation needs a causal LM, but the model is a ${base.task} model`, { hint: 'load it with task causal-lm; for classifiers use classify' });
   if (!prompts.length) return [];
@@ -228,15 +241,15 @@ export function generateText(model: LoadedModel | PeftModel, prompts: string[], 
       }
     : undefined;
   const gen = (m: CausalForward | PeftModel) =>
-    generate(m, ids, { maxNewTokens: opts.maxNewTokens ?? 50, doSample: opts.doSample, temperature: opts.temperature, topK: opts.topK, topP: opts.topP, seed: opts.seed, eosTokenId: opts.eosTokenId, onToken });
+    generateAsync(m, ids, { maxNewTokens: opts.maxNewTokens ?? 50, doSample: opts.doSample, temperature: opts.temperature, topK: opts.topK, topP: opts.topP, seed: opts.seed, eosTokenId: opts.eosTokenId, onToken });
 
   let result;
   if (model instanceof PeftModel && opts.adapterNames) {
     const names = opts.adapterNames;
     const mixed: CausalForward = { config: base.config, forward: (inputs: ModelInputs) => model.forward(inputs, { adapterNames: names }) };
-    result = gen(mixed);
-  } else if (model instanceof PeftModel) result = withAdapter(model, opts.adapter, () => gen(model));
-  else result = gen(model.model);
+    result = await gen(mixed);
+  } else if (model instanceof PeftModel) result = await withAdapterAsync(model, opts.adapter, () => gen(model));
+  else result = await gen(model.model);
 
   return prompts.map((prompt, b) => {
     const out = result.generated[b];
@@ -278,12 +291,13 @@ export interface Classification {
 /**
  * Labels each text with a sequence-classification model (a SEQ_CLS adapter's base loaded with task
  * `sequence-classification`): softmax over the head's logits [B, num_labels]. Texts are encoded
- * with the tokenizer's special tokens ([CLS] ... [SEP] for BERT) and right-padded per batch.
+ * with the tokenizer's special tokens ([CLS] ... [SEP] for BERT) and right-padded per batch. Probabilities are
+ * read back asynchronously (WebGPU in Node has no synchronous read).
  * @returns one {@link Classification} per text, in order.
  * @throws UserError when the model is not a sequence classifier (saying how to load it), has no
  *   tokenizer, or an adapter name is unknown.
  */
-export function classify(model: LoadedModel | PeftModel, texts: string[], opts: ClassifyOptions = {}): Classification[] {
+export async function classify(model: LoadedModel | PeftModel, texts: string[], opts: ClassifyOptions = {}): Promise<Classification[]> {
   const base = model instanceof PeftModel ? model.base.model : model.model;
   if (base.task !== 'sequence-classification') {
     throw new UserError(`classification needs a sequence-classification model, but the model is a ${base.task} model`, { hint: 'load the base with task sequence-classification and the adapter\'s num_labels (peftkit inspect shows them)' });
@@ -304,12 +318,14 @@ export function classify(model: LoadedModel | PeftModel, texts: string[], opts: 
     const ids = enc.map((e) => [...e, ...new Array(L - e.length).fill(pad ?? 0)]);
     const mask = enc.map((e) => [...new Array(e.length).fill(1), ...new Array(L - e.length).fill(0)]);
     const names = opts.adapterNames?.slice(s, s + batchSize);
-    const probs = tf.tidy(() => {
+    const probsT = tf.tidy(() => {
       const inputs: ModelInputs = { inputIds: tf.tensor2d(ids, [chunk.length, L], 'int32'), attentionMask: tf.tensor2d(mask, [chunk.length, L], 'int32') };
       const run = () => (model instanceof PeftModel ? model.forward(inputs, { adapterNames: names }) : model.model.forward(inputs));
       const { logits } = model instanceof PeftModel && !names ? withAdapter(model, opts.adapter, run) : run();
-      return tf.softmax(logits as tf.Tensor2D, -1).arraySync() as number[][];
+      return tf.softmax(logits as tf.Tensor2D, -1);
     });
+    const probs = (await probsT.array()) as number[][];
+    probsT.dispose();
     probs.forEach((p, i) => {
       const labels = p.map((_, j) => id2label[String(j)] ?? `LABEL_${j}`);
       const best = p.reduce((b, x, j) => (x > p[b] ? j : b), 0);
@@ -324,11 +340,12 @@ export function classify(model: LoadedModel | PeftModel, texts: string[], opts: 
  * step's `classification` shape with `label_words`): the text goes into the format's
  * `text_template`, and each label scores `Σ_j log p(w_j | prompt, w_<j)` over its word's tokens;
  * probabilities are the softmax of those scores over the labels. One forward pass per text, with
- * one row per label (right-padded, so positions are unchanged).
+ * one row per label (right-padded, so positions are unchanged). Log-probabilities are read back
+ * asynchronously (WebGPU in Node has no synchronous read).
  * @returns one {@link Classification} per text, in order, labels named by `format.labels`.
  * @throws UserError when the model is not a causal LM or the format has no label words.
  */
-export function classifyByLabelWords(model: LoadedModel | PeftModel, texts: string[], format: PromptFormat, opts: { adapter?: string } = {}): Classification[] {
+export async function classifyByLabelWords(model: LoadedModel | PeftModel, texts: string[], format: PromptFormat, opts: { adapter?: string } = {}): Promise<Classification[]> {
   const base = model instanceof PeftModel ? model.base.model : model.model;
   if (base.task !== 'causal-lm') throw new UserError(`label-word classification needs a causal LM, but the model is a ${base.task} model`);
   const words = format.label_words;
@@ -338,24 +355,28 @@ export function classifyByLabelWords(model: LoadedModel | PeftModel, texts: stri
   const names = words.map((w, i) => format.labels?.[i] ?? w.trim());
   const wordIds = words.map((w) => tok.encode(w, { addSpecialTokens: false }));
   const pad = tok.padTokenId ?? tok.eosTokenId ?? 0;
-  return texts.map((text) => {
+  const out: Classification[] = [];
+  for (const text of texts) {
     const prompt = tok.encode(applyPromptFormat(format, text));
     const rows = wordIds.map((w) => [...prompt, ...w]);
     const L = Math.max(...rows.map((r) => r.length));
-    const scores = tf.tidy(() => {
+    const logpT = tf.tidy(() => {
       const ids = tf.tensor2d(rows.map((r) => [...r, ...new Array(L - r.length).fill(pad)]), [rows.length, L], 'int32');
       const mask = tf.tensor2d(rows.map((r) => [...new Array(r.length).fill(1), ...new Array(L - r.length).fill(0)]), [rows.length, L], 'int32');
       const run = () => (model instanceof PeftModel ? model.forward({ inputIds: ids, attentionMask: mask }) : model.model.forward({ inputIds: ids, attentionMask: mask }));
       const { logits } = model instanceof PeftModel ? withAdapter(model, opts.adapter, run) : run();
-      const logp = tf.logSoftmax(logits as tf.Tensor3D, -1).arraySync() as number[][][];
-      // The word's j-th token is predicted at the position before it.
-      return wordIds.map((w, c) => w.reduce((s, id, j) => s + logp[c][prompt.length - 1 + j][id], 0));
+      return tf.logSoftmax(logits as tf.Tensor3D, -1);
     });
+    const logp = (await logpT.array()) as number[][][];
+    logpT.dispose();
+    // The word's j-th token is predicted at the position before it.
+    const scores = wordIds.map((w, c) => w.reduce((s, id, j) => s + logp[c][prompt.length - 1 + j][id], 0));
     const max = Math.max(...scores);
     const exp = scores.map((s) => Math.exp(s - max));
     const z = exp.reduce((a, b) => a + b, 0);
     const p = exp.map((e) => e / z);
     const best = p.reduce((b, x, j) => (x > p[b] ? j : b), 0);
-    return { text, adapter: opts.adapter ?? null, label: names[best], labelId: best, probabilities: Object.fromEntries(names.map((l, j) => [l, p[j]])) };
-  });
+    out.push({ text, adapter: opts.adapter ?? null, label: names[best], labelId: best, probabilities: Object.fromEntries(names.map((l, j) => [l, p[j]])) });
+  }
+  return out;
 }

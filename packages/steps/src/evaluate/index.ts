@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { UserError, writeFileAtomic, writeJsonAtomic, type StepContext, type StepKind } from '@peftkit/core';
 import type { Dataset, SplitName } from '@peftkit/data';
-import { generate, type PeftModel } from '@peftkit/models';
+import { generateAsync, type PeftModel } from '@peftkit/models';
 import { predictWithHead, predictWithLabelWords, type Predictions } from '../training/classify.js';
 import { splitLoss } from '../training/evaluation.js';
 import { classificationMetrics, majorityBaseline, perplexity } from '../training/metrics.js';
@@ -173,8 +173,9 @@ async function makeSamples(ctx: StepContext, model: PeftModel, data: Dataset, sp
   if (!prompts.length) return [];
   const opts = { maxNewTokens: settings.max_new_tokens ?? 32, eosTokenId: data.tokenizer.eosTokenId ?? null, padTokenId: data.padTokenId };
   try {
-    const withAdapter = generate(model, prompts, opts).generated;
-    const without = compare ? await withActive(model, [], async () => generate(model, prompts, opts).generated) : undefined;
+    // Asynchronous reads: the WebGPU backend cannot read synchronously in Node.
+    const withAdapter = (await generateAsync(model, prompts, opts)).generated;
+    const without = compare ? await withActive(model, [], async () => (await generateAsync(model, prompts, opts)).generated) : undefined;
     const text = (ids: number[]) => data.tokenizer.decode(ids, { skipSpecialTokens: true });
     return prompts.map((p, i) => ({ prompt: text(p), with_adapter: text(withAdapter[i]), ...(without ? { without_adapter: text(without[i]) } : {}) }));
   } catch (e) {

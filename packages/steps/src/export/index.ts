@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { UserError, type StepKind } from '@peftkit/core';
 import * as tf from '@tensorflow/tfjs';
-import { folderBytes, hfAdapterSubfolder, isHubId, savePretrained, writeFolderAtomic, writeHfAdapterFiles, writePromptFormat, type AdapterHandle, type LoadedModel, type PeftModel, type PreTrainedModel } from '@peftkit/models';
+import { folderBytes, hfAdapterSubfolder, isHubId, readToHost, savePretrained, writeFolderAtomic, writeHfAdapterFiles, writePromptFormat, type AdapterHandle, type LoadedModel, type PeftModel, type PreTrainedModel } from '@peftkit/models';
 import { baseStateNames } from '../inject/base-state.js';
 import schema from './export.schema.json' with { type: 'json' };
 import type { ExportSettings } from './export.generated.js';
@@ -96,11 +96,16 @@ export function tiedHeads(peft: PeftModel): TiedHead[] {
  * the head is written as its own tensor and the config says false.
  * @returns the config fields to override (empty when nothing had to be untied)
  */
-function untieDiverged(tied: TiedHead[], sd: Map<string, tf.Tensor>, log: (m: string) => void): Record<string, unknown> {
+async function untieDiverged(tied: TiedHead[], sd: Map<string, tf.Tensor>, log: (m: string) => void): Promise<Record<string, unknown>> {
   let untie = false;
   for (const { head, embedding, before } of tied) {
     const e = sd.get(embedding);
-    if (!e || tf.tidy(() => tf.any(tf.notEqual(e, before)).dataSync()[0]) === 0) continue;
+    if (!e) continue;
+    // Read asynchronously: WebGPU in Node has no synchronous read.
+    const differs = tf.tidy(() => tf.any(tf.notEqual(e, before)));
+    const changed = (await differs.data())[0] !== 0;
+    differs.dispose();
+    if (!changed) continue;
     sd.set(head, before);
     untie = true;
     log(`merged: ${embedding} differs from the ${head} the adapted model uses (the adapter trained or merged into the embedding); writing ${head} as its own tensor with "tie_word_embeddings": false`);
@@ -116,10 +121,12 @@ function untieDiverged(tied: TiedHead[], sd: Map<string, tf.Tensor>, log: (m: st
  * head whose embedding the merge changed is written untied. The adapter's prompt format goes along.
  * @returns the file names written.
  */
-export function writeMergedModel(peft: PeftModel, handle: AdapterHandle, folder: string, warn: (m: string) => void, tied: TiedHead[] = [], info: (m: string) => void = () => {}): string[] {
+export async function writeMergedModel(peft: PeftModel, handle: AdapterHandle, folder: string, warn: (m: string) => void, tied: TiedHead[] = [], info: (m: string) => void = () => {}): Promise<string[]> {
   const sd = mergedStateDict(peft, handle, warn);
   const m = peft.base.model;
-  const config = { ...m.config, ...untieDiverged(tied, sd, info) };
+  const config = { ...m.config, ...(await untieDiverged(tied, sd, info)) };
+  // savePretrained reads the tensors synchronously; on WebGPU (Node) they must be downloaded first.
+  await readToHost(sd.values());
   // savePretrained reads config, task and stateDict(): give it the merged base's.
   const view = { config, task: m.task, stateDict: () => sd } as unknown as PreTrainedModel;
   const merged: LoadedModel = { ...peft.base, model: view };
@@ -152,6 +159,8 @@ export const exportStep: StepKind<ExportSettings> = {
     const at = (p: string) => (isAbsolute(p) ? p : resolve(ctx.pipelineDir, p));
     const root = settings.path ? at(settings.path) : join(ctx.stepDir, 'adapter');
     const folder = hfAdapterSubfolder(root, handle.name);
+    // Writing reads tensors synchronously; on WebGPU (Node) they must be downloaded first.
+    await readToHost(handle.method === 'full' ? peft.base.model.namedParameters().map(([, v]) => v) : handle.stateDict().values());
     const { files, format } = writeFolderAtomic(folder, (tmp) => {
       const written = writeAdapter(peft, handle.name, tmp, exportedBaseModelName(peft.base.source, folder));
       if (handle.promptFormat) written.files.push(writePromptFormat(tmp, handle.promptFormat));
@@ -171,7 +180,7 @@ export const exportStep: StepKind<ExportSettings> = {
         const tied = tiedHeads(peft);
         handle.merge();
         try {
-          writeMergedModel(peft, handle, mergedFolder, (m) => ctx.logger.warn(m), tied, (m) => ctx.logger.info(m));
+          await writeMergedModel(peft, handle, mergedFolder, (m) => ctx.logger.warn(m), tied, (m) => ctx.logger.info(m));
         } finally {
           handle.unmerge();
           tf.dispose(tied.map((t) => t.before));

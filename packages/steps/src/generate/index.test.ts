@@ -43,7 +43,7 @@ test('generate on a base model: generations.jsonl has one line per prompt, greed
     const rows = readJsonl(file);
     const prompts = [' lower', ' low', ' wider', ' newer lower'];
     assert.deepEqual(rows.map((r) => r.prompt), prompts);
-    const expected = generateText(loaded, prompts, { maxNewTokens: 5, doSample: false });
+    const expected = await generateText(loaded, prompts, { maxNewTokens: 5, doSample: false });
     assert.deepEqual(rows.map((r) => r.generation), expected.map((g) => g.text));
     assert.deepEqual(rows.map((r) => [r.index, r.adapter, r.num_tokens, r.finish_reason]), expected.map((g, i) => [i, '__base__', g.tokenIds.length, g.finishReason]));
     assert.ok(rows.every((r) => r.num_tokens >= 1 && r.num_tokens <= 5));
@@ -82,7 +82,7 @@ test('generate with an adapter of a peft-model: the adapter, or __base__ for the
     peft.adapters.get('tuned')!.promptFormat = { shape: 'instruction', instruction_template: ' wider {instruction}' };
     const wrapped = await run('wrapped', 'tuned');
     assert.deepEqual(wrapped.map((r) => [r.prompt, r.model_prompt]), [[' lower', ' wider  lower'], [' newer', ' wider  newer']]);
-    const direct = generateText(peft, [' wider  lower', ' wider  newer'], { maxNewTokens: 6, adapter: 'tuned' });
+    const direct = await generateText(peft, [' wider  lower', ' wider  newer'], { maxNewTokens: 6, adapter: 'tuned' });
     assert.deepEqual(wrapped.map((r) => r.generation), direct.map((g) => g.text));
     const raw = readJsonl((await generateStep.run(testContext(dir, 'raw', { registry }), { model: peft }, { prompts: [' lower', ' newer'], max_new_tokens: 6, adapter: 'tuned', raw: true })).artifact as string);
     assert.deepEqual(raw.map((r) => r.generation), tuned.map((r) => r.generation));

@@ -77,7 +77,7 @@ export const generateStep: StepKind<GenerateSettings> = {
         ctx.logger.warn(`stopped after ${results.length} of ${prompts.length} prompts`);
         break;
       }
-      const part = generateText(model, modelPrompts.slice(s, s + batch), {
+      const part = await generateText(model, modelPrompts.slice(s, s + batch), {
         maxNewTokens: settings.max_new_tokens ?? 50,
         doSample: settings.do_sample ?? false,
         temperature: settings.temperature ?? 1,

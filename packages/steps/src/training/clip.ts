@@ -2,12 +2,17 @@ import * as tf from '@tensorflow/tfjs';
 
 /**
  * The global L2 norm of all gradients together, `sqrt(Σ_i ‖g_i‖²)`, as a number.
- * Non-finite gradients give a non-finite norm.
+ * Non-finite gradients give a non-finite norm. Read asynchronously (WebGPU in Node has no synchronous read).
  */
-export function globalNorm(grads: Iterable<tf.Tensor>): number {
+export async function globalNorm(grads: Iterable<tf.Tensor>): Promise<number> {
   const list = [...grads];
   if (!list.length) return 0;
-  return tf.tidy(() => tf.sqrt(tf.addN(list.map((g) => tf.sum(tf.square(g))))).dataSync()[0]);
+  const norm = tf.tidy(() => tf.sqrt(tf.addN(list.map((g) => tf.sum(tf.square(g))))));
+  try {
+    return (await norm.data())[0];
+  } finally {
+    norm.dispose();
+  }
 }
 
 /**
@@ -19,8 +24,8 @@ export function globalNorm(grads: Iterable<tf.Tensor>): number {
  * @param maxNorm - the norm to clip to; `<= 0` or not finite disables clipping.
  * @returns the total norm before clipping (what PyTorch returns and HF logs as `grad_norm`).
  */
-export function clipGradNorm(grads: Map<string, tf.Tensor>, maxNorm: number): number {
-  const total = globalNorm(grads.values());
+export async function clipGradNorm(grads: Map<string, tf.Tensor>, maxNorm: number): Promise<number> {
+  const total = await globalNorm(grads.values());
   if (!(maxNorm > 0) || !Number.isFinite(maxNorm) || !Number.isFinite(total)) return total;
   const coef = maxNorm / (total + 1e-6);
   if (coef >= 1) return total;

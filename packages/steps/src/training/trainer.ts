@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { UserError, validatorFor, type StepLogger } from '@peftkit/core';
 import type { Batch, Dataset } from '@peftkit/data';
-import { LayerNorm, RMSNorm, getRngState, manualSeed, setRngState, type PeftModel } from '@peftkit/models';
+import { LayerNorm, RMSNorm, getRngState, manualSeed, readToHost, setRngState, type PeftModel } from '@peftkit/models';
 import schema from '../train/train.schema.json' with { type: 'json' };
 import type { TrainSettings } from '../train/train.generated.js';
 import { AdamW } from './adamw.js';
@@ -170,11 +170,13 @@ export async function runTraining(model: PeftModel, data: Dataset, settings: Tra
   if (s.early_stopping_patience && !s.eval_steps) log.warn('early_stopping_patience needs eval_steps: early stopping is off');
   log.info(`training ${task}: ${totalSteps} optimizer steps (${updatesPerEpoch} per epoch), batch ${batchSize} x ${accum} accumulation, ${params.length} trainable tensors, lr ${s.learning_rate} ${s.lr_scheduler_type} with ${sched.warmupSteps} warmup steps`);
 
-  const save = (reason: string) => {
+  const save = async (reason: string) => {
     state.rng_state = getRngState();
     state.data_state = iter.position;
     const optState = opt.getState();
     try {
+      // Writing reads tensors synchronously; on WebGPU (Node) they must be downloaded first.
+      await readToHost([...params.map(([, v]) => v), ...optState.expAvg.values(), ...optState.expAvgSq.values()]);
       checkpoint = saveCheckpoint(env.checkpointDir, { step: state.global_step, weights: new Map(params), optimizer: optState, state }, s.save_total_limit);
     } finally {
       for (const t of [...optState.expAvg.values(), ...optState.expAvgSq.values()]) t.dispose();
@@ -239,7 +241,7 @@ export async function runTraining(model: PeftModel, data: Dataset, settings: Tra
             if (!Number.isFinite(v)) throw nonFinite('loss', v, step, lr, checkpoint);
             loss += v;
           }
-          gradNorm = clipGradNorm(acc, s.max_grad_norm);
+          gradNorm = await clipGradNorm(acc, s.max_grad_norm);
           if (!Number.isFinite(gradNorm)) throw nonFinite('gradient norm', gradNorm, step, lr, checkpoint);
           opt.applyGradients(acc, lr);
         } catch (e) {
@@ -281,11 +283,11 @@ export async function runTraining(model: PeftModel, data: Dataset, settings: Tra
           }
         }
       }
-      if (s.save_steps > 0 && step % s.save_steps === 0) save(`every ${s.save_steps} steps`);
+      if (s.save_steps > 0 && step % s.save_steps === 0) await save(`every ${s.save_steps} steps`);
       if (earlyStopped) break;
     }
     if (!interrupted && !s.eval_steps && hasValidation && state.global_step > lastSaved) await evaluate();
-    if (state.global_step > lastSaved && state.global_step > 0) save(interrupted ? 'interrupted' : 'end of training');
+    if (state.global_step > lastSaved && state.global_step > 0) await save(interrupted ? 'interrupted' : 'end of training');
   } finally {
     progress.stop();
     opt.dispose();

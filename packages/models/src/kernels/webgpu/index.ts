@@ -1,0 +1,8 @@
+/** peftkit's kernels for tfjs's WebGPU backend (registered by ../index.ts when the `webgpu` backend starts). */
+import type * as tf from '@tensorflow/tfjs';
+import { dropoutWebGpuConfig } from './dropout.js';
+
+export { DROPOUT_KERNEL, dropoutWebGpu, dropoutWebGpuConfig, PHILOX_WGSL, type DropoutAttrs } from './dropout.js';
+
+/** Kernels the `webgpu` backend gets (none replaces one of tfjs's). */
+export const WEBGPU_KERNEL_CONFIGS: readonly tf.KernelConfig[] = [dropoutWebGpuConfig];
