@@ -376,7 +376,7 @@ export async function classifyByLabelWords(model: LoadedModel | PeftModel, texts
     const z = exp.reduce((a, b) => a + b, 0);
     const p = exp.map((e) => e / z);
     const best = p.reduce((b, x, j) => (x > p[b] ? j : b), 0);
-    out.push({ text, adapter: opts.adapter ?? null, label: names[best], labelId: best, probabilities: Object.fromEntries(names.map((l, j) => [l, p[j]])) });
+    out.push({ text, adapter: adapterUsed(model, opts.adapter), label: names[best], labelId: best, probabilities: Object.fromEntries(names.map((l, j) => [l, p[j]])) });
   }
   return out;
 }
