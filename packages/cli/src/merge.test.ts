@@ -81,7 +81,7 @@ describe('peftkit merge', () => {
     assert.match(r.out, /merged into base quantized with nf4 \(blocksize 64, double quantization\) and dequantized to float32 \(\d+ layers\): the weights a QLoRA adapter was trained against/);
     // Reference: LoRA on the NF4 base (QuantLinear layers), computed directly.
     const q = await loadPretrained(base);
-    nf4Scheme.quantize(q.model, { quant_type: 'nf4', blocksize: 64, double_quant: true });
+    await nf4Scheme.quantize(q.model, { quant_type: 'nf4', blocksize: 64, double_quant: true });
     const peft = await loadAdapters(q, [{ name: 'a', path: adapter }], [loraMethod]);
     const merged = await loadPretrained(join(dir, 'merged-q'));
     const [a, b] = [logits(merged.model), logits(peft)];

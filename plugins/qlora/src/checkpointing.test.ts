@@ -10,9 +10,9 @@ import { tinyGpt2 } from './testing/tiny.js';
 await initBackend('wasm');
 
 /** Loss and LoRA gradients of a QLoRA model (NF4 base, LoRA dropout 0.2) in training mode, the stream seeded. */
-function lossAndGrads(checkpointing: boolean): { loss: number; grads: Float32Array[] } {
+async function lossAndGrads(checkpointing: boolean): Promise<{ loss: number; grads: Float32Array[] }> {
   const model: PreTrainedModel = tinyGpt2(2, 5);
-  nf4Scheme.quantize(model, { quant_type: 'nf4', blocksize: 64, double_quant: true });
+  await nf4Scheme.quantize(model, { quant_type: 'nf4', blocksize: 64, double_quant: true });
   const h = injectQLora(model, { r: 2, lora_alpha: 4, lora_dropout: 0.2, target_modules: 'all-linear' }, { seed: 3 });
   // Non-zero B, so that A's gradients are not all zero.
   let s = 1;
@@ -29,9 +29,9 @@ function lossAndGrads(checkpointing: boolean): { loss: number; grads: Float32Arr
   return out;
 }
 
-test('QLoRA: gradient checkpointing over quantized blocks gives the same loss and LoRA gradients (dropout on)', () => {
-  const a = lossAndGrads(false);
-  const b = lossAndGrads(true);
+test('QLoRA: gradient checkpointing over quantized blocks gives the same loss and LoRA gradients (dropout on)', async () => {
+  const a = await lossAndGrads(false);
+  const b = await lossAndGrads(true);
   assert.ok(Math.abs(a.loss - b.loss) < 1e-5, `loss ${a.loss} vs ${b.loss}`);
   assert.equal(a.grads.length, b.grads.length);
   for (let i = 0; i < a.grads.length; i++) {
