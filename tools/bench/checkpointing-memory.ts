@@ -17,14 +17,13 @@
  * of the 4 GiB heap reports where it failed.
  */
 import * as tf from '@tensorflow/tfjs';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { initBackend } from '@peftkit/core';
 import { createModel, manualSeed, type ModelConfig } from '@peftkit/models';
 import { loraMethod } from '@peftkit/lora';
 import { fullMethod } from '../../packages/steps/src/methods/full.js';
 import { LORA_CONFIG, SMOLLM_135M, countParams, mib, peakRssBytes, profiled, runMain, stderrLogger, trainingStep, wasmHeapBytes } from './qlora-common.js';
+import { runCaseInChild } from './child-run.js';
 
 /** GPT-2 small (openai-community/gpt2 config.json). */
 const GPT2_SMALL = { model_type: 'gpt2', vocab_size: 50257, n_positions: 1024, n_embd: 768, n_layer: 12, n_head: 12, resid_pdrop: 0.1, embd_pdrop: 0.1, attn_pdrop: 0.1 } satisfies ModelConfig;
@@ -122,18 +121,11 @@ runMain(async () => {
   console.log(`backend: ${info.name} (${info.detail}); batch ${B} × seq ${T}; one training step per run, random weights\n`);
   const rows: Row[] = [];
   for (const run of runs) {
-    const res = spawnSync(process.execPath, ['--conditions=peftkit-source', '--import', 'tsx', fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
-      env: { ...process.env, PEFTKIT_CKPT_BENCH_RUN: run },
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-      maxBuffer: 1 << 24,
-    });
-    const last = res.stdout.trim().split('\n').pop() ?? '';
+    const res = runCaseInChild<Row>(import.meta.url, 'PEFTKIT_CKPT_BENCH_RUN', run);
     let row: Row;
-    try {
-      row = JSON.parse(last);
-    } catch {
-      row = { run, error: `child (exited with ${res.status ?? res.signal}, no result)`, heapBytes: 0, peakRss: 0 };
+    if ('row' in res) row = res.row;
+    else {
+      row = { run, error: `child (exited with ${res.failed}, no result)`, heapBytes: 0, peakRss: 0 };
     }
     rows.push(row);
     process.stderr.write(`${run}: ${JSON.stringify(row)}\n`);

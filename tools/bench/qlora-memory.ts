@@ -20,14 +20,13 @@
  * Step time is never asserted anywhere; it is measured here on a shared machine.
  */
 import * as tf from '@tensorflow/tfjs';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { initBackend } from '@peftkit/core';
 import { createModel, manualSeed, type PreTrainedModel } from '@peftkit/models';
 import { loraMethod } from '@peftkit/lora';
 import { createQuantizedModel, nf4Scheme, qloraMethod } from '@peftkit/qlora';
 import { fullMethod } from '../../packages/steps/src/methods/full.js';
+import { runCaseInChild } from './child-run.js';
 import {
   LORA_CONFIG,
   NF4_CONFIG,
@@ -196,18 +195,11 @@ runMain(async () => {
   console.log(`batch ${B} × seq ${T}; LoRA r ${LORA_CONFIG.r}, alpha ${LORA_CONFIG.lora_alpha}, dropout ${LORA_CONFIG.lora_dropout}, all linear layers; AdamW lr ${LR}; step time: mean of ${STEPS} after a warm-up and a profiled step\n`);
   const rows: Row[] = [];
   for (const run of runs) {
-    const res = spawnSync(process.execPath, ['--conditions=peftkit-source', '--import', 'tsx', fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
-      env: { ...process.env, PEFTKIT_QLORA_BENCH_RUN: run },
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-      maxBuffer: 1 << 24,
-    });
-    const last = res.stdout.trim().split('\n').pop() ?? '';
+    const res = runCaseInChild<Row>(import.meta.url, 'PEFTKIT_QLORA_BENCH_RUN', run);
     let row: Row;
-    try {
-      row = JSON.parse(last);
-    } catch {
-      row = { run, error: `child exited with ${res.status ?? res.signal} and no result` } as Row;
+    if ('row' in res) row = res.row;
+    else {
+      row = { run, error: `child exited with ${res.failed} and no result` } as Row;
     }
     rows.push(row);
     process.stderr.write(`${run}: ${JSON.stringify(row)}\n`);
