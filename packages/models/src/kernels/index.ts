@@ -8,6 +8,9 @@ import { dropoutGradConfig } from './dropout.js';
 import { dropoutCpuConfig } from './cpu/dropout.js';
 import { dropoutWasmConfig } from './wasm/dropout.js';
 import { identityConfig } from './wasm/identity.js';
+import { sliceWasmConfig, splitVWasmConfig, unpackWasmConfig } from './wasm/slice.js';
+import { batchMatMulWasmConfig } from './wasm/batch-mat-mul.js';
+import { rememberReplaced } from './replaced.js';
 import { unsortedSegmentSumConfig } from './wasm/unsorted-segment-sum.js';
 import { WEBGPU_KERNEL_CONFIGS } from './webgpu/index.js';
 
@@ -17,8 +20,13 @@ import { WEBGPU_KERNEL_CONFIGS } from './webgpu/index.js';
  */
 export const KERNEL_CONFIGS: readonly tf.KernelConfig[] = [unsortedSegmentSumConfig, dropoutCpuConfig, dropoutWasmConfig, ...WEBGPU_KERNEL_CONFIGS];
 
-/** Kernels that replace the backend's own (same results, less memory). */
-export const KERNEL_OVERRIDES: readonly tf.KernelConfig[] = [identityConfig];
+/**
+ * Kernels that replace the backend's own: the same results with less memory (Identity shares
+ * instead of copying; Slice, SplitV and Unpack read a view instead of copying their whole input) or faster (BatchMatMul
+ * keeps batched and transposed products on XNNPACK's GEMM). An override may hand cases back to the
+ * kernel it replaced (`replacedKernel`).
+ */
+export const KERNEL_OVERRIDES: readonly tf.KernelConfig[] = [identityConfig, sliceWasmConfig, splitVWasmConfig, unpackWasmConfig, batchMatMulWasmConfig];
 
 /** Gradients of peftkit's own kernels (backend-neutral). */
 export const GRADIENT_CONFIGS: readonly tf.GradConfig[] = [dropoutGradConfig];
@@ -38,7 +46,10 @@ export function registerKernels(backend?: string): void {
     if (backend !== undefined && k.backendName !== backend) continue;
     const current = tf.getKernel(k.kernelName, k.backendName);
     if (current?.kernelFunc === k.kernelFunc) continue;
-    if (current) tf.unregisterKernel(k.kernelName, k.backendName);
+    if (current) {
+      rememberReplaced(k.kernelName, k.backendName, current.kernelFunc);
+      tf.unregisterKernel(k.kernelName, k.backendName);
+    }
     tf.registerKernel(k);
   }
 }

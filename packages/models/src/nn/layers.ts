@@ -58,27 +58,67 @@ export function matMulLast(x: tf.Tensor, w: tf.Tensor, transposeW: boolean): tf.
   const out = transposeW ? w.shape[0] : w.shape[1];
   const x2 = x.reshape([-1, inF]) as tf.Tensor2D;
   const frozen = w instanceof tf.Variable && !w.trainable;
-  const y = frozen ? frozenProduct(x2, w as tf.Tensor2D, transposeW) : (transposeW ? matMulNT : matMulNN)(x2, w as tf.Tensor2D);
+  const y = frozen ? frozenProduct(x2, w as tf.Variable & tf.Tensor2D, transposeW) : (transposeW ? matMulNT : matMulNN)(x2, w as tf.Tensor2D);
   return y.reshape([...lead, out] as number[]);
 }
 
 /** Below this many rows a transposeB product beats transposing W first (one decoding step of generation). */
 const FEW_ROWS = 16;
 
+/**
+ * Transposed copies of frozen weights, made once and reused while the weight keeps its data (tfjs's
+ * `Variable.assign` swaps the data id, so a merge, unmerge or load invalidates the copy). Without
+ * them every training step transposed every frozen weight again: all of a Llama's Linear layers in
+ * the forward pass, all of GPT-2's Conv1D layers in the backward pass (on WASM about 10 ns an
+ * element: 1.3 s a step for a 135M-parameter model). Costs the weights' memory once more.
+ */
+const frozenTransposes = new Map<tf.Variable, { dataId: tf.DataId; t: tf.Tensor2D }>();
+
+/** Wᵀ of a frozen weight, cached (see {@link frozenTransposes}); the cache owns the tensor: never dispose it. */
+function frozenTranspose(w: tf.Variable): tf.Tensor2D {
+  const hit = frozenTransposes.get(w);
+  if (hit && hit.dataId === w.dataId && !hit.t.isDisposed) return hit.t;
+  for (const [v, e] of frozenTransposes) {
+    if (v.isDisposed || v === w || e.dataId !== v.dataId) {
+      e.t.dispose();
+      frozenTransposes.delete(v);
+    }
+  }
+  const t = tf.keep(tf.transpose(w) as tf.Tensor2D);
+  frozenTransposes.set(w, { dataId: w.dataId, t });
+  return t;
+}
+
+/** Frees every cached transposed weight (tests that count tensors, or a caller about to load another model). */
+export function clearFrozenTransposes(): void {
+  for (const e of frozenTransposes.values()) e.t.dispose();
+  frozenTransposes.clear();
+}
+
 /** x·W or x·Wᵀ where W is frozen: only x gets a gradient, so W's (as costly as the forward product) is never computed. */
-function frozenProduct(x: tf.Tensor2D, w: tf.Tensor2D, transposeW: boolean): tf.Tensor2D {
+function frozenProduct(x: tf.Tensor2D, w: tf.Variable & tf.Tensor2D, transposeW: boolean): tf.Tensor2D {
   const f = tf.customGrad(((xx: tf.Tensor, save: tf.GradSaveFunc) => {
     save([xx]);
-    const value = !transposeW ? tf.matMul(xx as tf.Tensor2D, w) : xx.shape[0] <= FEW_ROWS ? tf.matMul(xx as tf.Tensor2D, w, false, true) : tf.matMul(xx as tf.Tensor2D, tf.transpose(w) as tf.Tensor2D);
+    const value = !transposeW ? tf.matMul(xx as tf.Tensor2D, w) : xx.shape[0] <= FEW_ROWS ? tf.matMul(xx as tf.Tensor2D, w, false, true) : tf.matMul(xx as tf.Tensor2D, frozenTranspose(w));
     return {
       value,
-      // dx = dy·W (W [out, in]) or dy·Wᵀ (W [in, out]), as plain products. In a tidy: tfjs runs a
-      // custom gradient outside any per-node scope, so Wᵀ would otherwise live until the whole
-      // backward pass ends (a transposed copy of every frozen weight at once).
-      gradFunc: (dy: tf.Tensor) => [tf.tidy(() => (transposeW ? tf.matMul(dy as tf.Tensor2D, w) : tf.matMul(dy as tf.Tensor2D, tf.transpose(w) as tf.Tensor2D)))],
+      // dx = dy·W (W [out, in]) or dy·Wᵀ (W [in, out]), as plain products.
+      gradFunc: (dy: tf.Tensor) => [tf.tidy(() => (transposeW ? tf.matMul(dy as tf.Tensor2D, w) : tf.matMul(dy as tf.Tensor2D, frozenTranspose(w))))],
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor2D) => tf.Tensor2D;
   return f(x);
+}
+
+/**
+ * dW = dyᵀ·x for y = x·Wᵀ ([N, out]ᵀ · [N, in] = [out, in]), as plain products, transposing
+ * whichever is smaller: dy (N·out elements), or x and the result, as (xᵀ·dy)ᵀ (N·in + in·out).
+ * For a tied LM head (out = vocabulary) the second is 10 to 30 times fewer elements.
+ */
+function weightGradNT(dy: tf.Tensor2D, x: tf.Tensor2D): tf.Tensor2D {
+  const [N, out] = dy.shape;
+  const inF = x.shape[1];
+  if (N * out <= N * inF + inF * out) return tf.matMul(tf.transpose(dy) as tf.Tensor2D, x);
+  return tf.transpose(tf.matMul(tf.transpose(x) as tf.Tensor2D, dy)) as tf.Tensor2D;
 }
 
 // y = x·wᵀ with w [out, in]; dx = dy·w, dw = dyᵀ·x, all as plain products.
@@ -88,7 +128,9 @@ const matMulNT = tf.customGrad(((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFu
     value: tf.matMul(x as tf.Tensor2D, tf.transpose(w) as tf.Tensor2D),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [sx, sw] = saved as tf.Tensor2D[];
-      return tf.tidy(() => [tf.matMul(dy as tf.Tensor2D, sw), tf.matMul(tf.transpose(dy) as tf.Tensor2D, sx)]); // dyᵀ freed here (see frozenProduct)
+      // In a tidy: tfjs runs a custom gradient outside any per-node scope, so the transposed copies
+      // would otherwise live until the whole backward pass ends.
+      return tf.tidy(() => [tf.matMul(dy as tf.Tensor2D, sw), weightGradNT(dy as tf.Tensor2D, sx)]);
     },
   };
   // tfjs types the callback as variadic over tensors and the save function.
@@ -101,7 +143,7 @@ const matMulNN = tf.customGrad(((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFu
     value: tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [sx, sw] = saved as tf.Tensor2D[];
-      return tf.tidy(() => [tf.matMul(dy as tf.Tensor2D, tf.transpose(sw) as tf.Tensor2D), tf.matMul(tf.transpose(sx) as tf.Tensor2D, dy as tf.Tensor2D)]); // Wᵀ and xᵀ freed here (see frozenProduct)
+      return tf.tidy(() => [tf.matMul(dy as tf.Tensor2D, tf.transpose(sw) as tf.Tensor2D), tf.matMul(tf.transpose(sx) as tf.Tensor2D, dy as tf.Tensor2D)]); // Wᵀ and xᵀ freed here (see matMulNT)
     },
   };
   // tfjs types the callback as variadic over tensors and the save function.

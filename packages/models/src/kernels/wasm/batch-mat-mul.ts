@@ -1,0 +1,109 @@
+/**
+ * BatchMatMul for the WASM backend that keeps batched and transposed products on XNNPACK's fast path.
+ *
+ * tfjs-backend-wasm 4.22 sends a product to XNNPACK's GEMM only when neither operand is transposed
+ * and the right operand has no batch axis; everything else (attention's q·kᵀ and probs·v over
+ * [batch·heads] slices, and every transposed product tfjs's matMul gradient makes) runs a plain
+ * triple loop at 1.5 to 3 GFLOP/s on one thread, where the GEMM reaches 15 to 20 (docs/benchmarks.md).
+ * In the main job's pretraining step the attention products were 39 % of the kernel time.
+ *
+ * This kernel turns such a product into fast 2-D ones inside one kernel call:
+ * - right operand without batch (or broadcast over it), left not transposed: Bᵀ is materialized
+ *   once if needed and the left operand's batch is folded into its rows, one GEMM;
+ * - batched right operand: each batch slice is copied (transposed where a flag says so) into
+ *   [m, k] and [k, n] scratch tensors and multiplied by the GEMM; results are written in place.
+ * Copies cost O(m·k + k·n) per slice against O(m·k·n) arithmetic. Results equal tfjs's up to the
+ * order of float32 summation (tested against the cpu backend in batch-mat-mul.test.ts).
+ * Products the backend already runs fast (2-D, no flags), 2-D products with flags (a decoding step
+ * multiplies one row by Wᵀ; transposing W would cost more than the product) and general
+ * broadcasting are left to the backend's own kernel.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { replacedKernel } from '../replaced.js';
+
+/** The part of tfjs-backend-wasm's `BackendWasm` this kernel uses. */
+interface WasmHeapBackend {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  typedArrayFromHeap(t: tf.TensorInfo): tf.TypedArray;
+  disposeData(dataId: tf.DataId): boolean;
+}
+
+type Args = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
+
+/** Copies the [rows, cols] matrix at `src[off..]` into `dst`, transposed ([cols, rows]) when `transpose`. */
+function copyMatrix(src: tf.TypedArray, off: number, rows: number, cols: number, transpose: boolean, dst: tf.TypedArray): void {
+  if (!transpose) {
+    dst.set(src.subarray(off, off + rows * cols));
+    return;
+  }
+  for (let r = 0; r < rows; r++) {
+    const row = off + r * cols;
+    for (let c = 0; c < cols; c++) dst[c * rows + r] = src[row + c];
+  }
+}
+
+function batchMatMul(args: Args): tf.TensorInfo {
+  const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+  const { transposeA, transposeB } = args.attrs as unknown as tf.BatchMatMulAttrs;
+  const tfjs = replacedKernel(tf.BatchMatMul, 'wasm');
+  const backend = args.backend as WasmHeapBackend;
+  const ra = a.shape.length;
+  const rb = b.shape.length;
+  const batchA = tf.util.sizeFromShape(a.shape.slice(0, -2));
+  const batchB = tf.util.sizeFromShape(b.shape.slice(0, -2));
+  const batch = Math.max(batchA, batchB);
+  const plainFast = !transposeA && !transposeB && batchB === 1;
+  if (a.dtype !== 'float32' || b.dtype !== 'float32' || plainFast || batch === 1 || (batchA !== batchB && batchA !== 1 && batchB !== 1)) {
+    return tfjs(args as never) as tf.TensorInfo;
+  }
+  const m = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
+  const k = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
+  const n = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
+  const kb = transposeB ? b.shape[rb - 1] : b.shape[rb - 2];
+  if (k !== kb) return tfjs(args as never) as tf.TensorInfo; // the backend's kernel words the error
+  const outShape = [...tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2)), m, n];
+  const gemm = (x: tf.TensorInfo, y: tf.TensorInfo) => tfjs({ inputs: { a: x, b: y }, backend: args.backend, attrs: { transposeA: false, transposeB: false } } as never) as tf.TensorInfo;
+
+  if (batchB === 1 && !transposeA) {
+    // Only Bᵀ stands in the way: fold A's batch into rows, one GEMM of [batch·m, k] · [k, n].
+    const bt = backend.makeOutput([k, n], 'float32');
+    copyMatrix(backend.typedArrayFromHeap(b), 0, n, k, true, backend.typedArrayFromHeap(bt));
+    const r = gemm({ dataId: a.dataId, shape: [batch * m, k], dtype: 'float32' }, bt);
+    backend.disposeData(bt.dataId);
+    return { dataId: r.dataId, shape: outShape, dtype: 'float32' };
+  }
+
+  const out = backend.makeOutput(outShape, 'float32');
+  const sa = backend.makeOutput([m, k], 'float32');
+  let sb: tf.TensorInfo | undefined;
+  try {
+    for (let i = 0; i < batch; i++) {
+      // The left scratch is reused (XNNPACK reads it afresh each call); the right one is new per
+      // slice, because the backend caches the GEMM's packed weights by the right operand's id.
+      if (i === 0 || batchA > 1) {
+        const src = transposeA ? [k, m] : [m, k];
+        copyMatrix(backend.typedArrayFromHeap(a), (batchA > 1 ? i : 0) * m * k, src[0], src[1], transposeA, backend.typedArrayFromHeap(sa));
+      }
+      if (i === 0 || batchB > 1) {
+        if (sb) backend.disposeData(sb.dataId);
+        sb = backend.makeOutput([k, n], 'float32');
+        const src = transposeB ? [n, k] : [k, n];
+        copyMatrix(backend.typedArrayFromHeap(b), (batchB > 1 ? i : 0) * k * n, src[0], src[1], transposeB, backend.typedArrayFromHeap(sb));
+      }
+      const r = gemm(sa, sb!);
+      backend.typedArrayFromHeap(out).set(backend.typedArrayFromHeap(r), i * m * n);
+      backend.disposeData(r.dataId);
+    }
+  } finally {
+    backend.disposeData(sa.dataId);
+    if (sb) backend.disposeData(sb.dataId);
+  }
+  return out;
+}
+
+/** Replaces the backend's own BatchMatMul (see `registerKernels`). */
+export const batchMatMulWasmConfig: tf.KernelConfig = {
+  kernelName: tf.BatchMatMul,
+  backendName: 'wasm',
+  kernelFunc: batchMatMul as unknown as tf.KernelFunc,
+};
