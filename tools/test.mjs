@@ -19,6 +19,8 @@ files.sort();
 const res = spawnSync(
   process.execPath,
   ['--conditions=peftkit-source', '--import', 'tsx', '--test', '--test-reporter=spec', ...files],
-  { stdio: 'inherit', env: { ...process.env, PEFTKIT_LOG_LEVEL: process.env.PEFTKIT_LOG_LEVEL ?? 'warn' } },
+  // One WASM thread unless asked: the runner's own processes keep the cores busy, and the tests that
+  // need threads start them explicitly.
+  { stdio: 'inherit', env: { ...process.env, PEFTKIT_LOG_LEVEL: process.env.PEFTKIT_LOG_LEVEL ?? 'warn', PEFTKIT_WASM_THREADS: process.env.PEFTKIT_WASM_THREADS ?? '1' } },
 );
 process.exit(res.status ?? 1);

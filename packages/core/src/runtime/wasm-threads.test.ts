@@ -4,10 +4,14 @@ import * as tf from '@tensorflow/tfjs';
 import { requestedWasmThreads, startWasm, WASM_THREADS_ENV } from './wasm-threads.js';
 import { initBackend } from './backend.js';
 
-test('the thread count comes from PEFTKIT_WASM_THREADS, else 1, and a bad value names the variable', () => {
+test('the thread count comes from PEFTKIT_WASM_THREADS, else the idle cores, and a bad value names the variable', () => {
   assert.equal(requestedWasmThreads({ [WASM_THREADS_ENV]: '3' }), 3);
   assert.equal(requestedWasmThreads({ [WASM_THREADS_ENV]: '64' }), 8); // the backend pre-starts 8 workers
-  assert.equal(requestedWasmThreads({}), 1);
+  // Unset or auto: cores minus the 1-minute load, rounded, within [1, 8].
+  assert.equal(requestedWasmThreads({}, { cores: 2, loadavg: 0.3 }), 2);
+  assert.equal(requestedWasmThreads({ [WASM_THREADS_ENV]: 'auto' }, { cores: 2, loadavg: 0.6 }), 1);
+  assert.equal(requestedWasmThreads({}, { cores: 2, loadavg: 7 }), 1);
+  assert.equal(requestedWasmThreads({}, { cores: 32, loadavg: 1 }), 8);
   assert.throws(() => requestedWasmThreads({ [WASM_THREADS_ENV]: 'two' }), /PEFTKIT_WASM_THREADS=two: must be a positive integer/);
   assert.throws(() => requestedWasmThreads({ [WASM_THREADS_ENV]: '0' }), /positive integer/);
 });

@@ -46,17 +46,21 @@ export interface WasmStartOptions {
 }
 
 /**
- * The thread count asked for: the environment variable `PEFTKIT_WASM_THREADS` when set (at most
- * 8, the backend's pre-started worker pool), else 1. One is the default because on the shared
- * 2-vCPU development machines 2 threads made the main job's small GPT-2 slower, not faster
- * (docs/benchmarks.md, "WASM threads and the dropout kernel"); set it for large models.
- * @throws Error naming the variable when it is not a positive integer.
+ * The thread count asked for: the environment variable `PEFTKIT_WASM_THREADS` when set to a number
+ * (at most 8, the backend's pre-started worker pool); unset or `auto`, the cores that are idle now:
+ * the logical cores (`os.availableParallelism`) minus the 1-minute load average, rounded, at least 1
+ * and at most 8. On an idle 2-vCPU machine 2 threads made the main job's pretraining step 1.3 times
+ * faster; with other processes on the cores a second thread waited for one and made it 2 times
+ * slower (docs/benchmarks.md, "WASM threads"), hence the load in the rule. Results do not depend on
+ * the count (XNNPACK splits output tiles, not sums: the same bits with 1 or 2 threads).
+ * @param load - the 1-minute load average (default `os.loadavg()[0]`) and core count, for tests.
+ * @throws Error naming the variable when it is neither `auto` nor a positive integer.
  */
-export function requestedWasmThreads(env: NodeJS.ProcessEnv = process.env): number {
+export function requestedWasmThreads(env: NodeJS.ProcessEnv = process.env, load: { loadavg: number; cores: number } = { loadavg: os.loadavg()[0], cores: os.availableParallelism() }): number {
   const raw = env[WASM_THREADS_ENV];
-  if (raw === undefined || raw === '') return 1;
+  if (raw === undefined || raw === '' || raw === 'auto') return Math.max(1, Math.min(8, Math.round(load.cores - load.loadavg)));
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${WASM_THREADS_ENV}=${raw}: must be a positive integer (1 turns WASM threads off)`);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${WASM_THREADS_ENV}=${raw}: must be a positive integer or auto (1 turns WASM threads off)`);
   return Math.min(8, n);
 }
 
