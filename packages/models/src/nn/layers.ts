@@ -171,8 +171,12 @@ export class Dropout extends Module {
   constructor(readonly p: number) {
     super();
   }
+  /** Whether {@link forward} changes anything: training mode and p > 0. */
+  get active(): boolean {
+    return this.training && this.p > 0;
+  }
   forward(x: tf.Tensor): tf.Tensor {
-    if (!this.training || this.p === 0) return x;
+    if (!this.active) return x;
     const [seed0, seed1] = nextSeedPair();
     return seededDropout(x, this.p, seed0, seed1);
   }
