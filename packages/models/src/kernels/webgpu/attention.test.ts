@@ -9,6 +9,9 @@ import { attentionBias, scaledDotProductAttention } from '../../architectures/at
 import { fusedAttention, fusedAttentionApplies, PEFTKIT_ATTENTION } from '../attention.js';
 import { attentionReference } from '../reference/attention.js';
 import { keysPerTile, ROWS } from './attention.js';
+import { TINY_CONFIGS, cloneModel, sampleIds, tinyModel } from '../../testing/tiny-models.js';
+import { manualSeed } from '../../nn/rng.js';
+import type { PreTrainedModel } from '../../model.js';
 
 const reason = await webgpuUnavailable();
 if (reason) console.log(`# SKIP WebGPU attention kernel: ${reason}`);
@@ -103,4 +106,31 @@ test('scaledDotProductAttention runs the fused kernel on webgpu without dropout,
   const dropped = await kernels(() => scaledDotProductAttention(q, k, k, 0.3, bias, (p) => tf.mul(p, 2)));
   assert.ok(!dropped.includes(PEFTKIT_ATTENTION) && dropped.includes('Softmax'), `kernels: ${dropped.join(', ')}`);
   tf.dispose([q, k, bias]);
+});
+
+test('with gradient checkpointing (the block recomputed in the backward pass) the fused path gives the same gradients', { skip: reason }, async () => {
+  manualSeed(1);
+  const plain = tinyModel({ ...TINY_CONFIGS.llama, attention_dropout: 0 }); // GQA, no attention dropout: the fused kernel runs
+  const ckpt = cloneModel(plain);
+  assert.ok(ckpt.gradientCheckpointingEnable() > 0);
+  const ids = sampleIds(2, 10, 50, 3);
+  const grads = async (model: PreTrainedModel) => {
+    model.train();
+    const vars = model.trainableParameters();
+    const { value, grads: g } = tf.variableGrads(() => tf.tidy(() => {
+      const logits = model.forward({ inputIds: ids }).logits as tf.Tensor3D;
+      return tf.sum(tf.mul(logits, tf.sin(tf.range(0, logits.size).reshape(logits.shape)))) as tf.Scalar;
+    }), vars.map(([, v]) => v as tf.Variable));
+    const out = new Map<string, tf.Tensor>(vars.map(([n, v]) => [n, g[(v as tf.Variable).name]]));
+    value.dispose();
+    return out;
+  };
+  const kernels = (await tf.profile(async () => { tf.dispose([...(await grads(ckpt)).values()]); })).kernels.map((k) => k.name);
+  assert.ok(kernels.includes(PEFTKIT_ATTENTION), 'the fused kernel ran');
+  const [a, b] = [await grads(plain), await grads(ckpt)];
+  assert.ok(a.size >= 10);
+  for (const [n, g] of a) await assertClose(b.get(n)!, g, n, 1e-5);
+  tf.dispose([...a.values(), ...b.values(), ids]);
+  plain.dispose();
+  ckpt.dispose();
 });
