@@ -206,7 +206,7 @@ function printProfile(r: RunResult): void {
 Kernel time of one ${r.model} ${r.mode} step (${r.batch} x ${r.seq}), by kernel, then products and transposes by input shapes:
 `);
   console.log('| kernel | input shapes | ms | calls | % of kernel time |\n|---|---|---:|---:|---:|');
-  const rows = [...r.profile.filter((p) => !p.shapes).slice(0, 8), ...r.profile.filter((p) => p.shapes).slice(0, 14)];
+  const rows = [...r.profile.filter((p) => !p.shapes).slice(0, 16), ...r.profile.filter((p) => p.shapes).slice(0, 14)];
   // percent is NaN (null in JSON) where the backend does not time kernels (WebGPU without timestamp-query).
   for (const p of rows) console.log(`| ${p.kernel} | ${p.shapes ?? '(all)'} | ${p.ms} | ${p.calls} | ${Number.isFinite(p.percent) ? p.percent.toFixed(1) : '-'} |`);
 }

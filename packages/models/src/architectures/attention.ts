@@ -4,6 +4,8 @@
  * grouped-query heads (Vaswani et al. 2017, section 3.2; Ainslie et al. 2023 for GQA).
  */
 import * as tf from '@tensorflow/tfjs';
+import { fusedAttention, fusedAttentionApplies } from '../kernels/attention.js';
+import { attentionReference } from '../kernels/reference/attention.js';
 
 /**
  * Added to the scores of positions that may not be attended to. Large enough that `exp` underflows
@@ -75,14 +77,20 @@ export function attentionBias(spec: MaskSpec): tf.Tensor4D | undefined {
 
 /**
  * softmax(q kᵀ · scale + bias) v, with grouped-query attention: query head h reads key/value head
- * ⌊h / (H / KVH)⌋, as HF's `repeat_kv`, computed without copying keys (the query heads of a group
- * are folded into the sequence axis).
+ * ⌊h / (H / KVH)⌋, as HF's `repeat_kv`, computed without copying keys.
+ *
+ * Without dropout, on a backend that has the fused kernel (WebGPU: kernels/webgpu/attention.ts), one kernel
+ * computes it (online softmax, FlashAttention) and the gradient recomputes the probabilities from the saved
+ * row statistics; everywhere else, and whenever dropout is given, the composed tfjs ops of
+ * kernels/reference/attention.ts run, which the fused kernel is tested against.
  * @param q - [B, H, T, D]
  * @param k - [B, KVH, S, D]
  * @param v - [B, KVH, S, D]
- * @param bias - [B or 1, 1, T, S] from {@link attentionBias}, or undefined
- * @param dropout - applied to the probabilities (identity when not training)
+ * @param bias - [B or 1, 1, T or 1, S] from {@link attentionBias}, or undefined
+ * @param dropout - applied to the probabilities; omit it (undefined) when no dropout is active (evaluation,
+ *   or rate 0), which is what lets the fused kernel run
  * @returns [B, H, T, D]
+ * @throws Error when H is not a multiple of KVH.
  */
 export function scaledDotProductAttention(
   q: tf.Tensor4D,
@@ -90,20 +98,10 @@ export function scaledDotProductAttention(
   v: tf.Tensor4D,
   scale: number,
   bias: tf.Tensor4D | undefined,
-  dropout: (p: tf.Tensor) => tf.Tensor = (p) => p,
+  dropout?: (p: tf.Tensor) => tf.Tensor,
 ): tf.Tensor4D {
-  return tf.tidy(() => {
-    const [B, H, T, D] = q.shape;
-    const KVH = k.shape[1];
-    const S = k.shape[2];
-    if (H % KVH !== 0) throw new Error(`${H} query heads cannot share ${KVH} key/value heads`);
-    const nRep = H / KVH;
-    const qg = q.reshape([B, KVH, nRep * T, D]); // heads of one group stacked along the sequence
-    let scores = tf.mul(tf.matMul(qg, k, false, true), scale).reshape([B, H, T, S]); // [B, H, T, S]
-    if (bias) scores = tf.add(scores, bias);
-    const probs = dropout(tf.softmax(scores, -1)).reshape([B, KVH, nRep * T, S]);
-    return tf.matMul(probs, v).reshape([B, H, T, D]) as tf.Tensor4D; // [B, H, T, D]
-  });
+  if (!dropout && fusedAttentionApplies(q, k, v, bias)) return fusedAttention(q, k, v, scale, bias);
+  return attentionReference(q, k, v, scale, bias, dropout);
 }
 
 /** HF's default position ids: `past .. past + T - 1`, [1, T] int32 (broadcast over the batch). */

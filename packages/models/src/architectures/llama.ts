@@ -142,7 +142,7 @@ export class LlamaAttention extends Module {
     const k = applyRotary(splitHeads(this.k_proj.forward(x), this.numKeyValueHeads, this.headDim), rope.cos, rope.sin); // [B, KVH, T, D]
     const v = splitHeads(this.v_proj.forward(x), this.numKeyValueHeads, this.headDim); // [B, KVH, T, D]
     const present = appendKV(past, k, v);
-    const drop = (p: tf.Tensor) => (this.training && this.attentionDropout > 0 ? seededDropout(p, this.attentionDropout, ...nextSeedPair()) : p);
+    const drop = this.training && this.attentionDropout > 0 ? (p: tf.Tensor) => seededDropout(p, this.attentionDropout, ...nextSeedPair()) : undefined;
     const y = scaledDotProductAttention(q, present.key, present.value, 1 / Math.sqrt(this.headDim), bias, drop);
     return { output: this.o_proj.forward(mergeHeads(y)) as tf.Tensor3D, present };
   }

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { dropoutGradConfig } from './dropout.js';
+import { matMulGradConfig } from './matmul.js';
 import { dropoutCpuConfig } from './cpu/dropout.js';
 import { dropoutWasmConfig } from './wasm/dropout.js';
 import { identityConfig } from './wasm/identity.js';
@@ -15,8 +16,9 @@ import { unsortedSegmentSumConfig } from './wasm/unsorted-segment-sum.js';
 import { WEBGPU_KERNEL_CONFIGS } from './webgpu/index.js';
 
 /**
- * Kernels the backend lacks (tfjs's own, or peftkit's: `PeftkitDropout` for cpu, wasm and webgpu; its one
- * gradient, backend-neutral, is in {@link GRADIENT_CONFIGS}).
+ * Kernels the backend lacks (tfjs's own, or peftkit's: `PeftkitDropout` for cpu, wasm and webgpu;
+ * `PeftkitAttention` and `PeftkitMatMul` for webgpu; their gradients, backend-neutral, are in
+ * {@link GRADIENT_CONFIGS} or, for attention, a custom gradient in attention.ts).
  */
 export const KERNEL_CONFIGS: readonly tf.KernelConfig[] = [unsortedSegmentSumConfig, dropoutCpuConfig, dropoutWasmConfig, ...WEBGPU_KERNEL_CONFIGS];
 
@@ -28,8 +30,8 @@ export const KERNEL_CONFIGS: readonly tf.KernelConfig[] = [unsortedSegmentSumCon
  */
 export const KERNEL_OVERRIDES: readonly tf.KernelConfig[] = [identityConfig, sliceWasmConfig, splitVWasmConfig, unpackWasmConfig, batchMatMulWasmConfig];
 
-/** Gradients of peftkit's own kernels (backend-neutral). */
-export const GRADIENT_CONFIGS: readonly tf.GradConfig[] = [dropoutGradConfig];
+/** Gradients of peftkit's own kernels (backend-neutral; `PeftkitAttention`'s is a tf.customGrad in attention.ts). */
+export const GRADIENT_CONFIGS: readonly tf.GradConfig[] = [dropoutGradConfig, matMulGradConfig];
 
 /**
  * Registers, for `backend` (all backends when omitted), the kernels tfjs lacks and the overrides

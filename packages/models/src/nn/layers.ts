@@ -3,6 +3,7 @@ import { Module } from './module.js';
 import { UserError } from '@peftkit/core';
 import { nextSeed, nextSeedPair } from './rng.js';
 import { seededDropout } from '../kernels/dropout.js';
+import { matMul2d } from '../kernels/matmul.js';
 
 /**
  * `y = x Wᵀ + b` with PyTorch's layout: weight [out_features, in_features], bias [out_features].
@@ -50,7 +51,8 @@ export class Conv1D extends Module {
  * Leading axes are folded so that every product is a plain 2-D matMul without transpose flags:
  * on the WASM backend only that form reaches XNNPACK's fast path, and a transposed operand ran
  * 10 to 30 times slower (docs/benchmarks.md). The gradient is written out for the same reason:
- * tfjs's own matMul gradient uses the transposed forms.
+ * tfjs's own matMul gradient uses the transposed forms. The plain products go through `matMul2d`
+ * (kernels/matmul.ts): peftkit's tiled kernel on WebGPU, tfjs's matMul elsewhere.
  */
 export function matMulLast(x: tf.Tensor, w: tf.Tensor, transposeW: boolean): tf.Tensor {
   const lead = x.shape.slice(0, -1);
@@ -99,11 +101,11 @@ export function clearFrozenTransposes(): void {
 function frozenProduct(x: tf.Tensor2D, w: tf.Variable & tf.Tensor2D, transposeW: boolean): tf.Tensor2D {
   const f = tf.customGrad(((xx: tf.Tensor, save: tf.GradSaveFunc) => {
     save([xx]);
-    const value = !transposeW ? tf.matMul(xx as tf.Tensor2D, w) : xx.shape[0] <= FEW_ROWS ? tf.matMul(xx as tf.Tensor2D, w, false, true) : tf.matMul(xx as tf.Tensor2D, frozenTranspose(w));
+    const value = !transposeW ? matMul2d(xx as tf.Tensor2D, w) : xx.shape[0] <= FEW_ROWS ? tf.matMul(xx as tf.Tensor2D, w, false, true) : matMul2d(xx as tf.Tensor2D, frozenTranspose(w));
     return {
       value,
       // dx = dy·W (W [out, in]) or dy·Wᵀ (W [in, out]), as plain products.
-      gradFunc: (dy: tf.Tensor) => [tf.tidy(() => (transposeW ? tf.matMul(dy as tf.Tensor2D, w) : tf.matMul(dy as tf.Tensor2D, frozenTranspose(w))))],
+      gradFunc: (dy: tf.Tensor) => [tf.tidy(() => (transposeW ? matMul2d(dy as tf.Tensor2D, w) : matMul2d(dy as tf.Tensor2D, frozenTranspose(w))))],
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor2D) => tf.Tensor2D;
   return f(x);
@@ -117,20 +119,20 @@ function frozenProduct(x: tf.Tensor2D, w: tf.Variable & tf.Tensor2D, transposeW:
 function weightGradNT(dy: tf.Tensor2D, x: tf.Tensor2D): tf.Tensor2D {
   const [N, out] = dy.shape;
   const inF = x.shape[1];
-  if (N * out <= N * inF + inF * out) return tf.matMul(tf.transpose(dy) as tf.Tensor2D, x);
-  return tf.transpose(tf.matMul(tf.transpose(x) as tf.Tensor2D, dy)) as tf.Tensor2D;
+  if (N * out <= N * inF + inF * out) return matMul2d(tf.transpose(dy) as tf.Tensor2D, x);
+  return tf.transpose(matMul2d(tf.transpose(x) as tf.Tensor2D, dy)) as tf.Tensor2D;
 }
 
 // y = x·wᵀ with w [out, in]; dx = dy·w, dw = dyᵀ·x, all as plain products.
 const matMulNT = tf.customGrad(((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
   save([x, w]);
   return {
-    value: tf.matMul(x as tf.Tensor2D, tf.transpose(w) as tf.Tensor2D),
+    value: matMul2d(x as tf.Tensor2D, tf.transpose(w) as tf.Tensor2D),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [sx, sw] = saved as tf.Tensor2D[];
       // In a tidy: tfjs runs a custom gradient outside any per-node scope, so the transposed copies
       // would otherwise live until the whole backward pass ends.
-      return tf.tidy(() => [tf.matMul(dy as tf.Tensor2D, sw), weightGradNT(dy as tf.Tensor2D, sx)]);
+      return tf.tidy(() => [matMul2d(dy as tf.Tensor2D, sw), weightGradNT(dy as tf.Tensor2D, sx)]);
     },
   };
   // tfjs types the callback as variadic over tensors and the save function.
@@ -140,10 +142,10 @@ const matMulNT = tf.customGrad(((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFu
 const matMulNN = tf.customGrad(((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
   save([x, w]);
   return {
-    value: tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D),
+    value: matMul2d(x as tf.Tensor2D, w as tf.Tensor2D),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [sx, sw] = saved as tf.Tensor2D[];
-      return tf.tidy(() => [tf.matMul(dy as tf.Tensor2D, tf.transpose(sw) as tf.Tensor2D), tf.matMul(tf.transpose(sx) as tf.Tensor2D, dy as tf.Tensor2D)]); // Wᵀ and xᵀ freed here (see matMulNT)
+      return tf.tidy(() => [matMul2d(dy as tf.Tensor2D, tf.transpose(sw) as tf.Tensor2D), matMul2d(tf.transpose(sx) as tf.Tensor2D, dy as tf.Tensor2D)]); // Wᵀ and xᵀ freed here (see matMulNT)
     },
   };
   // tfjs types the callback as variadic over tensors and the save function.
@@ -213,8 +215,12 @@ export class Dropout extends Module {
   constructor(readonly p: number) {
     super();
   }
+  /** Whether {@link forward} changes anything: training mode and p > 0. */
+  get active(): boolean {
+    return this.training && this.p > 0;
+  }
   forward(x: tf.Tensor): tf.Tensor {
-    if (!this.training || this.p === 0) return x;
+    if (!this.active) return x;
     const [seed0, seed1] = nextSeedPair();
     return seededDropout(x, this.p, seed0, seed1);
   }

@@ -1,0 +1,102 @@
+/**
+ * The fused attention op `PeftkitAttention` (forward kernel: webgpu/attention.ts; reference: the composed path,
+ * reference/attention.ts) and its gradient.
+ *
+ * Forward: one kernel computes softmax(q kᵀ · scale + bias) v and, when a gradient will be taken, each row's
+ * softmax statistics (maximum m and log of the sum l), so the [B, H, T, S] probabilities are never stored.
+ * Backward: composed tfjs ops that recompute the probabilities from q, k and the saved statistics,
+ * P = exp((q kᵀ · scale + bias − m) − log l), then (FlashAttention's backward, Dao et al. 2022,
+ * arXiv:2205.14135, algorithm 2 and its appendix B.2; here unfused):
+ *   dV = Pᵀ dO,  dP = dO Vᵀ,  dS = P ∘ (dP − rowsum(dO ∘ O)),  dQ = dS K · scale,  dK = dSᵀ Q · scale.
+ * The bias is a constant of the op (a mask built from ints): it gets no gradient.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** The kernel's name (registered for `webgpu` only, by ./index.ts). */
+export const PEFTKIT_ATTENTION = 'PeftkitAttention';
+
+/** The kernel's attrs. */
+export interface PeftkitAttentionAttrs {
+  /** Multiplies q·k before the bias is added (usually 1/√D). */
+  scale: number;
+  /** True: output [B, H, T, D + 2], columns D and D + 1 holding each row's m and log l. */
+  stats: boolean;
+}
+
+/**
+ * Whether the current backend has the fused kernel and it takes these operands: float32 q [B, H, T, D], k and
+ * v [B, KVH, S, D] with H a multiple of KVH, and a bias (if any) of shape [1 or B, 1, 1 or T, S].
+ */
+export function fusedAttentionApplies(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor4D | undefined): boolean {
+  if (!tf.getKernel(PEFTKIT_ATTENTION, tf.getBackend())) return false;
+  const [B, H, T, D] = q.shape;
+  const [kB, KVH, S, kD] = k.shape;
+  if (q.rank !== 4 || k.rank !== 4 || kB !== B || kD !== D || v.shape.join() !== k.shape.join() || H % KVH !== 0) return false;
+  if ([q, k, v, bias].some((t) => t && t.dtype !== 'float32')) return false;
+  if (!bias) return true;
+  const [bb, bh, bt, bs] = bias.shape;
+  return bias.rank === 4 && bh === 1 && (bb === 1 || bb === B) && (bt === 1 || bt === T) && bs === S;
+}
+
+const runAttention = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, bias: tf.Tensor | undefined, attrs: PeftkitAttentionAttrs) =>
+  tf.engine().runKernel(PEFTKIT_ATTENTION, (bias ? { q, k, v, bias } : { q, k, v }) as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+
+/**
+ * dQ, dK, dV of softmax(q kᵀ · scale + bias) v from the forward's output and row statistics (see the file
+ * comment for the formulas). Shapes as {@link fusedAttention}; `packed` is the kernel's [B, H, T, D + 2].
+ */
+function attentionBackward(dy: tf.Tensor4D, q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, packed: tf.Tensor4D, scale: number, bias: tf.Tensor4D | undefined): tf.Tensor[] {
+  return tf.tidy(() => {
+    const [B, H, T, D] = q.shape;
+    const [, KVH, S] = k.shape;
+    const rows = (H / KVH) * T; // a group's query heads folded into the sequence axis, as the forward
+    const o = tf.slice(packed, [0, 0, 0, 0], [B, H, T, D]);
+    const m = tf.slice(packed, [0, 0, 0, D], [B, H, T, 1]);
+    const logL = tf.slice(packed, [0, 0, 0, D + 1], [B, H, T, 1]);
+    const qg = q.reshape([B, KVH, rows, D]);
+    let scores = tf.mul(tf.matMul(qg, k, false, true), scale).reshape([B, H, T, S]);
+    if (bias) scores = tf.add(scores, bias);
+    // (score − m) first: exact for rows whose scores are all near the mask value, where m + log l would round.
+    const p = tf.exp(tf.sub(tf.sub(scores, m), logL)).reshape([B, KVH, rows, S]);
+    const dyg = dy.reshape([B, KVH, rows, D]);
+    const dv = tf.matMul(p, dyg, true, false); // [B, KVH, S, D]: the group's heads summed, as repeat_kv's gradient
+    const dp = tf.matMul(dyg, v, false, true); // [B, KVH, rows, S]
+    const rowDot = tf.sum(tf.mul(dy, o), -1, true).reshape([B, KVH, rows, 1]); // rowsum(dO ∘ O) = rowsum(P ∘ dP)
+    const ds = tf.mul(p, tf.sub(dp, rowDot));
+    const dq = tf.mul(tf.matMul(ds, k), scale).reshape([B, H, T, D]);
+    const dk = tf.mul(tf.matMul(ds, qg, true, false), scale); // [B, KVH, S, D]
+    return [dq, dk, dv];
+  });
+}
+
+/**
+ * softmax(q kᵀ · scale + bias) v through `PeftkitAttention`, without dropout. When the tape is recording, the
+ * kernel also returns the row statistics and the gradient (q, k, v; not the bias) is
+ * {@link attentionBackward}'s; otherwise only the output is computed.
+ * @param q - [B, H, T, D] float32
+ * @param k - [B, KVH, S, D] float32, H a multiple of KVH (query head h reads head ⌊h / (H / KVH)⌋)
+ * @param v - [B, KVH, S, D] float32
+ * @param scale - multiplies q·k (usually 1/√D)
+ * @param bias - additive [1 or B, 1, 1 or T, S] (0 visible, large negative masked), or undefined
+ * @returns [B, H, T, D]
+ * @throws Error when the backend has no `PeftkitAttention` kernel or the shapes do not fit (check
+ *   {@link fusedAttentionApplies} first).
+ */
+export function fusedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, scale: number, bias: tf.Tensor4D | undefined): tf.Tensor4D {
+  if (!tf.engine().isTapeOn()) return runAttention(q, k, v, bias, { scale, stats: false });
+  const [B, H, T, D] = q.shape;
+  const f = tf.customGrad(((qq: tf.Tensor4D, kk: tf.Tensor4D, vv: tf.Tensor4D, save: tf.GradSaveFunc) => {
+    const packed = runAttention(qq, kk, vv, bias, { scale, stats: true });
+    // The bias too: it is not an input of the op, and the caller's tidy may dispose it before the backward pass.
+    save(bias ? [qq, kk, vv, packed, bias] : [qq, kk, vv, packed]);
+    return {
+      value: tf.slice(packed, [0, 0, 0, 0], [B, H, T, D]),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sq, sk, sv, sp, sb] = saved as tf.Tensor4D[];
+        return attentionBackward(dy as tf.Tensor4D, sq, sk, sv, sp, scale, sb);
+      },
+    };
+    // tfjs types the callback as variadic over tensors and the save function.
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as (q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D) => tf.Tensor4D;
+  return f(q, k, v);
+}

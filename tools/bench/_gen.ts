@@ -1,0 +1,17 @@
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '@peftkit/core';
+import { createModel, generate } from '@peftkit/models';
+import spec from './train-spec.json' with { type: 'json' };
+await initBackend('wasm' as any);
+const model = createModel(spec.models.gpt2.config as any) as any;
+model.eval?.(); model.requiresGrad(false);
+const prompt = [Array.from({ length: 16 }, (_, i) => 100 + i)];
+generate(model, prompt, { maxNewTokens: 4, doSample: false } as any);
+const t0 = performance.now();
+const r = generate(model, prompt, { maxNewTokens: 32, doSample: false } as any);
+const s = (performance.now() - t0) / 1000;
+console.log('tokens/s', (32 / s).toFixed(2));
+const p = await tf.profile(() => { generate(model, prompt, { maxNewTokens: 2, doSample: false } as any); return tf.scalar(0); });
+const by = new Map<string, number>();
+for (const k of p.kernels) by.set(k.name + ' ' + k.inputShapes.map(x => x.join('x')).join(','), (by.get(k.name + ' ' + k.inputShapes.map(x => x.join('x')).join(',')) ?? 0) + (k.kernelTimeMs as number));
+console.log([...by].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([k, v]) => `${v.toFixed(1)} ${k}`).join('\n'));
