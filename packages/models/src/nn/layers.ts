@@ -64,15 +64,13 @@ export function matMulLast(x: tf.Tensor, w: tf.Tensor, transposeW: boolean): tf.
   return y.reshape([...lead, out] as number[]);
 }
 
-/** Below this many rows a transposeB product beats transposing W first (one decoding step of generation). */
-const FEW_ROWS = 16;
-
 /**
  * Transposed copies of frozen weights, made once and reused while the weight keeps its data (tfjs's
  * `Variable.assign` swaps the data id, so a merge, unmerge or load invalidates the copy). Without
  * them every training step transposed every frozen weight again: all of a Llama's Linear layers in
  * the forward pass, all of GPT-2's Conv1D layers in the backward pass (on WASM about 10 ns an
- * element: 1.3 s a step for a 135M-parameter model). Costs the weights' memory once more.
+ * element: 1.3 s a step for a 135M-parameter model), and generation multiplied by Wᵀ through
+ * tfjs's slow transposed product at every token. Costs the weights' memory once more.
  */
 const frozenTransposes = new Map<tf.Variable, { dataId: tf.DataId; t: tf.Tensor2D }>();
 
@@ -101,7 +99,9 @@ export function clearFrozenTransposes(): void {
 function frozenProduct(x: tf.Tensor2D, w: tf.Variable & tf.Tensor2D, transposeW: boolean): tf.Tensor2D {
   const f = tf.customGrad(((xx: tf.Tensor, save: tf.GradSaveFunc) => {
     save([xx]);
-    const value = !transposeW ? matMul2d(xx as tf.Tensor2D, w) : xx.shape[0] <= FEW_ROWS ? tf.matMul(xx as tf.Tensor2D, w, false, true) : matMul2d(xx as tf.Tensor2D, frozenTranspose(w));
+    // Also for a decoding step's few rows: with the transpose cached, the product is a plain GEMM
+    // whose packed weights XNNPACK keeps too (a transposeB product ran 10 times slower on WASM).
+    const value = matMul2d(xx as tf.Tensor2D, transposeW ? frozenTranspose(w) : w);
     return {
       value,
       // dx = dy·W (W [out, in]) or dy·Wᵀ (W [in, out]), as plain products.
