@@ -129,6 +129,51 @@ test('gradient_checkpointing: the same losses and LoRA weights as without it, wi
   }
 });
 
+test('inject with `adapter`: an AdapterHub bottleneck adapter exported by one pipeline is loaded by another, scores the same, and trains further', async () => {
+  const { dir, cleanup } = scratch();
+  try {
+    const lines = Array.from({ length: 40 }, (_, i) => JSON.stringify({ text: Array.from({ length: 5 }, (_, k) => words[(i * 3 + k * (1 + (i % 3))) % words.length]).join(' ') }));
+    writeFileSync(join(dir, 'data.jsonl'), lines.join('\n') + '\n');
+    mkdirSync(join(dir, 'gpt2'));
+    const modelDir = await tinyGpt2(join(dir, 'gpt2'));
+    const sources = { builtins: [{ name: '@peftkit/steps', version: '0.1.0', module: stepsModule }, await importPlugin('@peftkit/adapter', repoRoot())], discover: false };
+    const runsDir = join(dir, 'runs');
+    const base = { kind: 'load', settings: { model: modelDir } };
+    const data = { kind: 'dataset', inputs: { tokenizer: 'base' }, settings: { path: 'data.jsonl', shape: 'text', max_length: 16 } };
+    const fit = (model: string, steps: number) => ({ kind: 'train', inputs: { model, dataset: 'data' }, settings: { learning_rate: 0.02, max_steps: steps, per_device_train_batch_size: 4, save_steps: 0 } });
+    const score = (model: string) => ({ kind: 'evaluate', inputs: { model, dataset: 'data' }, settings: { num_samples: 0 } });
+    const run = async (name: string, steps: Record<string, unknown>) => {
+      const file = join(dir, `${name}.json`);
+      writeFileSync(file, JSON.stringify({ name, seed: 3, backend: 'wasm', steps }, null, 2));
+      return runPipeline(await preparePipeline(file, [], sources), { runsDir });
+    };
+    const evalRow = (runDir: string, step: string) => readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).find((m) => m.pipeline_step === step);
+    const first = await run('first', {
+      base, data,
+      peft: { kind: 'inject', inputs: { model: 'base' }, settings: { method: 'houlsby', config: { reduction_factor: 4 } } },
+      fit: fit('peft', 3), score: score('fit'), out: { kind: 'export', inputs: { model: 'fit' }, settings: {} },
+    });
+    const exported = join(first.runDir, 'out', 'adapter');
+    // AdapterHub's layout (config under "config", weights in adapter.safetensors), not HF PEFT's.
+    assert.deepEqual(readdirSync(exported).sort(), ['adapter.safetensors', 'adapter_config.json', 'prompt_format.json']);
+    const written = JSON.parse(readFileSync(join(exported, 'adapter_config.json'), 'utf8'));
+    assert.equal(written.config.reduction_factor, 4);
+    assert.equal(written.peft_type, undefined);
+    const firstPpl = evalRow(first.runDir, 'score').perplexity;
+    const cont = await run('continue', {
+      base, data,
+      peft: { kind: 'inject', inputs: { model: 'base' }, settings: { adapter: exported, is_trainable: true } },
+      before: score('peft'), fit: fit('peft', 6), score: score('fit'),
+    });
+    const before = evalRow(cont.runDir, 'before').perplexity;
+    const after = evalRow(cont.runDir, 'score').perplexity;
+    assert.ok(Math.abs(before - firstPpl) < 1e-6 * firstPpl, `loaded ${before} vs exported ${firstPpl}`);
+    assert.ok(after < before, `perplexity ${before} -> ${after}`);
+  } finally {
+    cleanup();
+  }
+});
+
 test('inject with `adapter`: a pipeline continues training an exported adapter, another loads it frozen and exports it merged, a misfit is refused before training', async () => {
   const { dir, cleanup } = scratch();
   try {
