@@ -129,25 +129,44 @@ test('gradient_checkpointing: the same losses and LoRA weights as without it, wi
   }
 });
 
+/** Pipelines over the tiny GPT-2 and word data in `dir`, with `plugin` installed: building blocks of the `inject.adapter` tests. */
+async function adapterPipelines(dir: string, plugin: string) {
+  const lines = Array.from({ length: 40 }, (_, i) => JSON.stringify({ text: Array.from({ length: 5 }, (_, k) => words[(i * 3 + k * (1 + (i % 3))) % words.length]).join(' ') }));
+  writeFileSync(join(dir, 'data.jsonl'), lines.join('\n') + '\n');
+  mkdirSync(join(dir, 'gpt2'));
+  const modelDir = await tinyGpt2(join(dir, 'gpt2'));
+  const sources = { builtins: [{ name: '@peftkit/steps', version: '0.1.0', module: stepsModule }, await importPlugin(plugin, repoRoot())], discover: false };
+  const runsDir = join(dir, 'runs');
+  const run = async (name: string, steps: Record<string, unknown>) => {
+    const file = join(dir, `${name}.json`);
+    writeFileSync(file, JSON.stringify({ name, seed: 3, backend: 'wasm', steps }, null, 2));
+    return runPipeline(await preparePipeline(file, [], sources), { runsDir });
+  };
+  const evalRow = (runDir: string, step: string) => readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).find((m) => m.pipeline_step === step);
+  const base = { kind: 'load', settings: { model: modelDir } };
+  const data = { kind: 'dataset', inputs: { tokenizer: 'base' }, settings: { path: 'data.jsonl', shape: 'text', max_length: 16 } };
+  const fit = (model: string, steps: number) => ({ kind: 'train', inputs: { model, dataset: 'data' }, settings: { learning_rate: 0.02, max_steps: steps, per_device_train_batch_size: 4, save_steps: 0 } });
+  const score = (model: string) => ({ kind: 'evaluate', inputs: { model, dataset: 'data' }, settings: { num_samples: 0 } });
+  /** Loads `exported` trainable in a new pipeline: it must score `firstPpl` as its first run did, and training it further must lower that. */
+  const continues = async (exported: string, firstPpl: number) => {
+    const cont = await run('continue', {
+      base, data,
+      peft: { kind: 'inject', inputs: { model: 'base' }, settings: { adapter: exported, is_trainable: true } },
+      before: score('peft'), fit: fit('peft', 6), score: score('fit'),
+    });
+    const before = evalRow(cont.runDir, 'before').perplexity;
+    const after = evalRow(cont.runDir, 'score').perplexity;
+    assert.ok(Math.abs(before - firstPpl) < 1e-6 * firstPpl, `loaded ${before} vs exported ${firstPpl}`);
+    assert.ok(after < before, `perplexity ${before} -> ${after}`);
+    return cont;
+  };
+  return { modelDir, sources, runsDir, run, evalRow, base, data, fit, score, continues };
+}
+
 test('inject with `adapter`: an AdapterHub bottleneck adapter exported by one pipeline is loaded by another, scores the same, and trains further', async () => {
   const { dir, cleanup } = scratch();
   try {
-    const lines = Array.from({ length: 40 }, (_, i) => JSON.stringify({ text: Array.from({ length: 5 }, (_, k) => words[(i * 3 + k * (1 + (i % 3))) % words.length]).join(' ') }));
-    writeFileSync(join(dir, 'data.jsonl'), lines.join('\n') + '\n');
-    mkdirSync(join(dir, 'gpt2'));
-    const modelDir = await tinyGpt2(join(dir, 'gpt2'));
-    const sources = { builtins: [{ name: '@peftkit/steps', version: '0.1.0', module: stepsModule }, await importPlugin('@peftkit/adapter', repoRoot())], discover: false };
-    const runsDir = join(dir, 'runs');
-    const base = { kind: 'load', settings: { model: modelDir } };
-    const data = { kind: 'dataset', inputs: { tokenizer: 'base' }, settings: { path: 'data.jsonl', shape: 'text', max_length: 16 } };
-    const fit = (model: string, steps: number) => ({ kind: 'train', inputs: { model, dataset: 'data' }, settings: { learning_rate: 0.02, max_steps: steps, per_device_train_batch_size: 4, save_steps: 0 } });
-    const score = (model: string) => ({ kind: 'evaluate', inputs: { model, dataset: 'data' }, settings: { num_samples: 0 } });
-    const run = async (name: string, steps: Record<string, unknown>) => {
-      const file = join(dir, `${name}.json`);
-      writeFileSync(file, JSON.stringify({ name, seed: 3, backend: 'wasm', steps }, null, 2));
-      return runPipeline(await preparePipeline(file, [], sources), { runsDir });
-    };
-    const evalRow = (runDir: string, step: string) => readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).find((m) => m.pipeline_step === step);
+    const { base, data, fit, score, run, evalRow, continues } = await adapterPipelines(dir, '@peftkit/adapter');
     const first = await run('first', {
       base, data,
       peft: { kind: 'inject', inputs: { model: 'base' }, settings: { method: 'houlsby', config: { reduction_factor: 4 } } },
@@ -160,15 +179,7 @@ test('inject with `adapter`: an AdapterHub bottleneck adapter exported by one pi
     assert.equal(written.config.reduction_factor, 4);
     assert.equal(written.peft_type, undefined);
     const firstPpl = evalRow(first.runDir, 'score').perplexity;
-    const cont = await run('continue', {
-      base, data,
-      peft: { kind: 'inject', inputs: { model: 'base' }, settings: { adapter: exported, is_trainable: true } },
-      before: score('peft'), fit: fit('peft', 6), score: score('fit'),
-    });
-    const before = evalRow(cont.runDir, 'before').perplexity;
-    const after = evalRow(cont.runDir, 'score').perplexity;
-    assert.ok(Math.abs(before - firstPpl) < 1e-6 * firstPpl, `loaded ${before} vs exported ${firstPpl}`);
-    assert.ok(after < before, `perplexity ${before} -> ${after}`);
+    await continues(exported, firstPpl);
   } finally {
     cleanup();
   }
@@ -177,23 +188,7 @@ test('inject with `adapter`: an AdapterHub bottleneck adapter exported by one pi
 test('inject with `adapter`: a pipeline continues training an exported adapter, another loads it frozen and exports it merged, a misfit is refused before training', async () => {
   const { dir, cleanup } = scratch();
   try {
-    const lines = Array.from({ length: 40 }, (_, i) => JSON.stringify({ text: Array.from({ length: 5 }, (_, k) => words[(i * 3 + k * (1 + (i % 3))) % words.length]).join(' ') }));
-    writeFileSync(join(dir, 'data.jsonl'), lines.join('\n') + '\n');
-    mkdirSync(join(dir, 'gpt2'));
-    const modelDir = await tinyGpt2(join(dir, 'gpt2'));
-    const sources = { builtins: [{ name: '@peftkit/steps', version: '0.1.0', module: stepsModule }, await importPlugin('@peftkit/lora', repoRoot())], discover: false };
-    const runsDir = join(dir, 'runs');
-    const base = { kind: 'load', settings: { model: modelDir } };
-    const data = { kind: 'dataset', inputs: { tokenizer: 'base' }, settings: { path: 'data.jsonl', shape: 'text', max_length: 16 } };
-    const fit = (model: string, steps: number) => ({ kind: 'train', inputs: { model, dataset: 'data' }, settings: { learning_rate: 0.02, max_steps: steps, per_device_train_batch_size: 4, save_steps: 0 } });
-    const score = (model: string) => ({ kind: 'evaluate', inputs: { model, dataset: 'data' }, settings: { num_samples: 0 } });
-    const run = async (name: string, steps: Record<string, unknown>) => {
-      const file = join(dir, `${name}.json`);
-      writeFileSync(file, JSON.stringify({ name, seed: 3, backend: 'wasm', steps }, null, 2));
-      return runPipeline(await preparePipeline(file, [], sources), { runsDir });
-    };
-    const evalRow = (runDir: string, step: string) => readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).find((m) => m.pipeline_step === step);
-
+    const { base, data, fit, score, run, evalRow, continues, modelDir, sources, runsDir } = await adapterPipelines(dir, '@peftkit/lora');
     const first = await run('first', {
       base, data,
       peft: { kind: 'inject', inputs: { model: 'base' }, settings: { method: 'lora', config: { r: 2, lora_alpha: 4, target_modules: ['c_attn', 'c_proj'], fan_in_fan_out: true } } },
@@ -203,15 +198,7 @@ test('inject with `adapter`: a pipeline continues training an exported adapter, 
     const firstPpl = evalRow(first.runDir, 'score').perplexity;
 
     // Continue: the loaded adapter scores what the first run's did, and training it further lowers the perplexity.
-    const cont = await run('continue', {
-      base, data,
-      peft: { kind: 'inject', inputs: { model: 'base' }, settings: { adapter: exported, is_trainable: true } },
-      before: score('peft'), fit: fit('peft', 6), score: score('fit'),
-    });
-    const before = evalRow(cont.runDir, 'before').perplexity;
-    const after = evalRow(cont.runDir, 'score').perplexity;
-    assert.ok(Math.abs(before - firstPpl) < 1e-6 * firstPpl, `loaded ${before} vs exported ${firstPpl}`);
-    assert.ok(after < before, `perplexity ${before} -> ${after}`);
+    const cont = await continues(exported, firstPpl);
     assert.match(readFileSync(join(cont.runDir, 'run.log'), 'utf8'), /loaded lora adapter \\"default\\" from [^"]* \(trainable\)/);
 
     // Frozen: training it is refused by name; merging and exporting it works, and the merged checkpoint gives the adapter's outputs.
