@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { UserError, initBackend } from '@peftkit/core';
-import { readSafetensors } from '@peftkit/models';
+import type { Dataset } from '@peftkit/data';
+import { readSafetensors, type PeftModel } from '@peftkit/models';
 import { fullMethod } from '../methods/full.js';
 import { memoryLogger, inject, scratch } from './testing/context.js';
 import { example, memoryDataset } from './testing/memory-dataset.js';
@@ -179,8 +180,7 @@ test('host reads happen only at logging, evaluation and checkpoint steps (one re
   const { dir, cleanup } = scratch();
   let runs = 0;
   /** Reads done during each optimizer step (reads at its logging/eval/save point included), steps 1..max_steps-1. */
-  const readsPerStep = async (settings: Record<string, unknown>, validation: boolean) => {
-    const data = countingData({ validation });
+  const readsPerStep = async (settings: Record<string, unknown>, data: Dataset, model?: PeftModel) => {
     const accum = (settings.gradient_accumulation_steps as number) ?? 1;
     const batches = data.batches.bind(data);
     const reads = countHostReads();
@@ -197,7 +197,7 @@ test('host reads happen only at logging, evaluation and checkpoint steps (one re
       return it;
     };
     try {
-      await runTraining(await loraModel(), data, { learning_rate: 0.01, max_steps: 10, per_device_train_batch_size: 2, ...settings }, env(join(dir, `run-${++runs}`)));
+      await runTraining(model ?? (await loraModel()), data, { learning_rate: 0.01, max_steps: 10, per_device_train_batch_size: 2, ...settings }, env(join(dir, `run-${++runs}`)));
     } finally {
       reads.stop();
     }
@@ -206,11 +206,17 @@ test('host reads happen only at logging, evaluation and checkpoint steps (one re
   };
   try {
     // Logging at 5 and 10, 2 micro-batches a step: one read at step 5 (and the rest after step 10: its log row and the final checkpoint).
-    assert.deepEqual(await readsPerStep({ logging_steps: 5, save_steps: 0, gradient_accumulation_steps: 2 }, false), [0, 0, 0, 0, 1, 0, 0, 0, 0]);
+    assert.deepEqual(await readsPerStep({ logging_steps: 5, save_steps: 0, gradient_accumulation_steps: 2 }, countingData()), [0, 0, 0, 0, 1, 0, 0, 0, 0]);
     // With evaluation every 3 steps and a checkpoint every 4: reads at steps 3, 4, 5, 6, 8, 9 only.
-    const r = await readsPerStep({ logging_steps: 5, save_steps: 4, eval_steps: 3 }, true);
+    const r = await readsPerStep({ logging_steps: 5, save_steps: 4, eval_steps: 3 }, countingData({ validation: true }));
     assert.deepEqual(r.map((n, i) => (n > 0 ? i + 1 : 0)).filter(Boolean), [3, 4, 5, 6, 8, 9], `reads per step: ${r}`);
     assert.equal(r[4], 1, 'a logging step reads once');
+    // A real GPT-2 (full fine-tuning, dropout 0.1 on WASM's dropout kernel, clipping on): its forward and backward read nothing either.
+    const { loadPretrained } = await import('@peftkit/models');
+    const { hfFixture } = await import('@peftkit/models/testing');
+    const gpt2 = await inject(await loadPretrained(hfFixture('ckpt-gpt2-tiny-vocab'), { task: 'causal-lm' }), fullMethod, {});
+    const text = memoryDataset({ train: Array.from({ length: 4 }, (_, i) => example([1 + i, 2, 3, 4, 5 + i, 6])) }, { vocabSize: 21 });
+    assert.deepEqual(await readsPerStep({ logging_steps: 5, save_steps: 0, max_grad_norm: 1e-3 }, text, gpt2), [0, 0, 0, 0, 1, 0, 0, 0, 0]);
   } finally {
     cleanup();
   }
