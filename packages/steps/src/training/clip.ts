@@ -7,7 +7,15 @@ import * as tf from '@tensorflow/tfjs';
 export function globalNorm(grads: Iterable<tf.Tensor>): tf.Scalar {
   const list = [...grads];
   if (!list.length) return tf.scalar(0);
-  return tf.tidy(() => tf.sqrt(tf.addN(list.map((g) => tf.sum(tf.square(g))))) as tf.Scalar);
+  return tf.tidy(() => {
+    // Summed one add at a time, not with tf.addN: tfjs-webgpu's AddN binds every input in one shader and does
+    // not split them at maxStorageBuffersPerShaderStage (8 by default on Dawn) as its Concat does, so with
+    // more gradients its pipeline is invalid and the whole command buffer it is submitted in is dropped. In
+    // order from the first, this is the sum WASM's AddN computes, to the bit.
+    let sq = tf.sum(tf.square(list[0]));
+    for (const g of list.slice(1)) sq = tf.add(sq, tf.sum(tf.square(g)));
+    return tf.sqrt(sq) as tf.Scalar;
+  });
 }
 
 /**
