@@ -1,12 +1,26 @@
 /**
  * peftkit (WASM) against PyTorch (CPU) on the same machine: runs tools/bench/train.ts and
- * tools/bench/train_torch.py for each (model, mode) of tools/bench/train-spec.json, the two back to
- * back so that both see about the same load from other processes, and prints one Markdown table
- * (and a second with CPU time and load) for docs/benchmarks.md.
+ * tools/bench/train_torch.py for each (model, mode) of tools/bench/train-spec.json that the spec has a
+ * run for, the two back to back so that both see about the same load from other processes, and prints
+ * one Markdown table (and a second with CPU time and load) for docs/benchmarks.md.
  *
  *   node --conditions=peftkit-source --import tsx tools/bench/compare.ts \
- *     [--models gpt2,llama] [--modes forward,lora,full,full-sgd] [--batch B] [--seq T] [--warmup W] [--steps N] \
- *     [--python /usr/bin/python3] [--torch-threads 2,1] [--json results.json]
+ *     [--models gpt2,llama,gpt2-main] [--modes forward,lora,full,full-sgd,generate] [--batch B] [--seq T] [--warmup W] [--steps N] \
+ *     [--new-tokens 64] [--config-override '{"n_layer": 1}'] [--python /usr/bin/python3] [--torch-threads 2,1] [--json results.json]
+ *
+ * The rows of issue 14, on a quiet machine (each command's defaults are the spec's shapes):
+ *
+ *   # the main job's base (GPT-2 128 x 4, vocab 4096) at its batch 16 x 128: pretraining (`full`: full
+ *   # fine-tuning with AdamW, as pipelines/pretrain-base.json trains it) and the LoRA step of spam-lora
+ *   node --conditions=peftkit-source --import tsx tools/bench/compare.ts --models gpt2-main --modes full,lora
+ *   # greedy generation with the key/value cache: GPT-2 small (random weights), batch 1, 16-token prompt,
+ *   # 64 new tokens; tokens/s = new tokens / seconds of a generation (build excluded), median of 5 after 1 warm-up
+ *   node --conditions=peftkit-source --import tsx tools/bench/compare.ts --models gpt2 --modes generate
+ *
+ * A quick check that both sides run end to end (small shapes; figures that mean nothing):
+ *
+ *   node --conditions=peftkit-source --import tsx tools/bench/compare.ts --models gpt2-main --modes full,lora --batch 2 --seq 16 --steps 1 --torch-threads 1
+ *   node --conditions=peftkit-source --import tsx tools/bench/compare.ts --models gpt2 --modes generate --config-override '{"n_layer":1}' --new-tokens 8 --warmup 0 --steps 1 --torch-threads 1
  *
  * PyTorch: Debian's python3-torch with libopenblas0-openmp (train_torch.py sets LD_LIBRARY_PATH
  * for it and reports the BLAS it loaded), once per `--torch-threads` entry: 2 threads (both cores),
@@ -22,17 +36,20 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { writeJsonAtomic } from '@peftkit/core';
-import type { Mode, RunResult } from './train.js';
+import { MODES, runSpec, type Mode } from './spec.js';
+import type { RunResult } from './train.js';
 import spec from './train-spec.json' with { type: 'json' };
 
 const { values: args } = parseArgs({
   options: {
     models: { type: 'string', default: Object.keys(spec.models).join(',') },
-    modes: { type: 'string', default: 'forward,lora,full,full-sgd' },
+    modes: { type: 'string', default: MODES.join(',') },
     batch: { type: 'string' },
     seq: { type: 'string' },
     warmup: { type: 'string' },
     steps: { type: 'string' },
+    'new-tokens': { type: 'string' },
+    'config-override': { type: 'string' },
     'torch-threads': { type: 'string', default: '2,1' },
     python: { type: 'string', default: process.env.PEFTKIT_TORCH_PYTHON ?? '/usr/bin/python3' },
     json: { type: 'string' },
@@ -41,7 +58,7 @@ const { values: args } = parseArgs({
 
 const here = dirname(fileURLToPath(import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'peftkit-bench-'));
-const pass = (['batch', 'seq', 'warmup', 'steps'] as const).flatMap((k) => (args[k] ? [`--${k}`, args[k]!] : []));
+const pass = (['batch', 'seq', 'warmup', 'steps', 'new-tokens', 'config-override'] as const).flatMap((k) => (args[k] ? [`--${k}`, args[k]!] : []));
 const torchThreads = args['torch-threads']!.split(',').map(Number);
 const hasTorch = spawnSync(args.python!, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
 
@@ -60,6 +77,10 @@ const results: RunResult[] = [];
 const started = new Date();
 for (const model of args.models!.split(',')) {
   for (const mode of args.modes!.split(',') as Mode[]) {
+    if (!runSpec(model, mode)) {
+      process.stderr.write(`${model} ${mode}: skipped, train-spec.json has no ${mode} run for ${model}\n`);
+      continue;
+    }
     results.push(run(process.execPath, [...process.execArgv, join(here, 'train.ts')], 'peftkit', model, mode));
     if (hasTorch) for (const th of torchThreads) results.push(run(args.python!, [join(here, 'train_torch.py'), '--threads', String(th)], 'pytorch', model, mode, th));
   }
@@ -70,7 +91,9 @@ if (args.json) writeJsonAtomic(args.json, results);
 const mean = (xs: number[] | undefined) => (xs?.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
 const MiB = (b: number | undefined | null) => (b == null || Number.isNaN(b) ? '-' : (b / 2 ** 20).toFixed(0));
 const num = (x: number, digits = 0) => (Number.isFinite(x) ? x.toFixed(digits) : '-');
-const MODE_LABEL: Record<Mode, string> = { forward: 'forward (no grad)', lora: 'LoRA step (AdamW)', full: 'full step (AdamW)', 'full-sgd': 'full step (SGD)' };
+const MODE_LABEL: Record<Mode, string> = { forward: 'forward (no grad)', lora: 'LoRA step (AdamW)', full: 'full step (AdamW)', 'full-sgd': 'full step (SGD)', generate: 'greedy generation (KV cache)' };
+const label = (r: RunResult) => (r.model === 'gpt2-main' && r.mode === 'full' ? 'full step (AdamW) = pretraining' : MODE_LABEL[r.mode]);
+const shape = (r: RunResult) => `${r.batch} × ${r.seq}${r.mode === 'generate' ? ` + ${r.newTokens ?? '?'} new` : ''}`;
 const failed = (r: RunResult | undefined) => (r ? (r.error ? `failed: ${r.error.replace(/\|/g, '/').slice(0, 240)}` : '') : hasTorch ? 'not run' : `no torch in ${args.python}`);
 
 const engines = [...new Set(results.filter((r) => r.engine).map((r) => `${r.impl}: ${r.engine}`))];
@@ -90,11 +113,12 @@ for (const p of peft) {
   const trainable = all.find((r) => r && !r.error && Number.isFinite(r.trainable))?.trainable;
   const t0 = all.slice(1).find((r) => r && !r.error);
   console.log(
-    `| ${p.model} | ${MODE_LABEL[p.mode]} | ${p.batch} × ${p.seq} | ${trainable === undefined ? '-' : trainable.toLocaleString('en-US')} | ${pt} | ${cols.join(' | ')} | ${p.error ? '-' : `${MiB(p.peakRssBytes)} (${MiB(p.wasmHeapBytes)})`} | ${t0 ? MiB(t0.peakRssBytes) : '-'} |`,
+    `| ${p.model} | ${label(p)} | ${shape(p)} | ${trainable === undefined ? '-' : trainable.toLocaleString('en-US')} | ${pt} | ${cols.join(' | ')} | ${p.error ? '-' : `${MiB(p.peakRssBytes)} (${MiB(p.wasmHeapBytes)})`} | ${t0 ? MiB(t0.peakRssBytes) : '-'} |`,
   );
 }
+if (peft.some((r) => r.mode === 'generate')) console.log('\nGeneration rows: tok/s counts new tokens (batch × new tokens / median seconds of a whole generation, prompt pass included, model build excluded).');
 const cpuCols = ['peftkit', ...torchThreads.map((th) => `PyTorch ${th}T`)];
-console.log('\nMean wall and CPU seconds per step (CPU: user + system, all threads) and the machine\'s 1-minute load average during the timed steps (2 cores; other processes shared them):\n');
+console.log('\nMean wall and CPU seconds per step (generation rows: per generation; CPU: user + system, all threads) and the machine\'s 1-minute load average during the timed steps (2 cores; other processes shared them):\n');
 console.log(`| model | mode | ${cpuCols.map((c) => `${c} wall s / CPU s / load`).join(' | ')} |`);
 console.log(`|---|---|${cpuCols.map(() => '---:').join('|')}|`);
 for (const p of peft) {

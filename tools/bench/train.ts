@@ -1,18 +1,20 @@
 /**
  * Forward and training-step throughput and peak memory of peftkit on the WASM backend, for the
  * models of tools/bench/train-spec.json (GPT-2 small and a SmolLM-135M-shaped Llama, random
- * weights): forward (no gradient), a LoRA training step and a full fine-tuning step, each with
- * AdamW. tools/bench/train_torch.py measures the same in PyTorch; tools/bench/compare.ts runs both.
+ * weights; also the main job's base, gpt2-main): forward (no gradient), a LoRA training step and a full
+ * fine-tuning step, each with AdamW, and (GPT-2 small) greedy generation with the key/value cache.
+ * tools/bench/train_torch.py measures the same in PyTorch; tools/bench/compare.ts runs both.
  *
  *   node --conditions=peftkit-source --import tsx tools/bench/train.ts \
- *     [--models gpt2,llama] [--modes forward,lora,full,full-sgd] [--batch B] [--seq T] [--warmup W] [--steps N] \
- *     [--backend wasm|webgpu|cpu] [--gpu] [--config-override '{"n_layer": 2}'] [--timeout 600] [--profile] [--json results.json]
+ *     [--models gpt2,llama,gpt2-main] [--modes forward,lora,full,full-sgd,generate] [--batch B] [--seq T] [--warmup W] [--steps N]
+ *     [--new-tokens 64] [--backend wasm|webgpu|cpu] [--gpu] [--config-override '{"n_layer": 2}'] [--timeout 600] [--profile] [--json results.json]
  *
  * --backend webgpu runs on tfjs's WebGPU backend (Dawn; llvmpipe when there is no GPU). --gpu takes the shapes and
  * LoRA settings of the spec's `gpu` block (issue 13: 8 x 512, r 8 on c_attn + c_proj, dropout 0.1) in place of
  * the per-model runs; --batch and friends still override. --config-override merges JSON into every model's config
- * (a smaller model where the full one is too slow, e.g. on llvmpipe; the results then say so in `notes`). A step reads its loss back asynchronously (as the
- * trainer does); the profile (with --profile) also counts the kernels a step launches.
+ * (a smaller model where the full one is too slow, e.g. on llvmpipe; the results then say so in `notes`). A step reads its loss back asynchronously: the
+ * one sync point that makes a step's wall time cover its device work (the trainer itself reads only at
+ * logging steps); the profile (with --profile) also counts the kernels a step launches.
  *
  * Each (model, mode) runs in its own child process, so that each peak memory figure is that run's
  * alone (the WASM heap grows to its peak and never shrinks). --batch/--seq/--warmup/--steps
@@ -26,6 +28,13 @@
  * @peftkit/lora with the spec's r, alpha, dropout and target modules; the base is frozen.
  * Full: every parameter trainable (the tied embedding once). Tokens/s = batch · seq / mean step
  * seconds over N timed steps after W warm-up steps.
+ *
+ * generate (only models whose spec has a `generate` run): `generateAsync` of @peftkit/models (greedy,
+ * the key/value cache, no EOS stop) on `batch` random prompts of `seq` tokens, `new_tokens` new tokens
+ * each (--new-tokens), in eval mode. One timed "step" is one whole generation (prompt pass, then one
+ * token at a time, each step reading its last-position logits [B, vocab] to the host for the argmax,
+ * as HF's loop does); model build excluded. Tokens/s = batch · new tokens / median seconds of N
+ * generations after W warm-up ones.
  *
  * Memory: peak RSS is the kernel's high-water mark (VmHWM of /proc/self/status, the figure
  * Python's resource.getrusage reports as ru_maxrss); the WASM heap size (its peak, since it never
@@ -41,15 +50,14 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { initBackend, writeJsonAtomic, type BackendChoice } from '@peftkit/core';
-import { createModel, manualSeed, type PreTrainedModel } from '@peftkit/models';
+import { createModel, generateAsync, manualSeed, type PreTrainedModel } from '@peftkit/models';
 import { injectLora } from '@peftkit/lora';
 import { AdamW } from '../../packages/steps/src/training/adamw.js';
 import { causalLmNllSum } from '../../packages/steps/src/training/losses.js';
 import spec from './train-spec.json' with { type: 'json' };
+import { MODES, runSpec, type Mode, type RunSpec } from './spec.js';
 
-export type Mode = 'forward' | 'lora' | 'full' | 'full-sgd';
 type ModelKey = keyof typeof spec.models;
-export const MODES: Mode[] = ['forward', 'lora', 'full', 'full-sgd'];
 
 /** One (model, mode) measurement; train_torch.py writes the same fields. */
 export interface RunResult {
@@ -61,16 +69,19 @@ export interface RunResult {
   model: string;
   mode: Mode;
   batch: number;
+  /** Prompt tokens per row for generate. */
   seq: number;
+  /** generate: new tokens per row. */
+  newTokens?: number;
   warmup: number;
   steps: number;
-  /** Seconds of each timed step. */
+  /** Seconds of each timed step (generate: of each whole generation). */
   stepSeconds: number[];
   /** CPU seconds (user + system, all threads) of each timed step: less sensitive than wall time to other processes on the machine. */
   cpuSeconds: number[];
   /** 1-minute load average of the machine before and after the timed steps (other processes compete for the cores). */
   loadAverage: [number, number];
-  /** batch · seq / mean step seconds. */
+  /** batch · seq / mean step seconds; generate: batch · new tokens / median seconds of a generation. */
   tokensPerSecond: number;
   /** Parameters (elements) of the model, the tied embedding counted once. */
   parameters: number;
@@ -110,6 +121,7 @@ const { values: args } = parseArgs({
     seq: { type: 'string' },
     warmup: { type: 'string' },
     steps: { type: 'string' },
+    'new-tokens': { type: 'string' },
     timeout: { type: 'string', default: '600' },
     json: { type: 'string' },
     profile: { type: 'boolean', default: false },
@@ -213,7 +225,7 @@ Kernel time of one ${r.model} ${r.mode} step (${r.batch} x ${r.seq}), by kernel,
 
 async function runOne(key: ModelKey, mode: Mode): Promise<RunResult> {
   const m = spec.models[key];
-  const r = args.gpu ? spec.gpu : m.runs[mode];
+  const r: RunSpec = args.gpu && mode !== 'generate' ? spec.gpu : runSpec(key, mode)!;
   const loraSpec = args.gpu ? spec.gpu.lora : spec.lora;
   // The gpu block names targets for gpt2 and llama; another model (gpt2-main) keeps its own.
   const gpuTargets = spec.gpu.lora_target_modules as Partial<Record<ModelKey, string[]>>;
@@ -253,8 +265,17 @@ async function runOne(key: ModelKey, mode: Mode): Promise<RunResult> {
   const ids = tf.tidy(() => tf.randomUniformInt([B, T], 0, model.config.vocab_size as number, 1)) as tf.Tensor2D;
   const targets = B * (T - 1);
   const losses: number[] = [];
+  const newTokens = Number(args['new-tokens'] ?? r.new_tokens ?? 0);
   let step: () => Promise<void>;
-  if (mode === 'forward') {
+  if (mode === 'generate') {
+    model.eval();
+    const prompts = (await ids.array()) as number[][];
+    step = async () => {
+      const { generated } = await generateAsync(model, prompts, { maxNewTokens: newTokens, eosTokenId: null });
+      if (generated.some((g) => g.length !== newTokens)) throw new Error(`generate returned ${generated.map((g) => g.length)} tokens, expected ${newTokens} per row`);
+      sampleTensors();
+    };
+  } else if (mode === 'forward') {
     model.eval();
     step = async () => {
       const out = model.forward({ inputIds: ids });
@@ -303,6 +324,8 @@ async function runOne(key: ModelKey, mode: Mode): Promise<RunResult> {
   }
   const loadAvg: [number, number] = [load0, loadAverage()];
   const mean = stepSeconds.reduce((a, b) => a + b, 0) / stepSeconds.length;
+  const sorted = [...stepSeconds].sort((a, b) => a - b);
+  const median = sorted.length % 2 ? sorted[(sorted.length - 1) / 2] : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
   const prof = args.profile ? await profileKernels(step) : undefined;
   const profile = prof?.rows;
   const result: RunResult = {
@@ -312,12 +335,13 @@ async function runOne(key: ModelKey, mode: Mode): Promise<RunResult> {
     mode,
     batch: B,
     seq: T,
+    ...(mode === 'generate' ? { newTokens } : {}),
     warmup: W,
     steps: N,
     stepSeconds,
     cpuSeconds,
     loadAverage: loadAvg,
-    tokensPerSecond: (B * T) / mean,
+    tokensPerSecond: mode === 'generate' ? (B * newTokens) / median : (B * T) / mean,
     parameters,
     trainable,
     buildSeconds,
@@ -338,7 +362,7 @@ async function runOne(key: ModelKey, mode: Mode): Promise<RunResult> {
 function runAll(models: ModelKey[], modes: Mode[]): RunResult[] {
   const script = fileURLToPath(import.meta.url);
   const pass = [
-    ...(['batch', 'seq', 'warmup', 'steps'] as const).flatMap((k) => (args[k] ? [`--${k}`, args[k]!] : [])),
+    ...(['batch', 'seq', 'warmup', 'steps', 'new-tokens'] as const).flatMap((k) => (args[k] ? [`--${k}`, args[k]!] : [])),
     ...(args.profile ? ['--profile'] : []),
     ...(args.gpu ? ['--gpu'] : []),
     ...(args['config-override'] ? ['--config-override', args['config-override']] : []),
@@ -347,7 +371,11 @@ function runAll(models: ModelKey[], modes: Mode[]): RunResult[] {
   const results: RunResult[] = [];
   for (const key of models) {
     for (const mode of modes) {
-      const r = args.gpu ? spec.gpu : spec.models[key].runs[mode];
+      const r: RunSpec | undefined = args.gpu && mode !== 'generate' ? spec.gpu : runSpec(key, mode);
+      if (!r) {
+        process.stderr.write(`peftkit ${key} ${mode}: skipped, train-spec.json has no ${mode} run for ${key}\n`);
+        continue;
+      }
       process.stderr.write(`peftkit ${key} ${mode} (batch ${args.batch ?? r.batch} x seq ${args.seq ?? r.seq}) ... `);
       const t0 = performance.now();
       const child = spawnSync(process.execPath, [...process.execArgv, script, '--child', '--models', key, '--modes', mode, ...pass], {
@@ -391,7 +419,7 @@ if (args.child) {
 } else {
   const results = runAll(models, modes);
   if (args.json) writeJsonAtomic(args.json, results);
-  console.log(`peftkit on ${results.find((r) => r.engine)?.engine ?? args.backend}; tokens/s = batch x seq / mean step time\n`);
+  console.log(`peftkit on ${results.find((r) => r.engine)?.engine ?? args.backend}; tokens/s = batch x seq / mean step time (generate: batch x new tokens / median generation time)\n`);
   for (const r of results) if (r.kernelsPerStep) console.log(`${r.model} ${r.mode}: ${r.kernelsPerStep} kernels a step${r.kernelMsPerStep ? `, ${r.kernelMsPerStep} ms of kernel time (${((100 * r.kernelMsPerStep) / 1000 / (r.stepSeconds.reduce((a, b) => a + b, 0) / r.stepSeconds.length)).toFixed(0)} % of the step)` : ''}`);
   console.log('| model | mode | batch x seq | trainable params | step s | tokens/s | peak RSS MiB | WASM heap MiB | peak tensors MiB |');
   console.log('|---|---|---|---:|---:|---:|---:|---:|---:|');
@@ -400,7 +428,7 @@ if (args.child) {
     console.log(
       r.error
         ? `| ${r.model} | ${r.mode} | ${r.batch} x ${r.seq} | | | failed: ${r.error.slice(0, 240)} | | | |`
-        : `| ${r.model} | ${r.mode} | ${r.batch} x ${r.seq} | ${r.trainable.toLocaleString('en-US')} | ${mean.toFixed(2)} | ${r.tokensPerSecond.toFixed(0)} | ${MiB(r.peakRssBytes)} | ${MiB(r.wasmHeapBytes)} | ${MiB(r.peakTensorBytes)} |`,
+        : `| ${r.model} | ${r.mode} | ${r.batch} x ${r.seq}${r.newTokens ? ` + ${r.newTokens} new` : ''} | ${r.trainable.toLocaleString('en-US')} | ${mean.toFixed(2)} | ${r.tokensPerSecond.toFixed(0)} | ${MiB(r.peakRssBytes)} | ${MiB(r.wasmHeapBytes)} | ${MiB(r.peakTensorBytes)} |`,
     );
   }
   for (const r of results) printProfile(r);

@@ -2,8 +2,11 @@
 """PyTorch reference for tools/bench/train.ts: the same models, shapes, LoRA settings and optimizer
 (tools/bench/train-spec.json), measured the same way, on the CPU with 2 threads.
 
-    /usr/bin/python3 tools/bench/train_torch.py [--models gpt2,llama] [--modes forward,lora,full,full-sgd]
-        [--batch B] [--seq T] [--warmup W] [--steps N] [--threads 2] [--json results.json]
+    /usr/bin/python3 tools/bench/train_torch.py [--models gpt2,llama,gpt2-main] [--modes forward,lora,full,full-sgd,generate]
+        [--batch B] [--seq T] [--warmup W] [--steps N] [--new-tokens 64] [--threads 2]
+        [--config-override '{"n_layer": 1}'] [--json results.json]
+
+Run it with /usr/bin/python3 (where Debian's python3-torch is), not another Python on the PATH.
 
 Needs Debian's python3-torch (1.13; transformers and peft are not installed here, so the models are
 written out below following HF's modeling_gpt2.py and modeling_llama.py, eager attention) and, for a
@@ -15,6 +18,15 @@ One step: forward, HF's causal-LM loss (labels = input ids, shifted, mean), back
 torch.optim.AdamW (lora, full) or plain SGD (full-sgd). LoRA (Hu et al. 2021): y = base(x) +
 (x Aᵀ) Bᵀ · alpha / r on the target modules, A kaiming-uniform, B zeros, base frozen, as HF PEFT.
 Forward runs under torch.no_grad() in eval mode. Tokens/s = batch · seq / mean step seconds.
+generate (GPT-2 only, as the spec's runs say): greedy decoding with a key/value cache written here
+(each layer's keys and values [B, H, P + T, D] concatenated step by step, positions from P, the mask
+letting query i see keys j <= P + i, as modeling_gpt2.py with past_key_values), eval mode,
+torch.no_grad(), no EOS stop; the logits of every fed position are computed and the last one's argmax
+taken, as peftkit's generate does. One timed step is one whole generation (prompt pass included);
+tokens/s = batch · new tokens / median seconds. The first warm-up generation is checked against a
+forward pass without the cache over the same tokens (same greedy tokens; the largest logit
+difference goes into the result's notes).
+--config-override merges JSON into every model's config (a smaller model for a quick check).
 Peak memory: resource.getrusage(RUSAGE_SELF).ru_maxrss (the kernel's VmHWM), per child process.
 Children run with OMP_WAIT_POLICY=PASSIVE unless it is set (see run_all).
 Benchmarks are measured, never asserted in tests.
@@ -30,7 +42,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SPEC = json.load(open(os.path.join(HERE, 'train-spec.json')))
-MODES = ['forward', 'lora', 'full', 'full-sgd']
+MODES = ['forward', 'lora', 'full', 'full-sgd', 'generate']
 OPENBLAS_OPENMP = '/usr/lib/x86_64-linux-gnu/openblas-openmp'
 
 
@@ -38,8 +50,9 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--models', default=','.join(SPEC['models']))
     p.add_argument('--modes', default=','.join(MODES))
-    for k in ('batch', 'seq', 'warmup', 'steps'):
+    for k in ('batch', 'seq', 'warmup', 'steps', 'new-tokens'):
         p.add_argument(f'--{k}', type=int)
+    p.add_argument('--config-override', help='JSON merged into every model config')
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--timeout', type=int, default=600, help='seconds per (model, mode) child')
     p.add_argument('--json', help='write the results (a JSON array) here')
@@ -71,7 +84,8 @@ def run_one(key, mode, a):
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     m = SPEC['models'][key]
-    cfg = m['config']
+    override = json.loads(a.config_override) if a.config_override else None
+    cfg = {**m['config'], **(override or {})}
     r = m['runs'][mode]
     B, T = a.batch or r['batch'], a.seq or r['seq']
     W, N = a.warmup if a.warmup is not None else r['warmup'], a.steps or r['steps']
@@ -98,16 +112,20 @@ def run_one(key, mode, a):
             self.attn_dropout = nn.Dropout(c['attn_pdrop'])
             self.resid_dropout = nn.Dropout(c['resid_pdrop'])
 
-        def forward(self, x, mask):
+        def forward(self, x, mask, past=None):
+            """x [B, T, C]; mask [1, 1, T, P + T] (True: may attend); past: (key, value) [B, H, P, D] or None.
+            Returns the output [B, T, C] and (key, value) [B, H, P + T, D]."""
             Bx, Tx, C = x.shape
             H, D = self.n_head, C // self.n_head
             q, k, v = self.c_attn(x).split(C, dim=2)
             q, k, v = (t.view(Bx, Tx, H, D).transpose(1, 2) for t in (q, k, v))  # [B, H, T, D]
+            if past is not None:
+                k, v = torch.cat((past[0], k), dim=2), torch.cat((past[1], v), dim=2)  # [B, H, P + T, D]
             w = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(D)
             w = torch.where(mask, w, torch.tensor(torch.finfo(w.dtype).min))
             w = self.attn_dropout(F.softmax(w, dim=-1))
             y = torch.matmul(w, v).transpose(1, 2).reshape(Bx, Tx, C)
-            return self.resid_dropout(self.c_proj(y))
+            return self.resid_dropout(self.c_proj(y)), (k, v)
 
     class GPT2Block(nn.Module):
         def __init__(self, c):
@@ -120,10 +138,11 @@ def run_one(key, mode, a):
             self.c_proj = Conv1D(4 * C, C)
             self.drop = nn.Dropout(c['resid_pdrop'])
 
-        def forward(self, x, mask):
-            x = x + self.attn(self.ln_1(x), mask)
+        def forward(self, x, mask, past=None):
+            a, present = self.attn(self.ln_1(x), mask, past)
+            x = x + a
             h = F.gelu(self.c_fc(self.ln_2(x)), approximate='tanh')  # gelu_new
-            return x + self.drop(self.c_proj(h))
+            return x + self.drop(self.c_proj(h)), present
 
     class GPT2LMHeadModel(nn.Module):
         def __init__(self, c):
@@ -136,13 +155,19 @@ def run_one(key, mode, a):
             self.h = nn.ModuleList([GPT2Block(c) for _ in range(c['n_layer'])])
             self.ln_f = nn.LayerNorm(c['n_embd'], eps=c['layer_norm_epsilon'])
 
-        def forward(self, ids):
+        def forward(self, ids, past=None):
+            """Logits [B, T, vocab]; with `past` (a list of per-layer (key, value), empty to start a cache)
+            also the new cache, the ids being positions P.. after the P cached ones."""
             Tx = ids.shape[1]
-            mask = torch.tril(torch.ones(Tx, Tx, dtype=torch.bool)).view(1, 1, Tx, Tx)
-            x = self.drop(self.wte(ids) + self.wpe(torch.arange(Tx).unsqueeze(0)))
-            for blk in self.h:
-                x = blk(x, mask)
-            return F.linear(self.ln_f(x), self.wte.weight)  # tied lm_head [B, T, vocab]
+            P = past[0][0].shape[2] if past else 0
+            mask = torch.tril(torch.ones(Tx, P + Tx, dtype=torch.bool), diagonal=P).view(1, 1, Tx, P + Tx)
+            x = self.drop(self.wte(ids) + self.wpe(torch.arange(P, P + Tx).unsqueeze(0)))
+            presents = []
+            for i, blk in enumerate(self.h):
+                x, kv = blk(x, mask, past[i] if past else None)
+                presents.append(kv)
+            logits = F.linear(self.ln_f(x), self.wte.weight)  # tied lm_head [B, T, vocab]
+            return logits if past is None else (logits, presents)
 
     class RMSNorm(nn.Module):
         def __init__(self, n, eps):
@@ -240,7 +265,9 @@ def run_one(key, mode, a):
     t0 = time.perf_counter()
     model = GPT2LMHeadModel(cfg) if cfg['model_type'] == 'gpt2' else LlamaForCausalLM(cfg)
     parameters = sum(p.numel() for p in model.parameters())
-    notes = []
+    notes = [f'config override {json.dumps(override)}'] if override else []
+    if mode == 'generate' and not isinstance(model, GPT2LMHeadModel):
+        raise SystemExit('generate is written for GPT-2 only (its key/value cache)')
     if mode == 'lora':
         for p in model.parameters():
             p.requires_grad_(False)
@@ -250,7 +277,7 @@ def run_one(key, mode, a):
             for child_name, child in list(mod.named_children()):
                 if child_name in targets:
                     setattr(mod, child_name, LoraLinear(child, lo['r'], lo['lora_alpha'], lo['lora_dropout']))
-    params = [p for p in model.parameters() if p.requires_grad] if mode != 'forward' else []
+    params = [p for p in model.parameters() if p.requires_grad] if mode not in ('forward', 'generate') else []
     trainable = sum(p.numel() for p in params)
     build_seconds = time.perf_counter() - t0
     rss_after_build = peak_rss_bytes()
@@ -258,7 +285,25 @@ def run_one(key, mode, a):
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(0, cfg['vocab_size'], (B, T), generator=g)
     losses = []
-    if mode == 'forward':
+    n_new = a.new_tokens or r.get('new_tokens', 0)
+    last_gen = []  # generate: the latest (tokens, last-step logits), checked after the timed runs
+    if mode == 'generate':
+        model.eval()
+
+        def greedy():
+            """n_new greedy tokens after `ids` [B, n_new], and the last step's logits [B, vocab]."""
+            past, cur, out = [], ids, []
+            for _ in range(n_new):
+                logits, past = model(cur, past)
+                last = logits[:, -1]
+                cur = last.argmax(-1, keepdim=True)  # [B, 1]
+                out.append(cur)
+            return torch.cat(out, dim=1), last
+
+        def step():
+            with torch.no_grad():
+                last_gen[:] = [greedy()]
+    elif mode == 'forward':
         model.eval()
 
         def step():
@@ -289,13 +334,22 @@ def run_one(key, mode, a):
         step()
         secs.append(time.perf_counter() - s0)
         cpu.append(time.process_time() - c0)
+    if last_gen:  # untimed: the cache gives what a forward without it gives over the same tokens
+        gen, last = last_gen[0]
+        with torch.no_grad():
+            full = model(torch.cat((ids, gen[:, :-1]), dim=1))  # [B, T + n - 1, vocab]
+        same = bool(torch.equal(full[:, T - 1:].argmax(-1), gen))
+        diff = float((full[:, -1] - last).abs().max())
+        notes.append(f'cache check: greedy tokens of a forward without the cache {"equal" if same else "DIFFER FROM"} the cached ones; last-step logits differ by {diff:.2e} at most')
     mean = sum(secs) / len(secs)
+    median = sorted(secs)[len(secs) // 2] if len(secs) % 2 else sum(sorted(secs)[len(secs) // 2 - 1:len(secs) // 2 + 1]) / 2
     return {
         'impl': 'pytorch',
         'engine': f'PyTorch {torch.__version__}, {torch.get_num_threads()} thread(s), OMP_WAIT_POLICY={os.environ.get("OMP_WAIT_POLICY", "(default)")}, BLAS {blas_in_use()}',
         'threads': torch.get_num_threads(),
-        'model': key, 'mode': mode, 'batch': B, 'seq': T, 'warmup': W, 'steps': N,
-        'stepSeconds': secs, 'cpuSeconds': cpu, 'loadAverage': [load0, os.getloadavg()[0]], 'tokensPerSecond': B * T / mean,
+        'model': key, 'mode': mode, 'batch': B, 'seq': T, **({'newTokens': n_new} if mode == 'generate' else {}), 'warmup': W, 'steps': N,
+        'stepSeconds': secs, 'cpuSeconds': cpu, 'loadAverage': [load0, os.getloadavg()[0]],
+        'tokensPerSecond': B * n_new / median if mode == 'generate' else B * T / mean,
         'parameters': parameters, 'trainable': trainable, 'buildSeconds': build_seconds,
         'peakRssBytes': peak_rss_bytes(), 'rssAfterBuildBytes': rss_after_build,
         **({'loss': [losses[0], losses[-1]]} if losses else {}),
@@ -310,11 +364,14 @@ def run_all(models, modes, a):
     # OpenMP threads that spin while waiting collapse when other processes hold the cores: on the
     # shared 2-core machine a 2-thread forward pass took 10.2 s with the default policy, 1.4 s passive.
     env.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
-    passed = [f'--threads={a.threads}'] + [f'--{k}={getattr(a, k)}' for k in ('batch', 'seq', 'warmup', 'steps') if getattr(a, k) is not None]
+    passed = [f'--threads={a.threads}'] + [f'--{k.replace("_", "-")}={getattr(a, k)}' for k in ('batch', 'seq', 'warmup', 'steps', 'new_tokens', 'config_override') if getattr(a, k) is not None]
     results = []
     for key in models:
         for mode in modes:
-            r = SPEC['models'][key]['runs'][mode]
+            r = SPEC['models'][key]['runs'].get(mode)
+            if r is None:
+                sys.stderr.write(f'pytorch {key} {mode}: skipped, train-spec.json has no {mode} run for {key}\n')
+                continue
             sys.stderr.write(f'pytorch {key} {mode} (batch {a.batch or r["batch"]} x seq {a.seq or r["seq"]}) ... ')
             sys.stderr.flush()
             t0 = time.perf_counter()
@@ -339,6 +396,10 @@ def run_all(models, modes, a):
 
 def main():
     a = parse_args()
+    try:
+        import torch  # noqa: F401  (the children need it; say so here rather than in every child's traceback)
+    except ImportError:
+        sys.exit(f'no torch in {sys.executable}: run this script with /usr/bin/python3 (Debian python3-torch)')
     models, modes = a.models.split(','), a.modes.split(',')
     for k in models:
         if k not in SPEC['models']:
@@ -356,7 +417,7 @@ def main():
             json.dump(results, f, indent=2)
         os.replace(tmp, a.json)
     engine = next((r['engine'] for r in results if r['engine']), 'PyTorch')
-    print(f'{engine}; tokens/s = batch x seq / mean step time\n')
+    print(f'{engine}; tokens/s = batch x seq / mean step time (generate: batch x new tokens / median generation time)\n')
     print('| model | mode | batch x seq | trainable params | step s | tokens/s | peak RSS MiB |')
     print('|---|---|---|---:|---:|---:|---:|')
     for r in results:
@@ -364,7 +425,8 @@ def main():
             print(f'| {r["model"]} | {r["mode"]} | {r["batch"]} x {r["seq"]} | | | failed: {r["error"][:120]} | |')
         else:
             mean = sum(r['stepSeconds']) / len(r['stepSeconds'])
-            print(f'| {r["model"]} | {r["mode"]} | {r["batch"]} x {r["seq"]} | {r["trainable"]:,} | {mean:.2f} | {r["tokensPerSecond"]:.0f} | {r["peakRssBytes"] / 2**20:.0f} |')
+            shape = f'{r["batch"]} x {r["seq"]}' + (f' + {r["newTokens"]} new' if r.get('newTokens') else '')
+            print(f'| {r["model"]} | {r["mode"]} | {shape} | {r["trainable"]:,} | {mean:.2f} | {r["tokensPerSecond"]:.0f} | {r["peakRssBytes"] / 2**20:.0f} |')
 
 
 if __name__ == '__main__':

@@ -4,7 +4,8 @@ import type { StepLogger } from '@peftkit/core';
 /** One update's figures for the progress display. */
 export interface ProgressFigures {
   step: number;
-  loss: number;
+  /** The loss to show: the trainer reads it only at logging steps and passes the last read one (or none yet) between them. */
+  loss: number | undefined;
   lr: number;
   tokensPerSecond: number;
 }
@@ -33,7 +34,7 @@ export class TrainProgress {
 
   /** Shows an update (the bar) or logs it (every `loggingSteps` updates, and the last one). */
   update(f: ProgressFigures): void {
-    const loss = f.loss.toFixed(4);
+    const loss = f.loss === undefined ? '-' : f.loss.toFixed(4);
     const lr = f.lr.toExponential(2);
     const tps = f.tokensPerSecond.toFixed(0);
     if (this.bar) this.bar.update(f.step, { loss, lr, tps });

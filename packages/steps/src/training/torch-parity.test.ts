@@ -67,7 +67,9 @@ for (const sched of ['linear', 'cosine'] as SchedulerType[]) {
     let clipped = 0;
     for (let k = 0; k < steps; k++) {
       const grads = new Map<string, tf.Tensor>(d.grads[k].map((g, i) => [`p${i}`, tf.tensor(g as number[])]));
-      const norm = await clipGradNorm(grads, d.max_norm);
+      const normT = clipGradNorm(grads, d.max_norm);
+      const norm = (await normT.data())[0];
+      normT.dispose();
       if (norm > d.max_norm) clipped++;
       const lr = d.lr * lrMultiplier(k, { type: sched, warmupSteps: d.warmup, totalSteps: steps });
       assert.ok(Math.abs(lr - ref[k].lr) < 1e-12, `step ${k + 1}: lr ${lr} vs torch ${ref[k].lr}`);

@@ -4,11 +4,14 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { UserError, initBackend } from '@peftkit/core';
+import type { Dataset } from '@peftkit/data';
+import { readSafetensors, type PeftModel } from '@peftkit/models';
 import { fullMethod } from '../methods/full.js';
 import { memoryLogger, inject, scratch } from './testing/context.js';
 import { example, memoryDataset } from './testing/memory-dataset.js';
 import { tinyLoraMethod } from './testing/tiny-adapter.js';
 import { tinyClassifier, tinyLm, type TinyOptions } from './testing/tiny-models.js';
+import { countHostReads } from './testing/host-reads.js';
 import { runTraining, type TrainEnv } from './trainer.js';
 import { lrMultiplier } from './schedules.js';
 
@@ -140,8 +143,80 @@ test('a NaN loss stops with an error naming the step; the last good checkpoint s
     const ck = join(dir, 'checkpoints');
     assert.equal(readFileSync(join(ck, 'latest'), 'utf8').trim(), 'step-4');
     assert.deepEqual(readdirSync(ck).filter((n) => n.startsWith('step-')), ['step-4']);
-    // The weights of the model in memory were not touched by the bad step.
-    assert.ok(weights(model).every(([, w]) => w.every(Number.isFinite)));
+    // The kept checkpoint holds the weights before the bad step (the model in memory took the updates
+    // made until the read that found it: the trainer does not read every step).
+    const { tensors: kept } = readSafetensors(join(ck, 'step-4', 'model.safetensors'));
+    assert.equal(kept.size, model.trainableParameters().length);
+    for (const [n, t] of kept) {
+      assert.ok(Array.from(t.dataSync()).every(Number.isFinite), `${n} in step-4 is not finite`);
+      t.dispose();
+    }
+  } finally {
+    cleanup();
+  }
+});
+
+test('a NaN at a step between reads is reported at the next read with that step; nothing is logged or saved after it', async () => {
+  const { dir, cleanup } = scratch();
+  try {
+    const rows: Record<string, unknown>[] = [];
+    // 2 forward passes are fine, the third (step 3, no logging, eval or save there) gives NaN; the first read is at step 5.
+    // The message names step 3 with its own learning rate (linear decay: 0.01 * 8/10).
+    const model = await loraModel({ nanAfterCalls: 2 });
+    await assert.rejects(
+      runTraining(model, countingData(), { learning_rate: 0.01, max_steps: 10, per_device_train_batch_size: 2, logging_steps: 5, save_steps: 0 }, env(dir, { recordMetrics: (x) => void rows.push(x) })),
+      (e: Error) => e instanceof UserError && /^the loss is NaN at step 3 \(learning rate 8\.00e-3\): training stopped at step 5, where it was read/.test(e.message) && /No checkpoint was written before this step/.test(e.message),
+    );
+    assert.deepEqual(rows, []);
+    assert.ok(!existsSync(join(dir, 'checkpoints', 'latest')), 'a checkpoint was written after the bad step');
+    // Found at the step-5 read: 5 steps ran, not 10 (the model counts its forward passes).
+    assert.equal((model.base.model as unknown as { calls: number }).calls, 5);
+  } finally {
+    cleanup();
+  }
+});
+
+test('host reads happen only at logging, evaluation and checkpoint steps (one read per logging step)', async () => {
+  const { dir, cleanup } = scratch();
+  let runs = 0;
+  /** Reads done during each optimizer step (reads at its logging/eval/save point included), steps 1..max_steps-1. */
+  const readsPerStep = async (settings: Record<string, unknown>, data: Dataset, model?: PeftModel) => {
+    const accum = (settings.gradient_accumulation_steps as number) ?? 1;
+    const batches = data.batches.bind(data);
+    const reads = countHostReads();
+    const starts: number[] = []; // reads.count when each step takes its first micro-batch
+    let calls = 0;
+    data.batches = (split, o) => {
+      const it = batches(split, o);
+      if (split !== 'train') return it;
+      const next = it.next.bind(it);
+      it.next = () => {
+        if (calls++ % accum === 0) starts.push(reads.count);
+        return next();
+      };
+      return it;
+    };
+    try {
+      await runTraining(model ?? (await loraModel()), data, { learning_rate: 0.01, max_steps: 10, per_device_train_batch_size: 2, ...settings }, env(join(dir, `run-${++runs}`)));
+    } finally {
+      reads.stop();
+    }
+    assert.equal(starts.length, 10);
+    return starts.slice(1).map((c, i) => c - starts[i]);
+  };
+  try {
+    // Logging at 5 and 10, 2 micro-batches a step: one read at step 5 (and the rest after step 10: its log row and the final checkpoint).
+    assert.deepEqual(await readsPerStep({ logging_steps: 5, save_steps: 0, gradient_accumulation_steps: 2 }, countingData()), [0, 0, 0, 0, 1, 0, 0, 0, 0]);
+    // With evaluation every 3 steps and a checkpoint every 4: reads at steps 3, 4, 5, 6, 8, 9 only.
+    const r = await readsPerStep({ logging_steps: 5, save_steps: 4, eval_steps: 3 }, countingData({ validation: true }));
+    assert.deepEqual(r.map((n, i) => (n > 0 ? i + 1 : 0)).filter(Boolean), [3, 4, 5, 6, 8, 9], `reads per step: ${r}`);
+    assert.equal(r[4], 1, 'a logging step reads once');
+    // A real GPT-2 (full fine-tuning, dropout 0.1 on WASM's dropout kernel, clipping on): its forward and backward read nothing either.
+    const { loadPretrained } = await import('@peftkit/models');
+    const { hfFixture } = await import('@peftkit/models/testing');
+    const gpt2 = await inject(await loadPretrained(hfFixture('ckpt-gpt2-tiny-vocab'), { task: 'causal-lm' }), fullMethod, {});
+    const text = memoryDataset({ train: Array.from({ length: 4 }, (_, i) => example([1 + i, 2, 3, 4, 5 + i, 6])) }, { vocabSize: 21 });
+    assert.deepEqual(await readsPerStep({ logging_steps: 5, save_steps: 0, max_grad_norm: 1e-3 }, text, gpt2), [0, 0, 0, 0, 1, 0, 0, 0, 0]);
   } finally {
     cleanup();
   }

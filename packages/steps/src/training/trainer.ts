@@ -88,6 +88,17 @@ function trainingSeed(seed: number): number {
 
 const nextTick = () => new Promise<void>((r) => setImmediate(r));
 
+/** One optimizer step's figures, kept on the device until the next read (see {@link runTraining}). */
+interface PendingStep {
+  step: number;
+  /** The step's learning rate (for the error message). */
+  lr: number;
+  /** Each micro-batch's `Σ NLL / N`, in order (their sum is the step's loss); none for a step without targets. */
+  losses: tf.Scalar[];
+  /** The global gradient norm before clipping; absent for a step without targets (its norm is 0). */
+  gradNorm?: tf.Scalar;
+}
+
 /**
  * Trains the active adapter(s) of `model` on the `train` split of `data` with AdamW, an LR schedule
  * with warmup, global-norm clipping and gradient accumulation (see {@link TrainSettings}), writing
@@ -96,11 +107,20 @@ const nextTick = () => new Promise<void>((r) => setImmediate(r));
  * Each optimizer step: `gradient_accumulation_steps` micro-batches; each contributes
  * `Σ NLL / N` where N counts the target tokens of all the step's micro-batches (HF Trainer's
  * `num_items_in_batch`), so accumulation equals one big batch; gradients by `tf.variableGrads`
- * over the trainable parameters, summed, clipped, then the AdamW update at
+ * over the trainable parameters, summed, clipped on the device, then the AdamW update at
  * `learning_rate · lrMultiplier(step)`.
  *
- * @throws UserError when the loss or the gradient norm is NaN or infinite (naming the step; the last
- *   checkpoint is kept), when memory exceeds the guard, or when there is nothing to train.
+ * No value is read back to the host inside a step: each step's micro-batch losses and gradient norm
+ * stay device scalars and are read all at once (one read) at logging steps, before an evaluation, a
+ * checkpoint (save_steps, interruption, the end) and when training ends, where `loss_history`,
+ * `log_history` and the metrics rows need them. A read is a pipeline stall on WebGPU and keeps WASM
+ * from overlapping work; the numbers are the same as reading every step (the step's loss is summed
+ * on the host, in float64, in micro-batch order). The progress bar shows the last read loss between reads.
+ *
+ * @throws UserError when a loss or gradient norm is NaN or infinite, at the read that sees it (the
+ *   next logging step at the latest), naming the first bad step; the last checkpoint is kept (no
+ *   checkpoint is written after a bad step, but the model in memory has taken the updates made
+ *   until the read). Also when memory exceeds the guard, or when there is nothing to train.
  */
 export async function runTraining(model: PeftModel, data: Dataset, settings: TrainSettings, env: TrainEnv): Promise<TrainResult> {
   const s = resolveTrainSettings(settings);
@@ -171,6 +191,7 @@ export async function runTraining(model: PeftModel, data: Dataset, settings: Tra
   log.info(`training ${task}: ${totalSteps} optimizer steps (${updatesPerEpoch} per epoch), batch ${batchSize} x ${accum} accumulation, ${params.length} trainable tensors, lr ${s.learning_rate} ${s.lr_scheduler_type} with ${sched.warmupSteps} warmup steps`);
 
   const save = async (reason: string) => {
+    await readPending();
     state.rng_state = getRngState();
     state.data_state = iter.position;
     const optState = opt.getState();
@@ -185,7 +206,56 @@ export async function runTraining(model: PeftModel, data: Dataset, settings: Tra
     progress.log(`checkpoint (${reason}): ${checkpoint}`);
   };
 
+  // Device scalars of the steps since the last read, and the last loss read (shown by the progress bar between reads).
+  let pending: PendingStep[] = [];
+  let shownLoss: number | undefined;
+  let window = { loss: 0, steps: 0, tokens: 0, t0: performance.now() };
+  /**
+   * Reads every pending step's figures in one read; appends the steps' losses to `loss_history` and
+   * the window in step order (each step's loss summed over its micro-batches as a float64, as before).
+   * @returns the last step's gradient norm (0 when none is pending).
+   * @throws UserError at the first step with a non-finite loss or gradient norm.
+   */
+  const readPending = async (): Promise<number> => {
+    const taken = pending;
+    pending = [];
+    const scalars = taken.flatMap((p) => (p.gradNorm ? [...p.losses, p.gradNorm] : p.losses));
+    let values: Float32Array | undefined;
+    try {
+      if (scalars.length) {
+        const all = tf.tidy(() => tf.stack(scalars));
+        try {
+          values = (await all.data()) as Float32Array;
+        } finally {
+          all.dispose();
+        }
+      }
+    } finally {
+      for (const t of scalars) t.dispose();
+    }
+    let k = 0;
+    let gradNorm = 0;
+    for (const p of taken) {
+      let loss = 0;
+      for (let i = 0; i < p.losses.length; i++) {
+        const v = values![k++];
+        if (!Number.isFinite(v)) throw nonFinite('loss', v, p.step, p.lr, checkpoint, state.global_step);
+        loss += v;
+      }
+      gradNorm = p.gradNorm ? values![k++] : 0;
+      if (!Number.isFinite(gradNorm)) throw nonFinite('gradient norm', gradNorm, p.step, p.lr, checkpoint, state.global_step);
+      state.loss_history.push(loss);
+      window.loss += loss;
+    }
+    return gradNorm;
+  };
+  const disposePending = () => {
+    for (const p of pending) for (const t of [...p.losses, ...(p.gradNorm ? [p.gradNorm] : [])]) t.dispose();
+    pending = [];
+  };
+
   const evaluate = async () => {
+    await readPending();
     const { loss } = await splitLoss(model, data, 'validation', s.per_device_eval_batch_size, task);
     const row = { global_step: state.global_step, eval_loss: loss };
     state.log_history.push(row);
@@ -197,7 +267,6 @@ export async function runTraining(model: PeftModel, data: Dataset, settings: Tra
   const progress = new TrainProgress(totalSteps, s.logging_steps, log, state.global_step, env.progressBar);
   let interrupted = false;
   let earlyStopped = false;
-  let window = { loss: 0, steps: 0, tokens: 0, t0: performance.now() };
   model.base.model.train();
   const stacks = s.gradient_checkpointing ? model.base.model.gradientCheckpointingEnable(true) : 0;
   if (s.gradient_checkpointing) {
@@ -217,8 +286,8 @@ export async function runTraining(model: PeftModel, data: Dataset, settings: Tra
       const n = micro.reduce((a, b) => a + targetCount(b, task, model), 0);
       const tokens = micro.reduce((a, b) => a + tokenCount(b), 0);
       const lr = s.learning_rate * lrMultiplier(state.scheduler_last_step, sched);
-      let loss = 0;
-      let gradNorm = 0;
+      const done: PendingStep = { step, lr, losses: [] };
+      pending.push(done);
       if (n === 0) {
         log.warn(`step ${step}: its batches have no target token (every label is -100); no update`);
       } else {
@@ -226,8 +295,7 @@ export async function runTraining(model: PeftModel, data: Dataset, settings: Tra
         try {
           for (const b of micro) {
             const { value, grads } = tf.tidy(() => tf.variableGrads(() => tf.div(batchNllSum(model, b, task), n) as tf.Scalar, vars));
-            const v = (await value.data())[0];
-            value.dispose();
+            done.losses.push(value);
             for (const [vn, g] of Object.entries(grads)) {
               if (!g) continue;
               const name = nameOf.get(vn)!;
@@ -238,11 +306,8 @@ export async function runTraining(model: PeftModel, data: Dataset, settings: Tra
                 g.dispose();
               } else acc.set(name, g);
             }
-            if (!Number.isFinite(v)) throw nonFinite('loss', v, step, lr, checkpoint);
-            loss += v;
           }
-          gradNorm = await clipGradNorm(acc, s.max_grad_norm);
-          if (!Number.isFinite(gradNorm)) throw nonFinite('gradient norm', gradNorm, step, lr, checkpoint);
+          done.gradNorm = clipGradNorm(acc, s.max_grad_norm);
           opt.applyGradients(acc, lr);
         } catch (e) {
           throw heapExhaustedError(e, step) ?? e;
@@ -254,21 +319,25 @@ export async function runTraining(model: PeftModel, data: Dataset, settings: Tra
       state.scheduler_last_step += 1;
       state.epoch = (iter.position.epoch * perEpoch + iter.position.batch) / perEpoch;
       state.tokens_seen += tokens;
-      state.loss_history.push(loss);
       checkMemory(memLimit, step);
 
-      window.loss += loss;
       window.steps += 1;
       window.tokens += tokens;
-      const elapsed = (performance.now() - window.t0) / 1000;
-      const tokensPerSecond = elapsed > 0 ? window.tokens / elapsed : 0;
-      // The bar and log lines show the loss averaged since the last logged step, as metrics.jsonl records it.
-      progress.update({ step, loss: window.loss / window.steps, lr, tokensPerSecond });
       if (step % s.logging_steps === 0 || step === totalSteps) {
-        const row = { global_step: step, loss: window.loss / window.steps, lr, grad_norm: gradNorm, tokens_per_s: tokensPerSecond, epoch: state.epoch };
+        const gradNorm = await readPending();
+        // Timed after the read, so the device has done the window's work.
+        const elapsed = (performance.now() - window.t0) / 1000;
+        const tokensPerSecond = elapsed > 0 ? window.tokens / elapsed : 0;
+        // The bar and log lines show the loss averaged since the last logged step, as metrics.jsonl records it.
+        shownLoss = window.loss / window.steps;
+        progress.update({ step, loss: shownLoss, lr, tokensPerSecond });
+        const row = { global_step: step, loss: shownLoss, lr, grad_norm: gradNorm, tokens_per_s: tokensPerSecond, epoch: state.epoch };
         state.log_history.push(row);
         env.recordMetrics(row);
         window = { loss: 0, steps: 0, tokens: 0, t0: performance.now() };
+      } else {
+        const elapsed = (performance.now() - window.t0) / 1000;
+        progress.update({ step, loss: shownLoss, lr, tokensPerSecond: elapsed > 0 ? window.tokens / elapsed : 0 });
       }
       if (s.eval_steps && hasValidation && step % s.eval_steps === 0) {
         const evalLoss = await evaluate();
@@ -288,7 +357,9 @@ export async function runTraining(model: PeftModel, data: Dataset, settings: Tra
     }
     if (!interrupted && !s.eval_steps && hasValidation && state.global_step > lastSaved) await evaluate();
     if (state.global_step > lastSaved && state.global_step > 0) await save(interrupted ? 'interrupted' : 'end of training');
+    await readPending(); // normally empty here: every path above reads
   } finally {
+    disposePending();
     progress.stop();
     opt.dispose();
     if (stacks) model.base.model.gradientCheckpointingEnable(false);
@@ -298,9 +369,11 @@ export async function runTraining(model: PeftModel, data: Dataset, settings: Tra
   return { globalStep: state.global_step, totalSteps, task, lossHistory: state.loss_history, logHistory: state.log_history, interrupted, earlyStopped, checkpoint };
 }
 
-function nonFinite(what: string, value: number, step: number, lr: number, checkpoint: string | undefined): UserError {
+/** The error for a non-finite loss or gradient norm of `step`, found by the read after step `readAt`. */
+function nonFinite(what: string, value: number, step: number, lr: number, checkpoint: string | undefined, readAt: number): UserError {
   return new UserError(
-    `the ${what} is ${value} at step ${step} (learning rate ${lr.toExponential(2)}): training stopped. ` +
+    `the ${what} is ${value} at step ${step} (learning rate ${lr.toExponential(2)}): training stopped` +
+      (readAt > step ? ` at step ${readAt}, where it was read (values are read at logging, evaluation and checkpoint steps). ` : '. ') +
       (checkpoint ? `The last good checkpoint is kept: ${checkpoint}` : 'No checkpoint was written before this step.'),
     { hint: 'lower learning_rate (e.g. by 10x), add warmup (warmup_ratio 0.03) and keep max_grad_norm at 1.0; then run again with --resume to continue from the last good checkpoint' },
   );
