@@ -10,10 +10,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { UserError, type JSONSchema7 } from '@peftkit/core';
 import { Module, ModuleList, type Layer, type LoadReport } from '../nn/module.js';
-import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
+import { Embedding, Linear, RMSNorm, dropoutDraw } from '../nn/layers.js';
 import { blockForward } from '../nn/checkpoint.js';
-import { nextSeedPair } from '../nn/rng.js';
-import { seededDropout } from '../kernels/dropout.js';
 import { PreTrainedModel, type KVCache, type LayerKV, type ModelBuildOptions, type ModelConfig, type ModelInputs, type ModelOutput, type TransformerDims } from '../model.js';
 import { appendKV, attentionBias, defaultPositionIds, mergeHeads, scaledDotProductAttention, splitHeads } from './attention.js';
 import { requireDivisible, resolveConfig, type Resolved } from './config.js';
@@ -142,7 +140,7 @@ export class LlamaAttention extends Module {
     const k = applyRotary(splitHeads(this.k_proj.forward(x), this.numKeyValueHeads, this.headDim), rope.cos, rope.sin); // [B, KVH, T, D]
     const v = splitHeads(this.v_proj.forward(x), this.numKeyValueHeads, this.headDim); // [B, KVH, T, D]
     const present = appendKV(past, k, v);
-    const drop = this.training && this.attentionDropout > 0 ? (p: tf.Tensor) => seededDropout(p, this.attentionDropout, ...nextSeedPair()) : undefined;
+    const drop = this.training && this.attentionDropout > 0 ? dropoutDraw(this.attentionDropout) : undefined;
     const y = scaledDotProductAttention(q, present.key, present.value, 1 / Math.sqrt(this.headDim), bias, drop);
     return { output: this.o_proj.forward(mergeHeads(y)) as tf.Tensor3D, present };
   }
