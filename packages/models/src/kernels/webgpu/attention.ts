@@ -133,8 +133,8 @@ fn main() {
   // a block covers 4 consecutive probabilities, which may straddle tiles and rows, so it is keyed by its index.
   let rowFlat = u32(row) * u32(S);
   let key = vec2<u32>(uniforms.seed0, uniforms.seed1);
-  var block = 0u;
-  var words = philox4x32_10(vec4<u32>(0u, 0u, 0u, 0u), key);`
+  var block = 0xffffffffu; // none yet: block indices stay below 2^30
+  var words = vec4<u32>(0u);`
       : ''
   }
   for (var j0 = 0; j0 < S; j0 += COLS) {
