@@ -23,7 +23,7 @@ export * from './architectures/index.js';
 export * from './generation.js';
 export { registerKernels, KERNEL_CONFIGS, KERNEL_OVERRIDES, GRADIENT_CONFIGS } from './kernels/index.js';
 export { seededDropout, PEFTKIT_DROPOUT, type PeftkitDropoutAttrs } from './kernels/dropout.js';
-export { fusedAttention, fusedAttentionApplies, PEFTKIT_ATTENTION, type PeftkitAttentionAttrs } from './kernels/attention.js';
+export { fusedAttention, fusedAttentionApplies, PEFTKIT_ATTENTION, type AttentionDropout, type PeftkitAttentionAttrs } from './kernels/attention.js';
 export { attentionReference } from './kernels/reference/attention.js';
 export { matMul2d, PEFTKIT_MATMUL } from './kernels/matmul.js';
 // Once a backend is chosen: the WASM backend gets UnsortedSegmentSum (the gather gradient) and a

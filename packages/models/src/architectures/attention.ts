@@ -4,7 +4,8 @@
  * grouped-query heads (Vaswani et al. 2017, section 3.2; Ainslie et al. 2023 for GQA).
  */
 import * as tf from '@tensorflow/tfjs';
-import { fusedAttention, fusedAttentionApplies } from '../kernels/attention.js';
+import { fusedAttention, fusedAttentionApplies, type AttentionDropout } from '../kernels/attention.js';
+import { seededDropout } from '../kernels/dropout.js';
 import { attentionReference } from '../kernels/reference/attention.js';
 
 /**
@@ -79,18 +80,19 @@ export function attentionBias(spec: MaskSpec): tf.Tensor4D | undefined {
  * softmax(q kᵀ · scale + bias) v, with grouped-query attention: query head h reads key/value head
  * ⌊h / (H / KVH)⌋, as HF's `repeat_kv`, computed without copying keys.
  *
- * Without dropout, on a backend that has the fused kernel (WebGPU: kernels/webgpu/attention.ts), one kernel
- * computes it (online softmax, FlashAttention) and the gradient recomputes the probabilities from the saved
- * row statistics; everywhere else, and whenever dropout is given, the composed tfjs ops of
- * kernels/reference/attention.ts run, which the fused kernel is tested against.
+ * On a backend that has the fused kernel (WebGPU: kernels/webgpu/attention.ts), one kernel computes it (online
+ * softmax, FlashAttention), dropout included, and the gradient recomputes the probabilities and the dropout mask
+ * from the saved row statistics and the seeds; everywhere else the composed tfjs ops of
+ * kernels/reference/attention.ts run with `seededDropout` on the probabilities, which the fused kernel is tested
+ * against. Both apply the same mask (Philox4x32-10 keyed by the seeds and the flat [B, H, T, S] index).
  * @param q - [B, H, T, D]
  * @param k - [B, KVH, S, D]
  * @param v - [B, KVH, S, D]
  * @param bias - [B or 1, 1, T or 1, S] from {@link attentionBias}, or undefined
- * @param dropout - applied to the probabilities; omit it (undefined) when no dropout is active (evaluation,
- *   or rate 0), which is what lets the fused kernel run
+ * @param dropout - dropout of the probabilities (rate and the Philox key drawn from the run's stream, e.g. by
+ *   `Dropout.draw()` of nn/layers.ts), or undefined when no dropout is active (evaluation, or rate 0)
  * @returns [B, H, T, D]
- * @throws Error when H is not a multiple of KVH.
+ * @throws Error when H is not a multiple of KVH; RangeError when the dropout rate is outside [0, 1).
  */
 export function scaledDotProductAttention(
   q: tf.Tensor4D,
@@ -98,10 +100,10 @@ export function scaledDotProductAttention(
   v: tf.Tensor4D,
   scale: number,
   bias: tf.Tensor4D | undefined,
-  dropout?: (p: tf.Tensor) => tf.Tensor,
+  dropout?: AttentionDropout,
 ): tf.Tensor4D {
-  if (!dropout && fusedAttentionApplies(q, k, v, bias)) return fusedAttention(q, k, v, scale, bias);
-  return attentionReference(q, k, v, scale, bias, dropout);
+  if (fusedAttentionApplies(q, k, v, bias)) return fusedAttention(q, k, v, scale, bias, dropout);
+  return attentionReference(q, k, v, scale, bias, dropout && ((p) => seededDropout(p, dropout.rate, dropout.seed0, dropout.seed1)));
 }
 
 /** HF's default position ids: `past .. past + T - 1`, [1, T] int32 (broadcast over the batch). */

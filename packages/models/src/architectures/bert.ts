@@ -79,7 +79,7 @@ export class BertSelfAttention extends Module {
   forward(x: tf.Tensor3D, bias: tf.Tensor4D | undefined, past?: LayerKV): { output: tf.Tensor3D; present: LayerKV } {
     const q = splitHeads(this.query.forward(x), this.numHeads, this.headDim); // [B, H, T, D]
     const present = appendKV(past, splitHeads(this.key.forward(x), this.numHeads, this.headDim), splitHeads(this.value.forward(x), this.numHeads, this.headDim));
-    const y = scaledDotProductAttention(q, present.key, present.value, 1 / Math.sqrt(this.headDim), bias, this.dropout.active ? (p) => this.dropout.forward(p) : undefined);
+    const y = scaledDotProductAttention(q, present.key, present.value, 1 / Math.sqrt(this.headDim), bias, this.dropout.draw());
     return { output: mergeHeads(y), present };
   }
 }

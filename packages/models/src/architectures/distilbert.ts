@@ -93,7 +93,7 @@ export class MultiHeadSelfAttention extends Module {
   /** [B, T, C] → [B, T, C]. */
   forward(x: tf.Tensor3D, bias: tf.Tensor4D | undefined): tf.Tensor3D {
     const heads = (t: tf.Tensor) => splitHeads(t, this.numHeads, this.headDim); // [B, H, T, D]
-    const y = scaledDotProductAttention(heads(this.q_lin.forward(x)), heads(this.k_lin.forward(x)), heads(this.v_lin.forward(x)), 1 / Math.sqrt(this.headDim), bias, this.dropout.active ? (p) => this.dropout.forward(p) : undefined);
+    const y = scaledDotProductAttention(heads(this.q_lin.forward(x)), heads(this.k_lin.forward(x)), heads(this.v_lin.forward(x)), 1 / Math.sqrt(this.headDim), bias, this.dropout.draw());
     return this.out_lin.forward(mergeHeads(y)) as tf.Tensor3D;
   }
 }

@@ -64,7 +64,7 @@ export class GPT2Attention extends Module {
     const C = x.shape[2];
     const [q, k, v] = tf.split(this.c_attn.forward(x), [C, C, C], -1).map((t) => splitHeads(t, this.numHeads, this.headDim)); // [B, H, T, D]
     const present = appendKV(past, k, v); // [B, H, P + T, D]
-    const y = scaledDotProductAttention(q, present.key, present.value, this.scale, bias, this.attn_dropout.active ? (p) => this.attn_dropout.forward(p) : undefined);
+    const y = scaledDotProductAttention(q, present.key, present.value, this.scale, bias, this.attn_dropout.draw());
     const output = this.resid_dropout.forward(this.c_proj.forward(mergeHeads(y))) as tf.Tensor3D; // [B, T, C]
     return { output, present };
   }

@@ -75,7 +75,7 @@ export function createModel(config: ModelConfig, task?: ModelTask, file = 'confi
 
 export { GPT2Model, GPT2LMHeadModel, GPT2ForSequenceClassification, gpt2Config, type GPT2Config, type ResolvedGPT2Config } from './gpt2.js';
 export { LlamaModel, LlamaForCausalLM, LlamaForSequenceClassification, llamaConfig, ropeInverseFrequencies, type LlamaConfig, type ResolvedLlamaConfig } from './llama.js';
-export { ROPE_TYPES, resolveRopeParameters, ropeFrequencies, type RopeFrequencies, type RopeParameters, type RopeType } from './rope.js';
+export { ROPE_TYPES, resolveRopeParameters, ropeFrequencies, ropeInvFreqForPositions, type RopeFrequencies, type RopeParameters, type RopeType } from './rope.js';
 export { BertModel, BertForSequenceClassification, bertConfig, type BertConfig, type ResolvedBertConfig } from './bert.js';
 export { DistilBertModel, DistilBertForSequenceClassification, distilBertConfig, type DistilBertConfig, type ResolvedDistilBertConfig } from './distilbert.js';
 export { TiedLinear, activation } from './shared.js';

@@ -10,14 +10,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { UserError, type JSONSchema7 } from '@peftkit/core';
 import { Module, ModuleList, type Layer, type LoadReport } from '../nn/module.js';
-import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
+import { Embedding, Linear, RMSNorm, dropoutDraw } from '../nn/layers.js';
 import { blockForward } from '../nn/checkpoint.js';
-import { nextSeedPair } from '../nn/rng.js';
-import { seededDropout } from '../kernels/dropout.js';
 import { PreTrainedModel, type KVCache, type LayerKV, type ModelBuildOptions, type ModelConfig, type ModelInputs, type ModelOutput, type TransformerDims } from '../model.js';
 import { appendKV, attentionBias, defaultPositionIds, mergeHeads, scaledDotProductAttention, splitHeads } from './attention.js';
 import { requireDivisible, resolveConfig, type Resolved } from './config.js';
-import { resolveRopeParameters, ropeDependsOnLength, ropeFrequencies, type RopeFrequencies, type RopeParameters } from './rope.js';
+import { resolveRopeParameters, ropeDependsOnLength, ropeFrequencies, ropeInvFreqForPositions, type RopeFrequencies, type RopeParameters } from './rope.js';
 import { activation, buildBlocks, initNormal, nestedBuild, normalizeStateDict, poolLastNonPadToken, TiedLinear, tidyOutput } from './shared.js';
 import type { LlamaConfig } from './llama-config.generated.js';
 import schema from './llama-config.schema.json' with { type: 'json' };
@@ -96,10 +94,12 @@ export class LlamaRotaryEmbedding extends Module {
   }
   /** positionIds [B or 1, T] → cos, sin [B or 1, 1, T, D], D = head_dim, each times the attention scaling. */
   forward(positionIds: tf.Tensor2D): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
-    // dynamic and longrope change with the length (transformers' `dynamic_rope_update`: the largest position + 1).
-    const f = ropeDependsOnLength(this.params) ? ropeFrequencies(this.params, this.headDim, this.maxPositions, tf.max(positionIds).dataSync()[0] + 1) : this.frequencies;
+    const f = this.frequencies; // its attention scaling does not depend on the length, for any rope type
     return tf.tidy(() => {
-      const freqs = tf.mul(positionIds.cast('float32').expandDims(-1), tf.tensor1d(f.invFreq)); // [B, T, D/2]
+      // dynamic and longrope change with the length (transformers' `dynamic_rope_update`: the largest position + 1),
+      // taken on the device from the positions, not read back.
+      const invFreq = ropeDependsOnLength(this.params) ? ropeInvFreqForPositions(this.params, this.headDim, this.maxPositions, positionIds) : tf.tensor1d(f.invFreq);
+      const freqs = tf.mul(positionIds.cast('float32').expandDims(-1), invFreq); // [B, T, D/2]
       const emb = tf.concat([freqs, freqs], -1).expandDims(1); // [B, 1, T, D]
       const scale = (t: tf.Tensor) => (f.attentionScaling === 1 ? t : tf.mul(t, f.attentionScaling));
       return { cos: scale(tf.cos(emb)) as tf.Tensor4D, sin: scale(tf.sin(emb)) as tf.Tensor4D };
@@ -142,7 +142,7 @@ export class LlamaAttention extends Module {
     const k = applyRotary(splitHeads(this.k_proj.forward(x), this.numKeyValueHeads, this.headDim), rope.cos, rope.sin); // [B, KVH, T, D]
     const v = splitHeads(this.v_proj.forward(x), this.numKeyValueHeads, this.headDim); // [B, KVH, T, D]
     const present = appendKV(past, k, v);
-    const drop = this.training && this.attentionDropout > 0 ? (p: tf.Tensor) => seededDropout(p, this.attentionDropout, ...nextSeedPair()) : undefined;
+    const drop = this.training && this.attentionDropout > 0 ? dropoutDraw(this.attentionDropout) : undefined;
     const y = scaledDotProductAttention(q, present.key, present.value, 1 / Math.sqrt(this.headDim), bias, drop);
     return { output: this.o_proj.forward(mergeHeads(y)) as tf.Tensor3D, present };
   }

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { UserError, initBackend } from '@peftkit/core';
-import { llamaConfig, loadPretrained, resolveRopeParameters, ropeFrequencies, type RopeParameters } from '../index.js';
+import { llamaConfig, loadPretrained, resolveRopeParameters, ropeFrequencies, ropeInvFreqForPositions, type RopeParameters } from '../index.js';
 import { hfGolden } from '../testing/index.js';
 
 before(async () => {
@@ -58,6 +58,26 @@ test('dynamic NTK: the base grows only past max_position_embeddings', () => {
   close(ropeFrequencies(p, 4, 16, 16).invFreq, [1, 0.01]);
   // 32 positions: θ' = 10000 · (2·32/16 − 1)^(4/2) = 90000, so 90000^-0.5 = 1/300.
   close(ropeFrequencies(p, 4, 16, 32).invFreq, [1, 1 / 300]);
+});
+
+test('dynamic and longrope on the device (no read back) give the host frequencies at max(position) + 1', async () => {
+  const dyn: RopeParameters = { rope_type: 'dynamic', rope_theta: 10000, factor: 2 };
+  const lr: RopeParameters = { rope_type: 'longrope', rope_theta: 1e4, factor: 4, original_max_position_embeddings: 16, short_factor: [1, 2, 4, 8], long_factor: [2, 4, 8, 16] };
+  // [B, T] positions whose largest entry (L − 1) is not in the last place, and a [1, T] row.
+  const positions = (last: number) => tf.tensor2d([[0, 1, 2, last], [last - 3, last - 2, last - 1, 0]], [2, 4], 'int32');
+  for (const [p, d, maxPos] of [[dyn, 8, 16], [dyn, 4, 16], [lr, 8, 64]] as const) {
+    for (const L of [4, 15, 16, 17, 32, 100]) {
+      const pos = positions(L - 1);
+      const got = ropeInvFreqForPositions(p, d, maxPos, pos);
+      const want = ropeFrequencies(p, d, maxPos, L).invFreq;
+      close(await got.data(), Array.from(want), 1e-6);
+      // Up to the pretrained length: the table itself, bit for bit.
+      if (L <= (p.rope_type === 'dynamic' ? maxPos : 16)) assert.deepEqual(Array.from(await got.data()), Array.from(want), `${p.rope_type} L ${L}`);
+      tf.dispose([pos, got]);
+    }
+  }
+  // The grown base differs from the default past max positions (the case above would pass if nothing grew).
+  assert.ok(Math.abs(ropeFrequencies(dyn, 8, 16, 32).invFreq[1] - ropeFrequencies(dyn, 8, 16, 16).invFreq[1]) > 1e-3);
 });
 
 test('yarn: ramp between interpolated and original frequencies, cos/sin scaled', () => {

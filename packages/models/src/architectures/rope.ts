@@ -9,6 +9,7 @@
  * (`{"rope_type", "rope_theta", "factor", ...}`) and no top-level `rope_theta`.
  * {@link resolveRopeParameters} reads either form into the second.
  */
+import * as tf from '@tensorflow/tfjs';
 import { UserError } from '@peftkit/core';
 import type { ModelConfig } from '../model.js';
 
@@ -196,4 +197,48 @@ export function ropeFrequencies(p: RopeParameters, headDim: number, maxPositionE
 /** Whether the frequencies depend on the sequence length (so the forward pass must know it). */
 export function ropeDependsOnLength(p: RopeParameters): boolean {
   return p.rope_type === 'dynamic' || p.rope_type === 'longrope';
+}
+
+/**
+ * The inverse frequencies of {@link ropeFrequencies} at seqLen = max(positionIds) + 1 (transformers'
+ * `dynamic_rope_update`), computed with tensor ops where the positions live, without reading them back (WebGPU
+ * in Node cannot read synchronously, and a read would stall the queue on any GPU):
+ * - `dynamic`: θ'^(−2i/d) with θ' = θ · g^(d/(d−2)), i.e. θ^(−2i/d) · g^(−2i/(d−2)), with
+ *   g = 1 + factor · (L − max) / max and L = max(seqLen, max): the same g as ropeFrequencies'
+ *   factor · L / max − (factor − 1), written so that g is exactly 1 (the `default` frequencies, bit for bit)
+ *   up to max positions. In float32, as transformers computes it; within a few ulp of the float64 host values.
+ * - `longrope`: the long factors' table when seqLen > original_max_position_embeddings, else the short ones'
+ *   (both from ropeFrequencies, so exactly its values); the attention scaling is the same for both.
+ * Other rope types do not depend on the length: their table is returned as is.
+ * @param p - resolved rope parameters ({@link resolveRopeParameters})
+ * @param headDim - d, even
+ * @param maxPositionEmbeddings - the config's max_position_embeddings
+ * @param positionIds - [B or 1, T] positions (int32 or float32)
+ * @returns [d / 2] float32, radians per position (the caller disposes it)
+ * @throws UserError when longrope's factor lists do not have head_dim / 2 entries.
+ */
+export function ropeInvFreqForPositions(p: RopeParameters, headDim: number, maxPositionEmbeddings: number, positionIds: tf.Tensor, file = 'config.json'): tf.Tensor1D {
+  const d = headDim;
+  if (p.rope_type === 'dynamic') {
+    const base = ropeFrequencies(p, d, maxPositionEmbeddings, 0, file).invFreq; // L = max: θ unchanged
+    // −2i/(d−2); 0 for i = 0, whose frequency is 1 at any θ (and d = 2 would divide 0 by 0).
+    const exponents = Float32Array.from({ length: d / 2 }, (_, i) => (i === 0 ? 0 : (-2 * i) / (d - 2)));
+    const factor = p.factor as number;
+    return tf.tidy(() => {
+      const seqLen = tf.add(tf.max(positionIds).cast('float32'), 1);
+      const excess = tf.relu(tf.sub(seqLen, maxPositionEmbeddings)); // L − max, L = max(seqLen, max)
+      const g = tf.add(1, tf.mul(excess, factor / maxPositionEmbeddings));
+      return tf.mul(tf.tensor1d(base), tf.exp(tf.mul(tf.tensor1d(exponents), tf.log(g)))) as tf.Tensor1D;
+    });
+  }
+  if (p.rope_type === 'longrope') {
+    const orig = p.original_max_position_embeddings as number;
+    const short = ropeFrequencies(p, d, maxPositionEmbeddings, 0, file).invFreq;
+    const long = ropeFrequencies(p, d, maxPositionEmbeddings, orig + 1, file).invFreq;
+    return tf.tidy(() => {
+      const isLong = tf.greaterEqual(tf.max(positionIds).cast('float32'), orig).reshape([1]); // seqLen = max + 1 > orig
+      return tf.where(tf.broadcastTo(isLong, [d / 2]), tf.tensor1d(long), tf.tensor1d(short)) as tf.Tensor1D;
+    });
+  }
+  return tf.tensor1d(ropeFrequencies(p, d, maxPositionEmbeddings, 0, file).invFreq);
 }

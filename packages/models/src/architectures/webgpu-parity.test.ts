@@ -15,7 +15,20 @@ const CONFIGS: Record<string, ModelConfig> = {
   qwen2: { ...TINY_CONFIGS.llama, model_type: 'qwen2', architectures: ['Qwen2ForCausalLM'] },
   mistral: { ...TINY_CONFIGS.llama, model_type: 'mistral', architectures: ['MistralForCausalLM'], sliding_window: 4 },
   'gpt2-seqcls': { ...TINY_CONFIGS.gpt2, architectures: ['GPT2ForSequenceClassification'], num_labels: 3, pad_token_id: 0 },
+  // RoPE that depends on the length (max position + 1, taken on the device): 8 positions, past the pretrained 6;
+  // run with position ids computed on the device (see FROM_MASK).
+  'llama-dynamic-rope': { ...TINY_CONFIGS.llama, max_position_embeddings: 6, rope_parameters: { rope_type: 'dynamic', rope_theta: 10000, factor: 2 } },
+  'llama-longrope': {
+    ...TINY_CONFIGS.llama,
+    rope_parameters: { rope_type: 'longrope', rope_theta: 10000, factor: 4, original_max_position_embeddings: 6, short_factor: [1, 1.5], long_factor: [2, 3] },
+  },
 };
+
+/**
+ * Configs run with HF's position ids from the mask, cumsum(mask) − 1, computed by tensor ops: on webgpu they live on
+ * the GPU (tfjs computes small ops on host-resident values on the host), so a synchronous read of them would stop.
+ */
+const FROM_MASK = new Set(['llama-dynamic-rope', 'llama-longrope']);
 
 interface Result {
   output: Float32Array;
@@ -27,17 +40,18 @@ interface Result {
  * Output (logits, or the last hidden state of a bare encoder), a loss that weighs every output element
  * differently (so no gradient cancels), and the gradient of every parameter; two rows, the second right-padded by 3.
  */
-async function run(model: PreTrainedModel): Promise<Result> {
+async function run(model: PreTrainedModel, positionsFromMask = false): Promise<Result> {
   const ids = sampleIds(2, 8, 50, 5);
   const mask = tf.tensor2d([[1, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0, 0, 0]], [2, 8], 'int32');
+  const positionIds = positionsFromMask ? (tf.sub(tf.cumsum(mask, 1), 1) as tf.Tensor2D) : undefined;
   const params = [...model.namedParameters()];
   const out = tf.tidy(() => {
-    const o = model.forward({ inputIds: ids, attentionMask: mask });
+    const o = model.forward({ inputIds: ids, attentionMask: mask, positionIds });
     return o.lastHiddenState && model.task === 'base' ? o.lastHiddenState : o.logits;
   });
   const weights = tf.tidy(() => tf.sin(tf.range(0, out.size).reshape(out.shape)));
   const { value, grads } = tf.variableGrads(() => tf.tidy(() => {
-    const o = model.forward({ inputIds: ids, attentionMask: mask });
+    const o = model.forward({ inputIds: ids, attentionMask: mask, positionIds });
     const y = o.lastHiddenState && model.task === 'base' ? o.lastHiddenState : o.logits;
     return tf.sum(tf.mul(y, weights)) as tf.Scalar;
   }), params.map(([, v]) => v as tf.Variable));
@@ -46,7 +60,7 @@ async function run(model: PreTrainedModel): Promise<Result> {
     const g = grads[(v as tf.Variable).name];
     res.grads.set(name, g ? ((await g.data()) as Float32Array) : new Float32Array(v.size));
   }
-  tf.dispose([ids, mask, out, weights, value, ...Object.values(grads)]);
+  tf.dispose([ids, mask, out, weights, value, ...Object.values(grads), ...(positionIds ? [positionIds] : [])]);
   return res;
 }
 
@@ -71,9 +85,9 @@ for (const [name, config] of Object.entries(CONFIGS)) {
     await initBackend('cpu');
     manualSeed(7);
     const model = createModel(config);
-    const cpu = await run(model);
+    const cpu = await run(model, FROM_MASK.has(name));
     await initBackend('webgpu'); // the model's variables move to the GPU on first use
-    const gpu = await run(model);
+    const gpu = await run(model, FROM_MASK.has(name));
     model.dispose();
     assert.ok(cpu.grads.size >= 10, `${cpu.grads.size} parameters`);
     assertClose(gpu.output, cpu.output, 'output');

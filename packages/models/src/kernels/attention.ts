@@ -2,15 +2,22 @@
  * The fused attention op `PeftkitAttention` (forward kernel: webgpu/attention.ts; reference: the composed path,
  * reference/attention.ts) and its gradient.
  *
- * Forward: one kernel computes softmax(q kᵀ · scale + bias) v and, when a gradient will be taken, each row's
- * softmax statistics (maximum m and log of the sum l), so the [B, H, T, S] probabilities are never stored.
+ * Forward: one kernel computes dropout(softmax(q kᵀ · scale + bias)) v and, when a gradient will be taken, each
+ * row's softmax statistics (maximum m and log of the sum l), so the [B, H, T, S] probabilities are never stored.
+ * Dropout is `PeftkitDropout`'s (./dropout.ts, contract in ./reference/philox.ts) over the [B, H, T, S]
+ * probabilities: the mask Z = P ∘ M / (1 − rate) with M drawn from (seed0, seed1) and the flat index, recomputed
+ * wherever it is needed and never stored.
  * Backward: composed tfjs ops that recompute the probabilities from q, k and the saved statistics,
  * P = exp((q kᵀ · scale + bias − m) − log l), then (FlashAttention's backward, Dao et al. 2022,
- * arXiv:2205.14135, algorithm 2 and its appendix B.2; here unfused):
- *   dV = Pᵀ dO,  dP = dO Vᵀ,  dS = P ∘ (dP − rowsum(dO ∘ O)),  dQ = dS K · scale,  dK = dSᵀ Q · scale.
+ * arXiv:2205.14135, algorithm 2 and its appendix B.2, with its dropout; here unfused):
+ *   Z = dropout(P),  dV = Zᵀ dO,  dP = dropout(dO Vᵀ),  dS = P ∘ (dP − rowsum(dO ∘ O)),
+ *   dQ = dS K · scale,  dK = dSᵀ Q · scale,
+ * where dropout(dO Vᵀ) is the same mask and scale applied to dZ (the chain rule through Z = P ∘ M / (1 − rate)),
+ * and rowsum(P ∘ dP) = rowsum(Z ∘ dZ) = rowsum(dO ∘ O) still holds. Without dropout Z = P and dP = dO Vᵀ.
  * The bias is a constant of the op (a mask built from ints): it gets no gradient.
  */
 import * as tf from '@tensorflow/tfjs';
+import { seededDropout, type PeftkitDropoutAttrs } from './dropout.js';
 
 /** The kernel's name (registered for `webgpu` only, by ./index.ts). */
 export const PEFTKIT_ATTENTION = 'PeftkitAttention';
@@ -21,7 +28,20 @@ export interface PeftkitAttentionAttrs {
   scale: number;
   /** True: output [B, H, T, D + 2], columns D and D + 1 holding each row's m and log l. */
   stats: boolean;
+  /** Dropout probability of the attention probabilities, in [0, 1); 0: no dropout (the seeds are then unused). */
+  rate: number;
+  /** First Philox key word (uint32) of the dropout mask, as `PeftkitDropout`'s. */
+  seed0: number;
+  /** Second Philox key word (uint32). */
+  seed1: number;
 }
+
+/**
+ * The dropout of the attention probabilities: `PeftkitDropout`'s attrs (drop probability in [0, 1), uint32 key
+ * words), i.e. seededDropout(softmax(scores), rate, seed0, seed1). A layer draws the key from the run's seeded
+ * stream (nn/layers.ts `Dropout.draw`).
+ */
+export type AttentionDropout = PeftkitDropoutAttrs;
 
 /**
  * Whether the current backend has the fused kernel and it takes these operands: float32 q [B, H, T, D], k and
@@ -45,7 +65,16 @@ const runAttention = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, bias: tf.Tensor 
  * dQ, dK, dV of softmax(q kᵀ · scale + bias) v from the forward's output and row statistics (see the file
  * comment for the formulas). Shapes as {@link fusedAttention}; `packed` is the kernel's [B, H, T, D + 2].
  */
-function attentionBackward(dy: tf.Tensor4D, q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, packed: tf.Tensor4D, scale: number, bias: tf.Tensor4D | undefined): tf.Tensor[] {
+function attentionBackward(
+  dy: tf.Tensor4D,
+  q: tf.Tensor4D,
+  k: tf.Tensor4D,
+  v: tf.Tensor4D,
+  packed: tf.Tensor4D,
+  scale: number,
+  bias: tf.Tensor4D | undefined,
+  dropout: AttentionDropout | undefined,
+): tf.Tensor[] {
   return tf.tidy(() => {
     const [B, H, T, D] = q.shape;
     const [, KVH, S] = k.shape;
@@ -58,9 +87,11 @@ function attentionBackward(dy: tf.Tensor4D, q: tf.Tensor4D, k: tf.Tensor4D, v: t
     if (bias) scores = tf.add(scores, bias);
     // (score − m) first: exact for rows whose scores are all near the mask value, where m + log l would round.
     const p = tf.exp(tf.sub(tf.sub(scores, m), logL)).reshape([B, KVH, rows, S]);
+    // [B, KVH, rows, S] has the element order of [B, H, T, S], so the flat indices, hence the mask, are the forward's.
+    const drop = (x: tf.Tensor) => (dropout ? seededDropout(x, dropout.rate, dropout.seed0, dropout.seed1) : x);
     const dyg = dy.reshape([B, KVH, rows, D]);
-    const dv = tf.matMul(p, dyg, true, false); // [B, KVH, S, D]: the group's heads summed, as repeat_kv's gradient
-    const dp = tf.matMul(dyg, v, false, true); // [B, KVH, rows, S]
+    const dv = tf.matMul(drop(p), dyg, true, false); // [B, KVH, S, D]: the group's heads summed, as repeat_kv's gradient
+    const dp = drop(tf.matMul(dyg, v, false, true)); // [B, KVH, rows, S]
     const rowDot = tf.sum(tf.mul(dy, o), -1, true).reshape([B, KVH, rows, 1]); // rowsum(dO ∘ O) = rowsum(P ∘ dP)
     const ds = tf.mul(p, tf.sub(dp, rowDot));
     const dq = tf.mul(tf.matMul(ds, k), scale).reshape([B, H, T, D]);
@@ -70,30 +101,36 @@ function attentionBackward(dy: tf.Tensor4D, q: tf.Tensor4D, k: tf.Tensor4D, v: t
 }
 
 /**
- * softmax(q kᵀ · scale + bias) v through `PeftkitAttention`, without dropout. When the tape is recording, the
- * kernel also returns the row statistics and the gradient (q, k, v; not the bias) is
- * {@link attentionBackward}'s; otherwise only the output is computed.
+ * dropout(softmax(q kᵀ · scale + bias)) v through `PeftkitAttention`. When the tape is recording, the kernel also
+ * returns the row statistics and the gradient (q, k, v; not the bias) is {@link attentionBackward}'s, which
+ * recomputes the probabilities and the dropout mask; otherwise only the output is computed.
  * @param q - [B, H, T, D] float32
  * @param k - [B, KVH, S, D] float32, H a multiple of KVH (query head h reads head ⌊h / (H / KVH)⌋)
  * @param v - [B, KVH, S, D] float32
  * @param scale - multiplies q·k (usually 1/√D)
  * @param bias - additive [1 or B, 1, 1 or T, S] (0 visible, large negative masked), or undefined
+ * @param dropout - dropout of the [B, H, T, S] probabilities with `PeftkitDropout`'s mask (the same numbers as
+ *   seededDropout(softmax(scores), rate, seed0, seed1) in the composed path), or undefined (also when rate is 0)
  * @returns [B, H, T, D]
  * @throws Error when the backend has no `PeftkitAttention` kernel or the shapes do not fit (check
- *   {@link fusedAttentionApplies} first).
+ *   {@link fusedAttentionApplies} first); RangeError when the dropout rate is outside [0, 1).
  */
-export function fusedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, scale: number, bias: tf.Tensor4D | undefined): tf.Tensor4D {
-  if (!tf.engine().isTapeOn()) return runAttention(q, k, v, bias, { scale, stats: false });
+export function fusedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, scale: number, bias: tf.Tensor4D | undefined, dropout?: AttentionDropout): tf.Tensor4D {
+  if (dropout && !(dropout.rate >= 0 && dropout.rate < 1)) throw new RangeError(`attention dropout rate must be in [0, 1), got ${dropout.rate}`);
+  // As seededDropout: rate 0 is no dropout, and the key words are taken as uint32.
+  const drop = dropout && dropout.rate > 0 ? { rate: dropout.rate, seed0: dropout.seed0 >>> 0, seed1: dropout.seed1 >>> 0 } : undefined;
+  const dropAttrs = drop ?? { rate: 0, seed0: 0, seed1: 0 };
+  if (!tf.engine().isTapeOn()) return runAttention(q, k, v, bias, { scale, stats: false, ...dropAttrs });
   const [B, H, T, D] = q.shape;
   const f = tf.customGrad(((qq: tf.Tensor4D, kk: tf.Tensor4D, vv: tf.Tensor4D, save: tf.GradSaveFunc) => {
-    const packed = runAttention(qq, kk, vv, bias, { scale, stats: true });
+    const packed = runAttention(qq, kk, vv, bias, { scale, stats: true, ...dropAttrs });
     // The bias too: it is not an input of the op, and the caller's tidy may dispose it before the backward pass.
     save(bias ? [qq, kk, vv, packed, bias] : [qq, kk, vv, packed]);
     return {
       value: tf.slice(packed, [0, 0, 0, 0], [B, H, T, D]),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sq, sk, sv, sp, sb] = saved as tf.Tensor4D[];
-        return attentionBackward(dy as tf.Tensor4D, sq, sk, sv, sp, scale, sb);
+        return attentionBackward(dy as tf.Tensor4D, sq, sk, sv, sp, scale, sb, drop);
       },
     };
     // tfjs types the callback as variadic over tensors and the save function.

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Module } from './module.js';
 import { UserError } from '@peftkit/core';
 import { nextSeed, nextSeedPair } from './rng.js';
-import { seededDropout } from '../kernels/dropout.js';
+import { seededDropout, type PeftkitDropoutAttrs } from '../kernels/dropout.js';
 import { matMul2d } from '../kernels/matmul.js';
 
 /**
@@ -220,8 +220,25 @@ export class Dropout extends Module {
     return this.training && this.p > 0;
   }
   forward(x: tf.Tensor): tf.Tensor {
-    if (!this.active) return x;
-    const [seed0, seed1] = nextSeedPair();
-    return seededDropout(x, this.p, seed0, seed1);
+    const d = this.draw();
+    return d ? seededDropout(x, d.rate, d.seed0, d.seed1) : x;
   }
+  /**
+   * The rate and the Philox key of one use of this dropout, drawn from the run's stream as {@link forward} draws
+   * them (one {@link nextSeedPair}), for an op that applies the mask itself (the fused attention kernel,
+   * kernels/attention.ts); undefined, drawing nothing, when not {@link active}.
+   */
+  draw(): PeftkitDropoutAttrs | undefined {
+    return this.active ? dropoutDraw(this.p) : undefined;
+  }
+}
+
+/**
+ * `PeftkitDropout`'s attrs for dropout probability `rate` with a fresh key from the run's stream (one
+ * {@link nextSeedPair}): what {@link Dropout} draws, for a model that keeps its dropout rate as a number.
+ * @param rate - drop probability in [0, 1)
+ */
+export function dropoutDraw(rate: number): PeftkitDropoutAttrs {
+  const [seed0, seed1] = nextSeedPair();
+  return { rate, seed0, seed1 };
 }

@@ -11,7 +11,9 @@ import type { FullConfig } from './full.generated.js';
  * Its "adapter" is the whole model: `stateDict()` is the model's own state dict (HF names, no
  * `base_model.model.` prefix) and the export step writes a full HF checkpoint folder for it.
  * Disabling it needs the base weights: with `keep_base_copy` they are kept in host memory (4 bytes
- * per parameter) and swapped in; without it `setEnabled(false)` throws.
+ * per parameter), read back asynchronously at injection (WebGPU in Node has no synchronous read), and
+ * uploaded in their place; the trained weights meanwhile stay where they are (the variables' own buffers,
+ * held by reference: no read back, no copy). Without it `setEnabled(false)` throws.
  */
 export const fullMethod: PeftMethod<FullConfig, PreTrainedModel, AdapterHandle> = {
   name: 'full',
@@ -19,27 +21,40 @@ export const fullMethod: PeftMethod<FullConfig, PreTrainedModel, AdapterHandle> 
   family: 'full',
   description: 'Full fine-tuning: every base parameter is trained (the baseline). Exports a whole HF checkpoint.',
   configSchema: schema,
-  inject(model, config, ctx) {
+  async inject(model, config, ctx) {
     model.requiresGrad(true);
-    return new FullHandle(model, config, ctx.adapterName ?? 'default');
+    const baseCopy = config.keep_base_copy ? await hostCopy(model) : undefined;
+    return new FullHandle(model, config, ctx.adapterName ?? 'default', baseCopy);
   },
 };
 
 /** Host copies of every parameter's values, by HF name. */
 type Snapshot = Map<string, Float32Array>;
 
+/**
+ * Every parameter's values read back to the host, one at a time (a read of every buffer at once would map the
+ * whole model's worth of staging buffers on a GPU at the same time).
+ */
+async function hostCopy(model: PreTrainedModel): Promise<Snapshot> {
+  const out: Snapshot = new Map();
+  // Copied: the backend may hand back its own storage (cpu) or its cached download (webgpu).
+  for (const [n, v] of model.namedParameters()) out.set(n, Float32Array.from((await v.data()) as Float32Array));
+  return out;
+}
+
 class FullHandle implements AdapterHandle {
   readonly method = 'full';
   readonly peftType = null;
   readonly config: Record<string, unknown>;
   private enabled = true;
-  /** The base weights (when `keep_base_copy`), and the trained ones while disabled. */
+  /** The base weights on the host (when `keep_base_copy`). */
   private baseCopy?: Snapshot;
-  private trainedCopy?: Snapshot;
+  /** While disabled: the trained weights, as tensors that share the variables' former buffers (tf.clone). */
+  private trainedCopy?: Map<string, tf.Tensor>;
 
-  constructor(readonly model: PreTrainedModel, config: FullConfig, public name: string) {
+  constructor(readonly model: PreTrainedModel, config: FullConfig, public name: string, baseCopy?: Snapshot) {
     this.config = { keep_base_copy: config.keep_base_copy ?? false };
-    if (config.keep_base_copy) this.baseCopy = this.snapshot();
+    this.baseCopy = baseCopy;
   }
 
   trainableParameters(): [string, tf.Variable][] {
@@ -72,10 +87,13 @@ class FullHandle implements AdapterHandle {
           hint: 'set "keep_base_copy": true in the inject step\'s config (keeps a host copy of the base weights) to compare with the base model',
         });
       }
-      this.trainedCopy = this.snapshot();
-      this.restore(this.baseCopy);
+      // A clone shares the variable's buffer; assign() then points the variable at a new one, so the trained
+      // values stay intact on the device under the clone.
+      this.trainedCopy = new Map(this.model.namedParameters().map(([n, v]) => [n, tf.keep(tf.clone(v))]));
+      for (const [n, v] of this.model.namedParameters()) tf.tidy(() => v.assign(tf.tensor(this.baseCopy!.get(n)!, v.shape, 'float32')));
     } else {
-      this.restore(this.trainedCopy!);
+      for (const [n, v] of this.model.namedParameters()) v.assign(this.trainedCopy!.get(n)!);
+      tf.dispose([...this.trainedCopy!.values()]);
       this.trainedCopy = undefined;
     }
     this.enabled = enabled;
@@ -91,14 +109,7 @@ class FullHandle implements AdapterHandle {
 
   dispose(): void {
     this.baseCopy = undefined;
+    if (this.trainedCopy) tf.dispose([...this.trainedCopy.values()]);
     this.trainedCopy = undefined;
-  }
-
-  private snapshot(): Snapshot {
-    return new Map(this.model.namedParameters().map(([n, v]) => [n, Float32Array.from(v.dataSync() as Float32Array)]));
-  }
-
-  private restore(s: Snapshot): void {
-    for (const [n, v] of this.model.namedParameters()) tf.tidy(() => v.assign(tf.tensor(s.get(n)!, v.shape, 'float32')));
   }
 }

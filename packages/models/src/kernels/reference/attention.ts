@@ -1,7 +1,7 @@
 /**
  * The reference for `PeftkitAttention` (../webgpu/attention.ts): scaled dot-product attention composed of tfjs
- * ops, which every backend runs and which the fused kernel must match. It is also the path every backend but
- * WebGPU takes, and WebGPU's too while attention dropout is active.
+ * ops, which every backend runs and which the fused kernel must match (with dropout, given as
+ * `(p) => seededDropout(p, rate, seed0, seed1)`). It is also the path every backend but WebGPU takes.
  */
 import * as tf from '@tensorflow/tfjs';
 

@@ -1,8 +1,9 @@
 /**
  * `PeftkitAttention` on the WebGPU backend: softmax(q kᵀ · scale + bias) v in one dispatch, with grouped-query
- * heads, for the forward pass without attention dropout. It replaces the chain BatchMatMul, Mul, Add, Softmax
- * (itself Max, Sub, Exp, Sum, Div), BatchMatMul of the composed path (../reference/attention.ts, the reference
- * it is tested against) and never writes the [B, H, T, S] scores to memory.
+ * heads and, optionally, attention dropout, for the forward pass. It replaces the chain BatchMatMul, Mul, Add,
+ * Softmax (itself Max, Sub, Exp, Sum, Div), [PeftkitDropout,] BatchMatMul of the composed path
+ * (../reference/attention.ts, the reference it is tested against) and never writes the [B, H, T, S] scores to
+ * memory.
  *
  * Online softmax as FlashAttention (Dao et al. 2022, arXiv:2205.14135, algorithm 1): one workgroup per
  * (batch, head, block of {@link ROWS} query rows), one invocation per query row. The workgroup walks the keys in
@@ -11,6 +12,14 @@
  * registers, rescaling l and the output once per tile by exp(m_old − m_new). Query head h reads key/value head
  * ⌊h / (H / KVH)⌋ (HF's `repeat_kv`), without copying keys.
  *
+ * Dropout (attrs rate > 0): the mask of `PeftkitDropout` (../reference/philox.ts) over the [B, H, T, S]
+ * probabilities, drawn here instead of stored: probability (b, h, t, s) has flat index
+ * i = ((b·H + h)·T + t)·S + s and is kept iff word i % 4 of Philox4x32-10(counter [⌊i / 4⌋, 0, 0, 0], key
+ * [seed0, seed1]) has (word >>> 8) ≥ ceil(rate · 2^24); kept ones are multiplied by fround(1 / fround(1 − rate)).
+ * Only the output accumulation sees the mask; the normaliser l sums every exp(score − m), because dropout
+ * applies after the softmax. So the output is seededDropout(softmax(scores), rate, seed0, seed1) · v, and the
+ * statistics are those of the softmax without dropout, which the backward pass needs.
+ *
  * Output, float32: [B, H, T, D] when `stats` is false; [B, H, T, D + 2] when it is true, columns D and D + 1
  * holding the row's maximum score m and log l, so that logsumexp = m + log l and the backward pass recomputes
  * the probabilities as exp((score − m) − log l). The two halves are kept apart because a fully masked row
@@ -18,6 +27,8 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import { PEFTKIT_ATTENTION, type PeftkitAttentionAttrs } from '../attention.js';
+import { dropoutScale, keepThreshold } from '../reference/philox.js';
+import { PHILOX_WGSL } from './dropout.js';
 
 /** The kernel's name, shared with ../attention.ts (its gradient and the fallback live there). */
 export const ATTENTION_KERNEL = PEFTKIT_ATTENTION;
@@ -62,6 +73,7 @@ interface Spec {
   D: number;
   hasBias: boolean;
   stats: boolean;
+  dropout: boolean;
 }
 
 function attentionProgram(s: Spec): Program {
@@ -77,14 +89,17 @@ function attentionProgram(s: Spec): Program {
 }`;
   return {
     outputShape: [s.B, s.H, s.T, width],
-    shaderKey: `peftkit_attention_d${s.D}_${s.hasBias ? 'bias' : 'nobias'}_${s.stats ? 'stats' : 'plain'}`,
+    shaderKey: `peftkit_attention_d${s.D}_${s.hasBias ? 'bias' : 'nobias'}_${s.stats ? 'stats' : 'plain'}${s.dropout ? '_dropout' : ''}`,
     // Non-flat on purpose: main() reads workgroupId directly, and tfjs then refuses (rather than folds) oversized dispatches.
     dispatchLayout: { x: [2], y: [1], z: [0] },
     dispatch: [Math.ceil(s.T / ROWS), s.H, s.B],
     variableNames: s.hasBias ? ['queries', 'keys', 'values', 'bias'] : ['queries', 'keys', 'values'],
     workgroupSize: [ROWS, 1, 1],
-    uniforms: 'heads : i32, seqQ : i32, seqK : i32, groupSize : i32, kvHeads : i32, scale : f32, biasBatchStride : i32, biasRowStride : i32,',
+    uniforms:
+      'heads : i32, seqQ : i32, seqK : i32, groupSize : i32, kvHeads : i32, scale : f32, biasBatchStride : i32, biasRowStride : i32,' +
+      (s.dropout ? ' threshold : u32, seed0 : u32, seed1 : u32, dropScale : f32,' : ''),
     getUserCode: () => `
+${s.dropout ? PHILOX_WGSL : ''}
 const D4 = ${d4};
 const COLS = ${cols};
 var<workgroup> kTile : array<vec4<f32>, ${cols * d4}>;
@@ -112,6 +127,16 @@ fn main() {
   var m = -3.0e38;
   var l = 0.0;
   ${s.hasBias ? 'let biasBase = b * uniforms.biasBatchStride + t * uniforms.biasRowStride;' : ''}
+  ${
+    s.dropout
+      ? `// The row's flat index in [B, H, T, S] (uint32, as the Philox counter), and the Philox block last drawn:
+  // a block covers 4 consecutive probabilities, which may straddle tiles and rows, so it is keyed by its index.
+  let rowFlat = u32(row) * u32(S);
+  let key = vec2<u32>(uniforms.seed0, uniforms.seed1);
+  var block = 0xffffffffu; // none yet: block indices stay below 2^30
+  var words = vec4<u32>(0u);`
+      : ''
+  }
   for (var j0 = 0; j0 < S; j0 += COLS) {
     for (var i = lid; i < COLS * D4; i += ${ROWS}) {
       let j = j0 + i / D4;
@@ -139,7 +164,19 @@ fn main() {
       for (var jj = 0; jj < n; jj++) {
         let p = exp(sc[jj] - tileMax);
         l += p;
-        for (var c = 0; c < D4; c++) { acc[c] += p * vTile[jj * D4 + c]; }
+        ${
+          s.dropout
+            ? `let i = rowFlat + u32(j0 + jj);
+        if ((i >> 2u) != block) {
+          block = i >> 2u;
+          words = philox4x32_10(vec4<u32>(block, 0u, 0u, 0u), key);
+        }
+        if ((words[i & 3u] >> 8u) >= uniforms.threshold) {
+          let pd = p * uniforms.dropScale;
+          for (var c = 0; c < D4; c++) { acc[c] += pd * vTile[jj * D4 + c]; }
+        }`
+            : 'for (var c = 0; c < D4; c++) { acc[c] += p * vTile[jj * D4 + c]; }'
+        }
       }
       m = tileMax;
     }
@@ -162,11 +199,16 @@ fn main() {
 /**
  * The kernel function.
  * Inputs: q [B, H, T, D], k and v [B, KVH, S, D], optional bias [1 or B, 1, 1 or T, S] (additive; 0 = visible).
+ * Attrs: scale, stats, and the dropout of the probabilities (rate in [0, 1), 0 = none; seed0, seed1 uint32).
  * @returns float32 [B, H, T, D], or [B, H, T, D + 2] with (m, log l) per row when `stats`.
- * @throws Error when the shapes do not fit (H not a multiple of KVH, k/v or bias of another size).
+ * @throws Error when the shapes do not fit (H not a multiple of KVH, k/v or bias of another size); RangeError
+ *   when rate is outside [0, 1) or a seed is not a uint32 (with rate > 0).
  */
 export function attentionWebGpu({ inputs, attrs, backend }: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }): tf.TensorInfo {
-  const { scale, stats } = attrs as unknown as AttentionAttrs;
+  const { scale, stats, rate = 0, seed0 = 0, seed1 = 0 } = attrs as unknown as AttentionAttrs;
+  if (!(rate >= 0 && rate < 1)) throw new RangeError(`${ATTENTION_KERNEL}: dropout rate must be in [0, 1), got ${rate}`);
+  const dropout = rate > 0;
+  if (dropout) for (const s of [seed0, seed1]) if (!(Number.isInteger(s) && s >= 0 && s <= 0xffffffff)) throw new RangeError(`${ATTENTION_KERNEL}: seeds must be uint32, got ${s}`);
   const { q, k, v } = inputs as Record<string, tf.TensorInfo>;
   const bias = (inputs as Record<string, tf.TensorInfo | undefined>).bias;
   const [B, H, T, D] = q.shape;
@@ -184,7 +226,9 @@ export function attentionWebGpu({ inputs, attrs, backend }: { inputs: tf.NamedTe
     biasRowStride = bt === 1 ? 0 : S;
     biasBatchStride = bb === 1 ? 0 : bt * S;
   }
-  const program = attentionProgram({ B, H, T, D, hasBias: !!bias, stats: !!stats });
+  // The Philox counter is the flat index's block as a uint32 (as PeftkitDropout's); past 2^32 probabilities it would wrap.
+  if (dropout && B * H * T * S > 2 ** 32) throw new RangeError(`${ATTENTION_KERNEL}: dropout over ${B * H * T * S} probabilities exceeds the uint32 index`);
+  const program = attentionProgram({ B, H, T, D, hasBias: !!bias, stats: !!stats, dropout });
   const uniforms = [
     { type: 'int32', data: [H] },
     { type: 'int32', data: [T] },
@@ -195,6 +239,9 @@ export function attentionWebGpu({ inputs, attrs, backend }: { inputs: tf.NamedTe
     { type: 'int32', data: [biasBatchStride] },
     { type: 'int32', data: [biasRowStride] },
   ];
+  if (dropout) {
+    uniforms.push({ type: 'uint32', data: [keepThreshold(rate)] }, { type: 'uint32', data: [seed0] }, { type: 'uint32', data: [seed1] }, { type: 'float32', data: [dropoutScale(rate)] });
+  }
   return (backend as WebGpuBackendLike).runWebGPUProgram(program, bias ? [q, k, v, bias] : [q, k, v], 'float32', uniforms);
 }
 
