@@ -23,6 +23,7 @@ export * from './architectures/index.js';
 export * from './generation.js';
 export { registerKernels, KERNEL_CONFIGS, KERNEL_OVERRIDES, GRADIENT_CONFIGS } from './kernels/index.js';
 export { seededDropout, PEFTKIT_DROPOUT, type PeftkitDropoutAttrs } from './kernels/dropout.js';
+export { lmHeadCrossEntropy, defaultChunkRows, type LmHeadCrossEntropyOptions } from './kernels/lm-head-cross-entropy.js';
 // Once a backend is chosen: the WASM backend gets UnsortedSegmentSum (the gather gradient) and a
 // copy-free Identity (what tfjs saves for gradients goes through it).
 import { onBackendReady as onBackendReadyForKernels } from '@peftkit/core';
