@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '@peftkit/core';
-import { lmHeadCrossEntropy } from '@peftkit/models';
-import { causalLmHiddenNllSum, causalLmNllSum, classificationNllSum, countCausalTargets } from './losses.js';
+import { ModulesToSaveWrapper, PeftModel, lmHeadCrossEntropy } from '@peftkit/models';
+import { TINY_CONFIGS, sampleIds, tinyModel } from '@peftkit/models/testing';
+import { causalLmHiddenNllSum, causalLmModelNllSum, causalLmNllSum, classificationNllSum, countCausalTargets } from './losses.js';
 
 before(async () => {
   await initBackend('wasm');
@@ -135,4 +136,37 @@ test('causalLmHiddenNllSum equals causalLmNllSum of the logits (same shift, -100
   // The last position of every row predicts nothing.
   assert.equal(tf.tidy(() => tf.max(tf.abs(tf.slice(oh, [0, T - 1, 0], [-1, 1, -1]))).dataSync()[0]), 0);
   tf.dispose([hidden, weight, labels, rh, rw, oh, ow]);
+});
+
+test('causalLmModelNllSum: the fused path on GPT-2 (tied head) and Llama (untied lm_head) gives the logits path\'s loss and gradients of every parameter (full fine-tuning); a wrapped head or a first-token adapter falls back to the logits', () => {
+  const ids = sampleIds(2, 9, 50, 3);
+  const labels = tf.tidy(() => tf.where(tf.tensor2d([[1, 1, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 0, 0, 0]], undefined, 'bool'), ids, tf.fill([2, 9], -100, 'int32'))) as tf.Tensor2D;
+  for (const config of [TINY_CONFIGS.gpt2, { ...TINY_CONFIGS.llama, tie_word_embeddings: false }]) {
+    const model = tinyModel(config);
+    model.requiresGrad(true);
+    const peft = new PeftModel({ model, source: 'tiny' });
+    const head = peft.outputHead();
+    assert.ok(head, `${config.model_type}: a plain head`);
+    assert.equal(head.weight, config.model_type === 'gpt2' ? model.getInputEmbeddings().weight : model.getSubmodule('lm_head')!.namedParameters()[0][1]);
+    const vars = model.trainableParameters().map(([, v]) => v);
+    const ref = tf.variableGrads(() => causalLmNllSum(peft.forward({ inputIds: ids }).logits, labels), vars);
+    const ours = tf.variableGrads(() => causalLmModelNllSum(peft, { inputIds: ids }, labels, { chunkRows: 5 }), vars);
+    const [a, b] = [ref.value.dataSync()[0], ours.value.dataSync()[0]];
+    assert.ok(Math.abs(a - b) / a < 1e-5, `${config.model_type}: ${b} vs ${a}`);
+    for (const v of vars) assert.ok(relErr(ours.grads[v.name], ref.grads[v.name]) < 1e-5, `${config.model_type}: ${v.name} off by ${relErr(ours.grads[v.name], ref.grads[v.name])}`);
+    tf.dispose([ref.value, ours.value, ...Object.values(ref.grads), ...Object.values(ours.grads)]);
+    // A modules_to_save copy (or a LoRA layer) in place of lm_head: no plain head, the logits path.
+    model.setSubmodule('lm_head', new ModulesToSaveWrapper(model.getSubmodule('lm_head')!, 'lm_head'));
+    assert.equal(peft.outputHead(), undefined);
+    assert.throws(() => peft.forwardHidden({ inputIds: ids }), /outputHead\(\) is undefined/);
+    model.dispose();
+  }
+  // An adapter that predicts the first token (prompt tuning) needs a virtual position's logits.
+  const model = tinyModel('gpt2');
+  const peft = new PeftModel({ model, source: 'tiny' });
+  assert.ok(peft.outputHead());
+  peft.addAdapter({ name: 'p', method: 'fake', peftType: null, config: {}, predictsFirstToken: () => true, setEnabled: () => {}, trainableParameters: () => [], stateDict: () => new Map(), loadStateDict: () => {}, adapterConfig: () => ({}), dispose: () => {} });
+  assert.equal(peft.outputHead(), undefined);
+  model.dispose();
+  tf.dispose([ids, labels]);
 });
