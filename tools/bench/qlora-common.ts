@@ -17,7 +17,7 @@ import type { StepLogger } from '@peftkit/core';
 import type { ModelConfig, PreTrainedModel } from '@peftkit/models';
 import { quantizedLayers } from '@peftkit/qlora';
 import { AdamW } from '../../packages/steps/src/training/adamw.js';
-import { causalLmNllSum } from '../../packages/steps/src/training/losses.js';
+import { causalLmModelNllSum } from '../../packages/steps/src/training/losses.js';
 import { memoryInUse } from '../../packages/steps/src/training/memory.js';
 
 /** SmolLM-135M's shapes (HuggingFaceTB/SmolLM-135M config.json): Llama, GQA 9/3 heads, tied embeddings. */
@@ -102,7 +102,8 @@ export function stderrLogger(prefix: string): StepLogger {
 
 /**
  * One AdamW training step of next-token prediction on `ids` (labels = ids, every position a target),
- * as the train step does it: loss = summed NLL / targets, `tf.variableGrads` over `params`, AdamW.
+ * as the train step does it: loss = summed NLL / targets (the fused chunked LM head + loss when the
+ * head is plain, `causalLmModelNllSum`), `tf.variableGrads` over `params`, AdamW.
  * @returns a function running one step and returning the loss (nats per token).
  */
 export function trainingStep(model: PreTrainedModel, params: [string, tf.Variable][], ids: tf.Tensor2D, lr: number): () => number {
@@ -112,7 +113,7 @@ export function trainingStep(model: PreTrainedModel, params: [string, tf.Variabl
   const [B, T] = ids.shape;
   const targets = B * (T - 1);
   return () => {
-    const { value, grads } = tf.tidy(() => tf.variableGrads(() => tf.div(causalLmNllSum(model.forward({ inputIds: ids }).logits, ids), targets) as tf.Scalar, vars));
+    const { value, grads } = tf.tidy(() => tf.variableGrads(() => tf.div(causalLmModelNllSum(model, { inputIds: ids }, ids), targets) as tf.Scalar, vars));
     const loss = value.dataSync()[0];
     value.dispose();
     const byName = new Map<string, tf.Tensor>();

@@ -53,7 +53,7 @@ import { initBackend, writeJsonAtomic, type BackendChoice } from '@peftkit/core'
 import { createModel, generateAsync, manualSeed, type PreTrainedModel } from '@peftkit/models';
 import { injectLora } from '@peftkit/lora';
 import { AdamW } from '../../packages/steps/src/training/adamw.js';
-import { causalLmNllSum } from '../../packages/steps/src/training/losses.js';
+import { causalLmModelNllSum } from '../../packages/steps/src/training/losses.js';
 import spec from './train-spec.json' with { type: 'json' };
 import { MODES, runSpec, type Mode, type RunSpec } from './spec.js';
 
@@ -291,8 +291,8 @@ async function runOne(key: ModelKey, mode: Mode): Promise<RunResult> {
     const nameOf = new Map(params.map(([n, v]) => [v.name, n]));
     step = async () => {
       const { value, grads } = tf.variableGrads(() => {
-        const logits = model.forward({ inputIds: ids }).logits; // [B, T, vocab]
-        const loss = tf.div(causalLmNllSum(logits, ids), targets) as tf.Scalar;
+        // The train step's loss: the fused chunked LM head + loss when the head is plain, else logits.
+        const loss = tf.div(causalLmModelNllSum(model, { inputIds: ids }, ids), targets) as tf.Scalar;
         sampleTensors(); // the whole forward pass is alive here, kept for the backward pass
         phase('forward done');
         return loss;

@@ -26,6 +26,7 @@ export { seededDropout, PEFTKIT_DROPOUT, type PeftkitDropoutAttrs } from './kern
 export { fusedAttention, fusedAttentionApplies, PEFTKIT_ATTENTION, type AttentionDropout, type PeftkitAttentionAttrs } from './kernels/attention.js';
 export { attentionReference } from './kernels/reference/attention.js';
 export { matMul2d, PEFTKIT_MATMUL } from './kernels/matmul.js';
+export { lmHeadCrossEntropy, defaultChunkRows, type LmHeadCrossEntropyOptions } from './kernels/lm-head-cross-entropy.js';
 // Once a backend is chosen: the WASM backend gets UnsortedSegmentSum (the gather gradient) and a
 // copy-free Identity (what tfjs saves for gradients goes through it).
 import { onBackendReady as onBackendReadyForKernels } from '@peftkit/core';

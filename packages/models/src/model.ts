@@ -56,6 +56,15 @@ export interface ModelOutput {
 }
 
 /**
+ * A causal LM's output head when it is a plain linear map without bias, logits = h · Wᵀ: what a
+ * fused head + loss (`lmHeadCrossEntropy`, kernels/lm-head-cross-entropy.ts) needs instead of the logits.
+ */
+export interface LinearHead {
+  /** [vocab, hidden], PyTorch's Linear layout: `lm_head.weight`, or the token embedding itself when tied. Trainable or frozen as the model has it. */
+  weight: tf.Variable;
+}
+
+/**
  * How a model is built (the last argument of every architecture's constructor and of `createModel`).
  */
 export interface ModelBuildOptions {
@@ -95,6 +104,25 @@ export abstract class PreTrainedModel extends Module {
   abstract dims(): TransformerDims;
   /** Runs the model. All returned tensors are new; the caller disposes them. */
   abstract forward(inputs: ModelInputs): ModelOutput;
+  /**
+   * The final hidden states (after the final norm), without the output head: `logits` and
+   * `lastHiddenState` are both those states [batch, seq, hidden], as a bare model's output (e.g.
+   * `GPT2Model`). Lets the causal-LM loss run the head itself in chunks (`lmHeadCrossEntropy`, kernels/lm-head-cross-entropy.ts)
+   * instead of materializing [batch, seq, vocab] logits. `forward` is `forwardHidden` then the head.
+   * @throws Error for models without a separable output head (the default; see {@link PreTrainedModel.outputHead}).
+   */
+  forwardHidden(_inputs: ModelInputs): ModelOutput {
+    throw new Error(`${this.constructor.name} has no output head to separate from its hidden states (outputHead() is undefined)`);
+  }
+  /**
+   * The output head that turns {@link PreTrainedModel.forwardHidden}'s states into `forward`'s logits,
+   * when it is a plain linear map (a tied head, or `lm_head` without bias). Undefined when the model
+   * has none (the default: encoders, classifiers) or when something wraps it: a LoRA, IA3 or DoRA
+   * layer, a `modules_to_save` copy, a quantized layer. Then only `forward` gives the logits.
+   */
+  outputHead(): LinearHead | undefined {
+    return undefined;
+  }
   /** The token embedding table (`transformer.wte`, `model.embed_tokens`, ...). */
   abstract getInputEmbeddings(): Embedding;
   /** Dotted names of output heads (`lm_head`, `score`, `classifier`): never targets of `all-linear`. */

@@ -11,10 +11,10 @@ import type { JSONSchema7 } from '@peftkit/core';
 import { Module, ModuleList, type Layer, type LoadReport } from '../nn/module.js';
 import { Conv1D, Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
 import { blockForward } from '../nn/checkpoint.js';
-import { PreTrainedModel, type KVCache, type LayerKV, type ModelBuildOptions, type ModelConfig, type ModelInputs, type ModelOutput, type TransformerDims } from '../model.js';
+import { PreTrainedModel, type KVCache, type LayerKV, type ModelBuildOptions, type ModelConfig, type LinearHead, type ModelInputs, type ModelOutput, type TransformerDims } from '../model.js';
 import { appendKV, attentionBias, defaultPositionIds, mergeHeads, scaledDotProductAttention, splitHeads } from './attention.js';
 import { requireDivisible, resolveConfig, type Resolved } from './config.js';
-import { activation, buildBlocks, initNormal, nestedBuild, normalizeStateDict, poolLastNonPadToken, TiedLinear, tidyOutput } from './shared.js';
+import { activation, buildBlocks, initNormal, nestedBuild, normalizeStateDict, plainLinearHead, poolLastNonPadToken, TiedLinear, tidyOutput } from './shared.js';
 import type { GPT2Config } from './gpt2-config.generated.js';
 import schema from './gpt2-config.schema.json' with { type: 'json' };
 
@@ -204,9 +204,16 @@ export class GPT2LMHeadModel extends PreTrainedModel {
   }
   forward(inputs: ModelInputs): ModelOutput {
     return tidyOutput(() => {
-      const out = this.transformer.forward(inputs);
+      const out = this.forwardHidden(inputs);
       return { ...out, logits: this.lm_head.forward(out.lastHiddenState!) }; // [B, T, vocab]
     });
+  }
+  /** The final hidden states [B, T, C] (`logits` = `lastHiddenState`), without `lm_head`. */
+  override forwardHidden(inputs: ModelInputs): ModelOutput {
+    return this.transformer.forward(inputs);
+  }
+  override outputHead(): LinearHead | undefined {
+    return plainLinearHead(this.lm_head);
   }
   override optionalStateKeys(): Set<string> {
     return new Set(this.config.tie_word_embeddings ? ['lm_head.weight'] : []);

@@ -5,9 +5,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '@peftkit/core';
 import { Module, ModuleList } from '../nn/module.js';
-import { matMulLast } from '../nn/layers.js';
+import { Linear, matMulLast } from '../nn/layers.js';
 import { nextSeed } from '../nn/rng.js';
-import type { ModelBuildOptions, ModelOutput } from '../model.js';
+import type { LinearHead, ModelBuildOptions, ModelOutput } from '../model.js';
 
 /** `tf.tidy` for a forward pass: keeps the tensors of the returned {@link ModelOutput}, frees the rest. */
 export function tidyOutput(fn: () => ModelOutput): ModelOutput {
@@ -68,6 +68,16 @@ export class TiedLinear extends Module {
   forward(x: tf.Tensor): tf.Tensor {
     return matMulLast(x, this.weight, true);
   }
+}
+
+/**
+ * `head` as a {@link LinearHead} when it is a plain linear map: a {@link TiedLinear}, or a
+ * {@link Linear} without bias (no architecture here has an LM head bias). Undefined for anything
+ * that replaced it (LoRA / IA3 layers, `modules_to_save` wrappers, quantized layers).
+ */
+export function plainLinearHead(head: Module): LinearHead | undefined {
+  if (head instanceof TiedLinear || (head instanceof Linear && !head.bias)) return { weight: head.weight };
+  return undefined;
 }
 
 /** Re-draws a new head's weight from N(0, std) and zeroes its bias, as HF's `_init_weights` does for `nn.Linear`. */

@@ -89,6 +89,15 @@ function frozenTranspose(w: tf.Variable): tf.Tensor2D {
   return t;
 }
 
+/**
+ * Wᵀ for a plain product: the cached copy when W is a frozen variable (see {@link frozenTransposes};
+ * `owned` false: never dispose it), else a new transpose the caller owns.
+ */
+export function transposeForProduct(w: tf.Tensor2D): { t: tf.Tensor2D; owned: boolean } {
+  if (w instanceof tf.Variable && !w.trainable) return { t: frozenTranspose(w as tf.Variable & tf.Tensor2D), owned: false };
+  return { t: tf.transpose(w) as tf.Tensor2D, owned: true };
+}
+
 /** Frees every cached transposed weight (tests that count tensors, or a caller about to load another model). */
 export function clearFrozenTransposes(): void {
   for (const e of frozenTransposes.values()) e.t.dispose();
@@ -116,7 +125,7 @@ function frozenProduct(x: tf.Tensor2D, w: tf.Variable & tf.Tensor2D, transposeW:
  * whichever is smaller: dy (N·out elements), or x and the result, as (xᵀ·dy)ᵀ (N·in + in·out).
  * For a tied LM head (out = vocabulary) the second is 10 to 30 times fewer elements.
  */
-function weightGradNT(dy: tf.Tensor2D, x: tf.Tensor2D): tf.Tensor2D {
+export function weightGradNT(dy: tf.Tensor2D, x: tf.Tensor2D): tf.Tensor2D {
   const [N, out] = dy.shape;
   const inF = x.shape[1];
   if (N * out <= N * inF + inF * out) return matMul2d(tf.transpose(dy) as tf.Tensor2D, x);

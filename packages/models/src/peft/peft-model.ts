@@ -1,7 +1,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { PromptFormat } from './prompt-format.js';
 import { UserError } from '@peftkit/core';
-import type { LoadedModel, ModelInputs, ModelOutput } from '../model.js';
+import type { LinearHead, LoadedModel, ModelInputs, ModelOutput } from '../model.js';
 import { BASE_ADAPTER_NAME, isMixedBatchModule, withMixedBatch } from './mixed-batch.js';
 
 /**
@@ -138,6 +138,34 @@ export class PeftModel {
     let out = this.base.model.forward(x);
     for (const h of prompt.reverse()) out = h.postprocessOutput ? h.postprocessOutput(out, inputs) : out;
     return out;
+  }
+
+  /**
+   * {@link PeftModel.forward} without the output head: the final hidden states [batch, seq, hidden]
+   * as `logits` and `lastHiddenState` (see `PreTrainedModel.forwardHidden`), with the active
+   * adapters applied and prompt-learning positions stripped. Only when {@link PeftModel.outputHead}
+   * is defined.
+   * @throws Error when it is not (the head is wrapped, the model has none, or an active adapter
+   *   predicts the first token from a virtual position, whose logits only `forward` gives).
+   */
+  forwardHidden(inputs: ModelInputs): ModelOutput {
+    if (!this.outputHead()) throw new Error('forwardHidden: the model\'s output head is not a plain linear map under the active adapters (outputHead() is undefined); use forward');
+    const prompt = this.active.map((n) => this.adapters.get(n)!).filter((h) => h.prepareInputs);
+    let x = inputs;
+    for (const h of prompt) x = h.prepareInputs!(x);
+    let out = this.base.model.forwardHidden(x);
+    for (const h of prompt.reverse()) out = h.postprocessOutput ? h.postprocessOutput(out, inputs) : out;
+    return out;
+  }
+
+  /**
+   * The base model's output head when it is a plain linear map that no active adapter wraps or
+   * reads around (`PreTrainedModel.outputHead`): then the loss may run the head itself, in chunks,
+   * over {@link PeftModel.forwardHidden}. Undefined when an active adapter predicts the first token
+   * (prompt tuning of a causal LM: its loss needs the logits of the last virtual position).
+   */
+  outputHead(): LinearHead | undefined {
+    return this.predictsFirstToken() ? undefined : this.base.model.outputHead();
   }
 
   /** Runs `fn` with every adapter disabled (the base model's behaviour), then restores the active set. */

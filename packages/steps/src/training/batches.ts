@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Batch } from '@peftkit/data';
 import type { ModelOutput, PeftModel } from '@peftkit/models';
-import { IGNORE_INDEX, causalLmNllSum, classificationNllSum, countCausalTargets, type TrainingTask } from './losses.js';
+import { IGNORE_INDEX, causalLmModelNllSum, classificationNllSum, countCausalTargets, type TrainingTask } from './losses.js';
 
 /**
  * Number of loss terms a batch contributes: shifted causal-LM targets (with the first token when
@@ -32,16 +32,18 @@ export function forwardBatch(model: PeftModel, batch: Batch): ModelOutput {
 }
 
 /**
- * The summed loss of a batch (nats): causal-LM NLL of the shifted labels, or the cross-entropy of
- * the class labels (label -1: ignored). Divide by {@link targetCount} for the mean.
+ * The summed loss of a batch (nats): causal-LM NLL of the shifted labels (through the fused
+ * chunked LM head + loss when the model's head allows it, {@link causalLmModelNllSum}), or the
+ * cross-entropy of the class labels (label -1: ignored). Divide by {@link targetCount} for the mean.
  */
 export function batchNllSum(model: PeftModel, batch: Batch, task: TrainingTask): tf.Scalar {
   return tf.tidy(() => {
-    const { logits, leadingLogits } = forwardBatch(model, batch);
     if (task === 'causal-lm') {
-      if (logits.rank !== 3) throw new Error(`task "causal-lm" needs logits [batch, seq, vocab], but the model returns [${logits.shape}] (a sequence classifier? set "task": "sequence-classification")`);
-      return causalLmNllSum(logits, tf.tensor2d(batch.labels, batch.shape, 'int32'), leadingLogits);
+      const inputIds = tf.tensor2d(batch.inputIds, batch.shape, 'int32');
+      const attentionMask = tf.tensor2d(batch.attentionMask, batch.shape, 'int32');
+      return causalLmModelNllSum(model, { inputIds, attentionMask }, tf.tensor2d(batch.labels, batch.shape, 'int32'));
     }
+    const { logits } = forwardBatch(model, batch);
     if (logits.rank !== 2) throw new Error(`task "sequence-classification" needs logits [batch, num_labels], but the model returns [${logits.shape}] (load the model with a classification head, or set "task": "causal-lm")`);
     const y = Int32Array.from(batch.classLabels!, (c) => (c >= 0 ? c : IGNORE_INDEX));
     return classificationNllSum(logits, tf.tensor1d(y, 'int32'));

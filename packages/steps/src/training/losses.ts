@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { lmHeadCrossEntropy, type LinearHead, type ModelInputs, type ModelOutput } from '@peftkit/models';
 
 /** Label value whose position contributes nothing to the loss (PyTorch's `ignore_index`). */
 export const IGNORE_INDEX = -100;
@@ -42,6 +43,53 @@ export function causalLmNllSum(logits: tf.Tensor, labels: tf.Tensor, leadingLogi
     const sum = tokenNllSum(shiftLogits, shiftLabels);
     if (!leadingLogits) return sum;
     return tf.add(sum, tokenNllSum(leadingLogits, tf.reshape(tf.slice(labels.toInt(), [0, 0], [B, 1]), [-1]))) as tf.Scalar;
+  });
+}
+
+/**
+ * {@link causalLmNllSum} of the logits hidden · Wᵀ without materializing them: the same shift
+ * (states at t predict labels at t + 1), then the LM head and the cross-entropy as one chunked op
+ * (`lmHeadCrossEntropy` in @peftkit/models), which keeps only the hidden states and one logsumexp
+ * per position for the backward pass. Equal to `causalLmNllSum(hidden · Wᵀ, labels)` within float32.
+ * @param hidden - [batch, seq, hidden] final hidden states.
+ * @param weight - [vocab, hidden] the head's weight (the token embedding when tied).
+ * @param labels - [batch, seq] int32, -100 where ignored.
+ * @param chunkRows - positions per chunk (default: `defaultChunkRows(vocab)`, 32 MiB of logits).
+ * @returns a scalar: the sum of per-token NLL (nats) over the targets.
+ */
+export function causalLmHiddenNllSum(hidden: tf.Tensor, weight: tf.Tensor2D, labels: tf.Tensor, chunkRows?: number): tf.Scalar {
+  return tf.tidy(() => {
+    const [B, T, C] = hidden.shape as [number, number, number];
+    if (labels.shape[0] !== B || labels.shape[1] !== T) throw new Error(`labels [${labels.shape}] do not match hidden states [${hidden.shape}]`);
+    const h = tf.reshape(tf.slice(hidden, [0, 0, 0], [B, T - 1, C]), [-1, C]) as tf.Tensor2D; // [B·(T-1), C]
+    const y = tf.reshape(tf.slice(labels.toInt(), [0, 1], [B, T - 1]), [-1]) as tf.Tensor1D; // [B·(T-1)]
+    return lmHeadCrossEntropy(h, weight, y, { chunkRows });
+  });
+}
+
+/** A model the causal-LM loss can run: a `PeftModel` or a bare `PreTrainedModel`. */
+export interface CausalLm {
+  forward(inputs: ModelInputs): ModelOutput;
+  forwardHidden(inputs: ModelInputs): ModelOutput;
+  outputHead(): LinearHead | undefined;
+}
+
+/**
+ * The summed causal-LM NLL of `model` on `inputs` (HF's `ForCausalLMLoss`, `reduction="sum"`):
+ * when the model's output head is a plain linear map (`outputHead()`: no adapter on or around
+ * it), the hidden states and the fused chunked head + loss ({@link causalLmHiddenNllSum}), so that
+ * no [tokens, vocab] tensor is kept for the backward pass; otherwise the logits and
+ * {@link causalLmNllSum} (with prompt tuning's `leadingLogits`).
+ * @param labels - [batch, seq] int32, -100 where ignored.
+ * @returns a scalar in nats; divide by the target count for the mean.
+ */
+export function causalLmModelNllSum(model: CausalLm, inputs: ModelInputs, labels: tf.Tensor, opts: { chunkRows?: number } = {}): tf.Scalar {
+  return tf.tidy(() => {
+    const head = model.outputHead();
+    if (head) return causalLmHiddenNllSum(model.forwardHidden(inputs).lastHiddenState!, head.weight as tf.Variable<tf.Rank.R2>, labels, opts.chunkRows);
+    const { logits, leadingLogits } = model.forward(inputs);
+    if (logits.rank !== 3) throw new Error(`task "causal-lm" needs logits [batch, seq, vocab], but the model returns [${logits.shape}] (a sequence classifier? set "task": "sequence-classification")`);
+    return causalLmNllSum(logits, labels, leadingLogits);
   });
 }
 
