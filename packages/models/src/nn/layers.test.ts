@@ -133,3 +133,23 @@ test('HF-style names, setSubmodule keeps fields in step, strict loadStateDict na
     return true;
   });
 });
+
+test('frozen weights bigger than the activations are not copied: m·Wᵀ is computed as (W·mᵀ)ᵀ, with the same values and gradient', async () => {
+  for (const kind of ['conv1d', 'linear'] as const) {
+    manualSeed(9);
+    const layer = (kind === 'conv1d' ? new Conv1D(256, 256) : new Linear(256, 256, false)).requiresGrad(false);
+    const x = tf.randomNormal([32, 256], 0, 1, 'float32', 6); // 256·256 > 32·(256 + 256): no cache
+    const w = layer.weight;
+    const f = (t: tf.Tensor) => tf.sum(tf.mul(layer.forward(t), tf.range(0, 256).reshape([1, 256])));
+    const p = await tf.profile(() => tf.grad(f)(x));
+    const kept = p.newBytes;
+    const gx = tf.grad(f)(x);
+    assert.equal(kept, 32 * 256 * 4, `${kind}: only the gradient stays`);
+    // The reference: the same products with tfjs's own matMul and transpose flags.
+    const dy = tf.tile(tf.range(0, 256).reshape([1, 256]), [32, 1]);
+    const ref = kind === 'conv1d' ? tf.matMul(dy, w, false, true) : tf.matMul(dy, w);
+    close(gx, ref, 1e-3);
+    close(layer.forward(x), kind === 'conv1d' ? tf.matMul(x, w) : tf.matMul(x, w, false, true), 1e-4);
+    tf.dispose([x, gx, dy, ref, ...layer.namedParameters().map(([, v]) => v)]);
+  }
+});

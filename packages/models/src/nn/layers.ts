@@ -104,17 +104,33 @@ export function clearFrozenTransposes(): void {
   frozenTransposes.clear();
 }
 
+/** Up to this many rows (a decoding step) m·Wᵀ always uses the cached Wᵀ: a GEMM with one output column wastes XNNPACK's vector lanes. */
+const FEW_ROWS = 16;
+
+/**
+ * m·Wᵀ for a frozen W [p, q] and m [rows, q], as plain products, by whichever costs less: the cached
+ * Wᵀ (one transpose, but the weight's memory again, twice counting XNNPACK's packed copy), or
+ * (W·mᵀ)ᵀ (two transposes of activations per call, no copy of W). The cache is taken when W is no
+ * bigger than the activations transposed instead (p·q ≤ rows·(p + q): small models, long batches)
+ * and for a decoding step's few rows; a 1 x 128 LoRA step of GPT-2 small takes the other form and
+ * keeps no copy of its frozen weights.
+ */
+function timesTransposed(m: tf.Tensor2D, w: tf.Variable & tf.Tensor2D): tf.Tensor2D {
+  const rows = m.shape[0];
+  const [p, q] = w.shape as [number, number];
+  if (rows <= FEW_ROWS || p * q <= rows * (p + q)) return matMul2d(m, frozenTranspose(w));
+  return tf.tidy(() => tf.transpose(matMul2d(w, tf.transpose(m) as tf.Tensor2D)) as tf.Tensor2D);
+}
+
 /** x·W or x·Wᵀ where W is frozen: only x gets a gradient, so W's (as costly as the forward product) is never computed. */
 function frozenProduct(x: tf.Tensor2D, w: tf.Variable & tf.Tensor2D, transposeW: boolean): tf.Tensor2D {
   const f = tf.customGrad(((xx: tf.Tensor, save: tf.GradSaveFunc) => {
     save([xx]);
-    // Also for a decoding step's few rows: with the transpose cached, the product is a plain GEMM
-    // whose packed weights XNNPACK keeps too (a transposeB product ran 10 times slower on WASM).
-    const value = matMul2d(xx as tf.Tensor2D, transposeW ? frozenTranspose(w) : w);
+    const value = transposeW ? timesTransposed(xx as tf.Tensor2D, w) : matMul2d(xx as tf.Tensor2D, w);
     return {
       value,
       // dx = dy·W (W [out, in]) or dy·Wᵀ (W [in, out]), as plain products.
-      gradFunc: (dy: tf.Tensor) => [tf.tidy(() => (transposeW ? matMul2d(dy as tf.Tensor2D, w) : matMul2d(dy as tf.Tensor2D, frozenTranspose(w))))],
+      gradFunc: (dy: tf.Tensor) => [tf.tidy(() => (transposeW ? matMul2d(dy as tf.Tensor2D, w) : timesTransposed(dy as tf.Tensor2D, w)))],
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor2D) => tf.Tensor2D;
   return f(x);
