@@ -269,6 +269,7 @@ async function runOne(key: ModelKey, mode: Mode): Promise<RunResult> {
   let step: () => Promise<void>;
   if (mode === 'generate') {
     model.eval();
+    model.requiresGrad(false); // as `peftkit generate` serves it
     const prompts = (await ids.array()) as number[][];
     step = async () => {
       const { generated } = await generateAsync(model, prompts, { maxNewTokens: newTokens, eosTokenId: null });

@@ -22,6 +22,9 @@ import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { UserError, initBackend, writeFileAtomic, writeJsonAtomic } from '@peftkit/core';
+
+/** The line in docs/comparison.md after which the text is written by hand and kept when the report is rewritten. */
+const HAND_WRITTEN = '<!-- written by hand: tools/compare keeps everything below this line -->';
 import { repoRoot } from '@peftkit/models/testing';
 import { collectRun, dirBytes } from './collect.js';
 import { runMeasured } from './measure.js';
@@ -181,7 +184,10 @@ async function main(): Promise<void> {
     serving,
   };
   writeJsonAtomic(stateFile, { command, overrides, records, finishedAt, comparison });
-  writeFileAtomic(at(a.md), renderMarkdown(comparison));
+  // Sections written by hand below HAND_WRITTEN in the old file survive a rewrite.
+  const old = existsSync(at(a.md)) ? readFileSync(at(a.md), 'utf8') : '';
+  const kept = old.includes(HAND_WRITTEN) ? old.slice(old.indexOf(HAND_WRITTEN)) : '';
+  writeFileAtomic(at(a.md), renderMarkdown(comparison) + (kept ? `\n${kept}` : ''));
   writeFileAtomic(at(a.html), await renderHtml(comparison));
   console.log(`[compare] wrote ${a.md} and ${a.html}`);
 }

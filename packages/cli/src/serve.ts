@@ -572,6 +572,9 @@ async function adapterMethods(io: Io, discover: boolean): Promise<PeftMethod[]> 
 async function loadBase(io: Io, paths: ShownPaths, given: string, opts: { task?: ModelTask; numLabels?: number }): Promise<LoadedPretrained> {
   const { loadPretrained } = await models();
   const loaded = await loadPretrained(paths.model(given), { ...opts, log: (m) => io.err(m) });
+  // Serving trains nothing: frozen weights take matMulLast's frozen path (no weight gradients,
+  // Wᵀ made once instead of at every generated token).
+  loaded.model.requiresGrad(false);
   const r = loaded.report;
   io.err(`model: ${given} (${loaded.model.config.model_type}, ${loaded.model.task}${opts.numLabels ? `, ${opts.numLabels} labels` : ''}, ${r.numParameters.toLocaleString('en-US')} parameters)`);
   if (r.newlyInitialized.length) io.err(`note: ${r.newlyInitialized.join(', ')} not in the checkpoint: newly initialized${opts.task === 'sequence-classification' ? ' (an adapter\'s saved head replaces it)' : ''}`);
