@@ -1,17 +1,17 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { requestedWasmThreads, startWasm, WASM_THREADS_ENV } from './wasm-threads.js';
+import { busyCores, requestedWasmThreads, startWasm, WASM_THREADS_ENV } from './wasm-threads.js';
 import { initBackend } from './backend.js';
 
 test('the thread count comes from PEFTKIT_WASM_THREADS, else the idle cores, and a bad value names the variable', () => {
   assert.equal(requestedWasmThreads({ [WASM_THREADS_ENV]: '3' }), 3);
   assert.equal(requestedWasmThreads({ [WASM_THREADS_ENV]: '64' }), 8); // the backend pre-starts 8 workers
-  // Unset or auto: cores minus the 1-minute load, rounded, within [1, 8].
-  assert.equal(requestedWasmThreads({}, { cores: 2, loadavg: 0.3 }), 2);
-  assert.equal(requestedWasmThreads({ [WASM_THREADS_ENV]: 'auto' }, { cores: 2, loadavg: 0.6 }), 1);
-  assert.equal(requestedWasmThreads({}, { cores: 2, loadavg: 7 }), 1);
-  assert.equal(requestedWasmThreads({}, { cores: 32, loadavg: 1 }), 8);
+  // Unset or auto: cores minus the busy ones, rounded, within [1, 8].
+  assert.equal(requestedWasmThreads({}, { cores: 2, busy: 0.3 }), 2);
+  assert.equal(requestedWasmThreads({ [WASM_THREADS_ENV]: 'auto' }, { cores: 2, busy: 0.6 }), 1);
+  assert.equal(requestedWasmThreads({}, { cores: 2, busy: 2 }), 1);
+  assert.equal(requestedWasmThreads({}, { cores: 32, busy: 1 }), 8);
   assert.throws(() => requestedWasmThreads({ [WASM_THREADS_ENV]: 'two' }), /PEFTKIT_WASM_THREADS=two: must be a positive integer/);
   assert.throws(() => requestedWasmThreads({ [WASM_THREADS_ENV]: '0' }), /positive integer/);
 });
@@ -42,4 +42,16 @@ test('the threaded build starts in Node with 2 threads, runs them, and computes 
   const info = await initBackend('wasm');
   assert.equal(info.threads, 2);
   assert.match(info.detail, /tfjs-backend-wasm 4\.22\.0 \(SIMD, 2 threads\)/);
+});
+
+test('busyCores sees a core kept busy by a spinning worker', async () => {
+  const { Worker } = await import('node:worker_threads');
+  const idle = await busyCores(200);
+  assert.equal(idle.cores, (await import('node:os')).availableParallelism());
+  assert.ok(idle.busy >= 0 && idle.busy <= idle.cores);
+  const w = new Worker('const end = Date.now() + 1500; while (Date.now() < end);', { eval: true });
+  await new Promise((r) => setTimeout(r, 100));
+  const spinning = await busyCores(400);
+  await w.terminate();
+  assert.ok(spinning.busy >= 0.7, `one spinning thread: ${spinning.busy.toFixed(2)} busy cores`);
 });

@@ -48,20 +48,40 @@ export interface WasmStartOptions {
 /**
  * The thread count asked for: the environment variable `PEFTKIT_WASM_THREADS` when set to a number
  * (at most 8, the backend's pre-started worker pool); unset or `auto`, the cores that are idle now:
- * the logical cores (`os.availableParallelism`) minus the 1-minute load average, rounded, at least 1
- * and at most 8. On an idle 2-vCPU machine 2 threads made the main job's pretraining step 1.3 times
- * faster; with other processes on the cores a second thread waited for one and made it 2 times
- * slower (docs/benchmarks.md, "WASM threads"), hence the load in the rule. Results do not depend on
- * the count (XNNPACK splits output tiles, not sums: the same bits with 1 or 2 threads).
- * @param load - the 1-minute load average (default `os.loadavg()[0]`) and core count, for tests.
+ * the logical cores minus the cores' busy time over a short sample (see {@link busyCores}), rounded,
+ * at least 1 and at most 8. On an idle 2-vCPU machine 2 threads made the main job's pretraining step
+ * 1.3 to 2 times faster; with other processes on the cores a second thread waited for one and made
+ * it 2 times slower (docs/benchmarks.md, "WASM threads"), hence the idle cores in the rule. Results
+ * do not depend on the count (XNNPACK splits output tiles, not sums: the same bits with 1 or 2 threads).
+ * @param load - the busy cores and the core count (default: measured by {@link busyCores}), for tests.
  * @throws Error naming the variable when it is neither `auto` nor a positive integer.
  */
-export function requestedWasmThreads(env: NodeJS.ProcessEnv = process.env, load: { loadavg: number; cores: number } = { loadavg: os.loadavg()[0], cores: os.availableParallelism() }): number {
+export function requestedWasmThreads(env: NodeJS.ProcessEnv = process.env, load: { busy: number; cores: number } = { busy: os.loadavg()[0], cores: os.availableParallelism() }): number {
   const raw = env[WASM_THREADS_ENV];
-  if (raw === undefined || raw === '' || raw === 'auto') return Math.max(1, Math.min(8, Math.round(load.cores - load.loadavg)));
+  if (raw === undefined || raw === '' || raw === 'auto') return Math.max(1, Math.min(8, Math.round(load.cores - load.busy)));
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1) throw new Error(`${WASM_THREADS_ENV}=${raw}: must be a positive integer or auto (1 turns WASM threads off)`);
   return Math.min(8, n);
+}
+
+/**
+ * How many cores other processes keep busy now: Σ over cores of the non-idle share of their time
+ * during `ms` milliseconds (os.cpus() times, sampled twice), while this process only waits. Not the
+ * 1-minute load average, which still counts work that has ended: `npm ci` just before a run raised
+ * it enough to turn a second thread off on an idle machine.
+ */
+export async function busyCores(ms = 300): Promise<{ busy: number; cores: number }> {
+  const before = os.cpus().map((c) => c.times);
+  await new Promise((r) => setTimeout(r, ms));
+  const after = os.cpus().map((c) => c.times);
+  let busy = 0;
+  after.forEach((t, i) => {
+    const b = before[i];
+    if (!b) return;
+    const total = t.user + t.nice + t.sys + t.irq + t.idle - (b.user + b.nice + b.sys + b.irq + b.idle);
+    if (total > 0) busy += 1 - (t.idle - b.idle) / total;
+  });
+  return { busy, cores: after.length };
 }
 
 /** The line in the package's worker script where it loads the factory; the patch goes in front. */
@@ -75,7 +95,8 @@ const FACTORY_LOAD = 'if(typeof e.data.urlOrBlob=="string")';
  */
 export async function startWasm(opts: WasmStartOptions = {}): Promise<WasmStart> {
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
-  const threads = opts.threads ?? requestedWasmThreads();
+  const raw = process.env[WASM_THREADS_ENV];
+  const threads = opts.threads ?? requestedWasmThreads(process.env, raw === undefined || raw === '' || raw === 'auto' ? await busyCores() : undefined);
   let fallback: string | undefined;
   if (threads > 1) {
     try {
