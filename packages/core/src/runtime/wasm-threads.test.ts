@@ -4,16 +4,18 @@ import * as tf from '@tensorflow/tfjs';
 import { busyCores, requestedWasmThreads, startWasm, WASM_THREADS_ENV } from './wasm-threads.js';
 import { initBackend } from './backend.js';
 
-test('the thread count comes from PEFTKIT_WASM_THREADS, else the idle cores, and a bad value names the variable', () => {
-  assert.equal(requestedWasmThreads({ [WASM_THREADS_ENV]: '3' }), 3);
-  assert.equal(requestedWasmThreads({ [WASM_THREADS_ENV]: '64' }), 8); // the backend pre-starts 8 workers
+test('the thread count comes from PEFTKIT_WASM_THREADS, else the idle cores, and a bad value names the variable', async () => {
+  const load = (busy: number, cores = 2) => async () => ({ busy, cores });
+  const never = async () => assert.fail('a number in the variable measures nothing');
+  assert.equal(await requestedWasmThreads({ [WASM_THREADS_ENV]: '3' }, never), 3);
+  assert.equal(await requestedWasmThreads({ [WASM_THREADS_ENV]: '64' }, never), 8); // the backend pre-starts 8 workers
   // Unset or auto: cores minus the busy ones, rounded, within [1, 8].
-  assert.equal(requestedWasmThreads({}, { cores: 2, busy: 0.3 }), 2);
-  assert.equal(requestedWasmThreads({ [WASM_THREADS_ENV]: 'auto' }, { cores: 2, busy: 0.6 }), 1);
-  assert.equal(requestedWasmThreads({}, { cores: 2, busy: 2 }), 1);
-  assert.equal(requestedWasmThreads({}, { cores: 32, busy: 1 }), 8);
-  assert.throws(() => requestedWasmThreads({ [WASM_THREADS_ENV]: 'two' }), /PEFTKIT_WASM_THREADS=two: must be a positive integer/);
-  assert.throws(() => requestedWasmThreads({ [WASM_THREADS_ENV]: '0' }), /positive integer/);
+  assert.equal(await requestedWasmThreads({}, load(0.3)), 2);
+  assert.equal(await requestedWasmThreads({ [WASM_THREADS_ENV]: 'auto' }, load(0.6)), 1);
+  assert.equal(await requestedWasmThreads({}, load(2)), 1);
+  assert.equal(await requestedWasmThreads({}, load(1, 32)), 8);
+  await assert.rejects(requestedWasmThreads({ [WASM_THREADS_ENV]: 'two' }), /PEFTKIT_WASM_THREADS=two: must be a positive integer/);
+  await assert.rejects(requestedWasmThreads({ [WASM_THREADS_ENV]: '0' }), /positive integer/);
 });
 
 test('the threaded build starts in Node with 2 threads, runs them, and computes products as exactly the same bits every time', async () => {

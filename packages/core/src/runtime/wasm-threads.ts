@@ -53,12 +53,15 @@ export interface WasmStartOptions {
  * 1.3 to 2 times faster; with other processes on the cores a second thread waited for one and made
  * it 2 times slower (docs/benchmarks.md, "WASM threads"), hence the idle cores in the rule. Results
  * do not depend on the count (XNNPACK splits output tiles, not sums: the same bits with 1 or 2 threads).
- * @param load - the busy cores and the core count (default: measured by {@link busyCores}), for tests.
+ * @param measure - measures the busy cores and the core count, only for `auto` (default {@link busyCores}; tests pass their own).
  * @throws Error naming the variable when it is neither `auto` nor a positive integer.
  */
-export function requestedWasmThreads(env: NodeJS.ProcessEnv = process.env, load: { busy: number; cores: number } = { busy: os.loadavg()[0], cores: os.availableParallelism() }): number {
+export async function requestedWasmThreads(env: NodeJS.ProcessEnv = process.env, measure: () => Promise<{ busy: number; cores: number }> = busyCores): Promise<number> {
   const raw = env[WASM_THREADS_ENV];
-  if (raw === undefined || raw === '' || raw === 'auto') return Math.max(1, Math.min(8, Math.round(load.cores - load.busy)));
+  if (raw === undefined || raw === '' || raw === 'auto') {
+    const { busy, cores } = await measure();
+    return Math.max(1, Math.min(8, Math.round(cores - busy)));
+  }
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1) throw new Error(`${WASM_THREADS_ENV}=${raw}: must be a positive integer or auto (1 turns WASM threads off)`);
   return Math.min(8, n);
@@ -95,8 +98,7 @@ const FACTORY_LOAD = 'if(typeof e.data.urlOrBlob=="string")';
  */
 export async function startWasm(opts: WasmStartOptions = {}): Promise<WasmStart> {
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
-  const raw = process.env[WASM_THREADS_ENV];
-  const threads = opts.threads ?? requestedWasmThreads(process.env, raw === undefined || raw === '' || raw === 'auto' ? await busyCores() : undefined);
+  const threads = opts.threads ?? (await requestedWasmThreads());
   let fallback: string | undefined;
   if (threads > 1) {
     try {
