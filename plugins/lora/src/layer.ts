@@ -115,6 +115,90 @@ export function loraScaling(r: number, loraAlpha: number, useRslora: boolean): n
   return useRslora ? loraAlpha / Math.sqrt(r) : loraAlpha / r;
 }
 
+/** What every LoRA adapter keeps, on a linear-like layer or an embedding. */
+interface BaseAdapterState {
+  r: number;
+  loraAlpha: number;
+  useRslora: boolean;
+  scaling: number;
+  enabled: boolean;
+  merged: boolean;
+  A: tf.Variable;
+  B: tf.Variable;
+  /** DoRA's magnitude vector m [out or dim]. */
+  magnitude?: tf.Variable;
+  /** DoRA: the norm the weight was merged with, for unmerging. */
+  mergedNorm?: tf.Tensor1D;
+}
+
+/**
+ * The adapter bookkeeping {@link LoraLayer} and {@link LoraEmbedding} share, as HF PEFT's
+ * `LoraLayer` base class does for `lora.Linear` and `lora.Embedding`: the named adapters, their
+ * lookup, enabling, scaling and which are merged. The subclasses do the arithmetic.
+ */
+abstract class LoraAdapterLayer<S extends BaseAdapterState> extends Module {
+  /** Computes each row with its own adapter inside a mixed batch (see `@peftkit/models`' mixed-batch.ts). */
+  readonly supportsMixedBatch = true as const;
+  protected readonly adapters = new Map<string, S>();
+
+  /**
+   * @param path - the module's dotted name in the model, for messages.
+   * @param kind - what messages call the layer when it has no path.
+   */
+  constructor(readonly path: string, protected readonly kind: string) {
+    super();
+  }
+
+  /** Names of the adapters in this layer, in insertion order. */
+  adapterNames(): string[] {
+    return [...this.adapters.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.adapters.has(name);
+  }
+
+  /** @throws Error naming the adapters there are when `name` is not one of them. */
+  protected state(name: string): S {
+    const s = this.adapters.get(name);
+    if (!s) throw new Error(`${this.path || this.kind}: no adapter named "${name}" (has: ${this.adapterNames().join(', ') || 'none'})`);
+    return s;
+  }
+
+  /** The adapter's A and B variables (live: do not dispose); shapes in the subclass. */
+  loraWeights(name: string): { A: tf.Variable; B: tf.Variable } {
+    const s = this.state(name);
+    return { A: s.A, B: s.B };
+  }
+
+  /** DoRA's magnitude vector of an adapter (live: do not dispose), or undefined for plain LoRA. */
+  magnitudeVector(name: string): tf.Variable | undefined {
+    return this.state(name).magnitude;
+  }
+
+  /** Turns one adapter on or off. Disabling a merged adapter unmerges it first (as HF PEFT does). */
+  setEnabled(name: string, enabled: boolean): void {
+    const s = this.state(name);
+    if (!enabled && s.merged) this.unmerge(name);
+    s.enabled = enabled;
+  }
+
+  /** Changes an adapter's scaling (e.g. to weigh adapters when serving several). @throws Error when it is merged. */
+  setScaling(name: string, scaling: number): void {
+    const s = this.state(name);
+    if (s.merged) throw new Error(`${this.path}: adapter "${name}" is merged; unmerge it before changing its scaling`);
+    s.scaling = scaling;
+  }
+
+  /** Names of the adapters currently merged into the base weight. */
+  mergedAdapters(): string[] {
+    return [...this.adapters].filter(([, s]) => s.merged).map(([n]) => n);
+  }
+
+  /** Subtracts a merged adapter from the base weight again. */
+  abstract unmerge(name: string): void;
+}
+
 /**
  * A linear-like layer with LoRA adapters (HF PEFT's `lora.Linear`). Any number of named adapters;
  * each can be enabled, disabled, merged into the base weight and unmerged. Only enabled, unmerged
@@ -122,7 +206,7 @@ export function loraScaling(r: number, loraAlpha: number, useRslora: boolean): n
  *
  * Shapes: x [..., in] → y [..., out]; per adapter A [r, in], B [out, r] (also for Conv1D bases).
  */
-export class LoraLayer extends Module {
+export class LoraLayer extends LoraAdapterLayer<AdapterState> {
   readonly inFeatures: number;
   readonly outFeatures: number;
   /**
@@ -130,17 +214,14 @@ export class LoraLayer extends Module {
    * Merging then adds (B·A)ᵀ · scaling.
    */
   readonly fanInFanOut: boolean;
-  /** Computes each row with its own adapter inside a mixed batch (see `@peftkit/models`' mixed-batch.ts). */
-  readonly supportsMixedBatch = true as const;
-  private readonly adapters = new Map<string, AdapterState>();
 
   /**
    * @param baseLayer - the layer to wrap; its parameters and buffers are re-registered on this
    *   module under their own names (`weight`, `bias`), so state-dict names do not change.
    * @param path - the module's dotted name in the model, for messages.
    */
-  constructor(readonly baseLayer: LinearBase, readonly path = '') {
-    super();
+  constructor(readonly baseLayer: LinearBase, path = '') {
+    super(path, 'LoRA layer');
     this.inFeatures = baseLayer.inFeatures;
     this.outFeatures = baseLayer.outFeatures;
     this.fanInFanOut = baseLayer instanceof Conv1D;
@@ -165,36 +246,10 @@ export class LoraLayer extends Module {
     return this.baseLayer.bias;
   }
 
-  /** Names of the adapters in this layer, in insertion order. */
-  adapterNames(): string[] {
-    return [...this.adapters.keys()];
-  }
-
-  has(name: string): boolean {
-    return this.adapters.has(name);
-  }
-
-  private state(name: string): AdapterState {
-    const s = this.adapters.get(name);
-    if (!s) throw new Error(`${this.path || 'LoRA layer'}: no adapter named "${name}" (has: ${this.adapterNames().join(', ') || 'none'})`);
-    return s;
-  }
-
   /** An adapter's settings and scaling. */
   adapterInfo(name: string): Required<LoraAdapterSpec> & { scaling: number; enabled: boolean; merged: boolean } {
     const { r, loraAlpha, loraDropout, useRslora, init, scaling, enabled, merged, magnitude } = this.state(name);
     return { r, loraAlpha, loraDropout, useRslora, init, useDora: magnitude !== undefined, scaling, enabled, merged };
-  }
-
-  /** The adapter's A [r, in] and B [out, r] variables (live: do not dispose). */
-  loraWeights(name: string): { A: tf.Variable; B: tf.Variable } {
-    const s = this.state(name);
-    return { A: s.A, B: s.B };
-  }
-
-  /** DoRA's magnitude vector m [out] of an adapter (live: do not dispose), or undefined for plain LoRA. */
-  magnitudeVector(name: string): tf.Variable | undefined {
-    return this.state(name).magnitude;
   }
 
   /**
@@ -257,20 +312,6 @@ export class LoraLayer extends Module {
       this.registerModule(dict, next);
     }
     return this.adapters.size;
-  }
-
-  /** Turns one adapter on or off. Disabling a merged adapter unmerges it first (as HF PEFT does). */
-  setEnabled(name: string, enabled: boolean): void {
-    const s = this.state(name);
-    if (!enabled && s.merged) this.unmerge(name);
-    s.enabled = enabled;
-  }
-
-  /** Changes an adapter's scaling (e.g. to weigh adapters when serving several). */
-  setScaling(name: string, scaling: number): void {
-    const s = this.state(name);
-    if (s.merged) throw new Error(`${this.path}: adapter "${name}" is merged; unmerge it before changing its scaling`);
-    s.scaling = scaling;
   }
 
   /**
@@ -397,11 +438,6 @@ export class LoraLayer extends Module {
     else throw new MergeError(`cannot merge LoRA adapter "${name}" into ${this.path || 'its base layer'}: the base layer (${base.constructor.name}) stores its weight in a form that cannot take a float update (e.g. 4-bit quantized). Dequantize the model first, then merge; or keep the adapter unmerged.`);
   }
 
-  /** Names of the adapters currently merged into the base weight. */
-  mergedAdapters(): string[] {
-    return [...this.adapters].filter(([, s]) => s.merged).map(([n]) => n);
-  }
-
   private addDelta(name: string, sign: 1 | -1): void {
     const base = this.baseLayer;
     if (base instanceof Linear || base instanceof Conv1D) {
@@ -461,18 +497,8 @@ class ParameterDict extends Module {
   }
 }
 
-interface EmbeddingAdapterState {
-  r: number;
-  loraAlpha: number;
-  useRslora: boolean;
-  scaling: number;
-  enabled: boolean;
-  merged: boolean;
-  A: tf.Variable; // [r, vocab]
-  B: tf.Variable; // [dim, r]
-  magnitude?: tf.Variable; // DoRA: [dim]
-  mergedNorm?: tf.Tensor1D;
-}
+/** An embedding adapter keeps no more than any LoRA adapter: A [r, vocab], B [dim, r], DoRA's m [dim]. */
+type EmbeddingAdapterState = BaseAdapterState;
 
 /**
  * LoRA on a token embedding (HF PEFT's `lora.Embedding`): per adapter A [r, vocab] and B [dim, r]
@@ -489,19 +515,16 @@ interface EmbeddingAdapterState {
  * keeps reading the same variable, so merging changes it too (as in HF PEFT, which warns that the
  * embeddings are no longer tied after merging).
  */
-export class LoraEmbedding extends Module {
+export class LoraEmbedding extends LoraAdapterLayer<EmbeddingAdapterState> {
   readonly numEmbeddings: number;
   readonly dim: number;
-  /** Computes each row with its own adapter inside a mixed batch (see `@peftkit/models`' mixed-batch.ts). */
-  readonly supportsMixedBatch = true as const;
-  private readonly adapters = new Map<string, EmbeddingAdapterState>();
 
   /**
    * @param baseLayer - the embedding to wrap; its `weight` is re-registered here under its own name.
    * @param path - the module's dotted name in the model, for messages.
    */
-  constructor(readonly baseLayer: Embedding, readonly path = '') {
-    super();
+  constructor(readonly baseLayer: Embedding, path = '') {
+    super(path, 'LoRA embedding');
     this.numEmbeddings = baseLayer.numEmbeddings;
     this.dim = baseLayer.dim;
     for (const [name, t] of baseLayer.stateDict()) {
@@ -518,35 +541,10 @@ export class LoraEmbedding extends Module {
     return this.baseLayer.weight;
   }
 
-  adapterNames(): string[] {
-    return [...this.adapters.keys()];
-  }
-
-  has(name: string): boolean {
-    return this.adapters.has(name);
-  }
-
-  private state(name: string): EmbeddingAdapterState {
-    const s = this.adapters.get(name);
-    if (!s) throw new Error(`${this.path || 'LoRA embedding'}: no adapter named "${name}" (has: ${this.adapterNames().join(', ') || 'none'})`);
-    return s;
-  }
-
   /** An adapter's settings and scaling. */
   adapterInfo(name: string): { r: number; loraAlpha: number; useRslora: boolean; useDora: boolean; scaling: number; enabled: boolean; merged: boolean } {
     const { r, loraAlpha, useRslora, scaling, enabled, merged, magnitude } = this.state(name);
     return { r, loraAlpha, useRslora, useDora: magnitude !== undefined, scaling, enabled, merged };
-  }
-
-  /** The adapter's A [r, vocab] and B [dim, r] variables (live: do not dispose). */
-  loraWeights(name: string): { A: tf.Variable; B: tf.Variable } {
-    const s = this.state(name);
-    return { A: s.A, B: s.B };
-  }
-
-  /** DoRA's magnitude vector m [dim] (live), or undefined for plain LoRA. */
-  magnitudeVector(name: string): tf.Variable | undefined {
-    return this.state(name).magnitude;
   }
 
   /**
@@ -587,20 +585,6 @@ export class LoraEmbedding extends Module {
       this.registerModule(dict, next);
     }
     return this.adapters.size;
-  }
-
-  /** Turns one adapter on or off (off unmerges it first). */
-  setEnabled(name: string, enabled: boolean): void {
-    const s = this.state(name);
-    if (!enabled && s.merged) this.unmerge(name);
-    s.enabled = enabled;
-  }
-
-  /** Changes an adapter's scaling. @throws Error when it is merged. */
-  setScaling(name: string, scaling: number): void {
-    const s = this.state(name);
-    if (s.merged) throw new Error(`${this.path}: adapter "${name}" is merged; unmerge it before changing its scaling`);
-    s.scaling = scaling;
   }
 
   /** ids [...] (int) → [..., dim]: the base lookup plus every enabled, unmerged adapter (see the class comment). */
@@ -685,11 +669,6 @@ export class LoraEmbedding extends Module {
     s.mergedNorm?.dispose();
     s.mergedNorm = undefined;
     s.merged = false;
-  }
-
-  /** Names of the adapters currently merged into the table. */
-  mergedAdapters(): string[] {
-    return [...this.adapters].filter(([, s]) => s.merged).map(([n]) => n);
   }
 
   /** The adapters' parameters, keyed as HF's module tree: `lora_embedding_A.<adapter>`, `lora_embedding_B.<adapter>`, `lora_magnitude_vector.<adapter>.weight`. */
