@@ -8,9 +8,9 @@
  * its tests compare it with.
  *
  * Forward: per chunk, logits = h_c · Wᵀ (one plain 2-D product against Wᵀ materialized once per
- * pass: on WASM only plain products reach XNNPACK, see `matMulLast`), the rows' logsumexp and target
- * logits; it keeps only hidden, the per-row logsumexp [N] and the targets. Backward: per chunk, the
- * logits again, dLogits = (softmax − onehot) · dy on non-ignored rows, dHidden = dLogits · W and,
+ * pass: on WASM only plain products reach XNNPACK, see `matMulLast`), their softmax, the rows'
+ * logsumexp from it and the target logits; it keeps only hidden and the targets. Backward: per
+ * chunk, the logits and softmax again, dLogits = (softmax − onehot) · dy on non-ignored rows, dHidden = dLogits · W and,
  * when W gets a gradient, dW += dLogitsᵀ · h_c. Peak extra memory is a few [chunkRows, vocab]
  * tensors and one [hidden, vocab] transpose of W (cached once for a frozen W), instead of several
  * [N, vocab] tensors kept from the forward pass to the backward pass. When all N rows fit one chunk
@@ -53,6 +53,20 @@ function chunkTargets(targets: tf.Tensor1D, start: number, r: number): { mask: t
 }
 
 /**
+ * Each row's logsumexp from its logits and their softmax, without an exp pass of our own:
+ * softmax at the row's largest logit is p_max = exp(x_max − lse), so lse = x_max − log p_max, and
+ * p_max ≥ 1/V keeps the log finite and exact to float32 rounding. Why not max, exp, sum, log: on
+ * WASM, `tf.softmax` is XNNPACK's vectorized kernel (12 ms over [2032, 4096]) where `tf.exp` is a
+ * scalar loop (78 ms); the softmax is needed for the gradient anyway.
+ * @param logits - [r, V]
+ * @param probs - [r, V] = softmax(logits) over the last axis
+ * @returns [r]: log Σ_j exp(logits_ij), in nats
+ */
+function logSumExpFromSoftmax(logits: tf.Tensor2D, probs: tf.Tensor): tf.Tensor1D {
+  return tf.sub(tf.max(logits, 1), tf.log(tf.max(probs, 1))) as tf.Tensor1D;
+}
+
+/**
  * The summed negative log-likelihood of `targets` under logits = hidden · weightᵀ, without keeping
  * the logits: the LM head (tied `wte` / `embed_tokens`, or an untied bias-free `lm_head` [V, C])
  * fused with the cross-entropy.
@@ -82,40 +96,36 @@ export function lmHeadCrossEntropy(hidden: tf.Tensor2D, weight: tf.Tensor2D, tar
   // All rows in one chunk of at most CHUNK_ELEMENTS logits: keep the softmax for the backward pass.
   const keepProbs = parts.length === 1 && N * V <= CHUNK_ELEMENTS;
 
-  // Σ (lse − target logit) over the chunk's kept rows, the rows' logsumexp [r] and, with keepProbs, the softmax [r, V].
-  const forwardChunk = (h: tf.Tensor2D, wT: tf.Tensor2D, start: number, r: number): [tf.Scalar, tf.Tensor1D, tf.Tensor2D?] =>
+  // Σ (lse − target logit) over the chunk's kept rows and, with keepProbs, the softmax [r, V].
+  const forwardChunk = (h: tf.Tensor2D, wT: tf.Tensor2D, start: number, r: number): [tf.Scalar, tf.Tensor2D?] =>
     tf.tidy(() => {
       const logits = matMul2d(tf.slice(h, [start, 0], [r, -1]) as tf.Tensor2D, wT); // [r, V]
-      const max = tf.max(logits, 1); // [r]; subtracted before exp so that exp cannot overflow
-      const e = tf.exp(tf.sub(logits, tf.expandDims(max, 1)));
-      const sumExp = tf.sum(e, 1);
-      const lse = tf.add(tf.log(sumExp), max) as tf.Tensor1D; // [r]
+      const p = tf.softmax(logits); // [r, V]
+      const lse = logSumExpFromSoftmax(logits, p);
       const { mask, safe } = chunkTargets(targets, start, r);
       // The target logit by a gather over the flat chunk (row·V + target): no [r, V] one-hot in the forward pass.
       const picked = tf.gather(tf.reshape(logits, [-1]), tf.add(tf.mul(tf.range(0, r, 1, 'int32'), tf.scalar(V, 'int32')), safe)); // [r]
       const loss = tf.sum(tf.mul(tf.sub(lse, picked), mask)) as tf.Scalar;
-      return keepProbs ? [loss, lse, tf.div(e, tf.expandDims(sumExp, 1)) as tf.Tensor2D] : [loss, lse];
-    }) as [tf.Scalar, tf.Tensor1D, tf.Tensor2D?];
+      return keepProbs ? [loss, p as tf.Tensor2D] : [loss];
+    }) as [tf.Scalar, tf.Tensor2D?];
 
-  // Keeps hidden, the logsumexp [N], with keepProbs the softmax [N, V], and, when W gets a gradient, W (clones share the data).
+  // Keeps hidden, with keepProbs the softmax [N, V], and, when W gets a gradient, W (clones share the data).
   const forward = (h: tf.Tensor2D, w: tf.Tensor2D, save: tf.GradSaveFunc, saveW: boolean): tf.Scalar => {
     const { t: wT, owned } = transposeForProduct(w); // [C, V]; an owned one is freed by customGrad's tidy
     const sums: tf.Scalar[] = [];
-    const lses: tf.Tensor1D[] = [];
     let probs: tf.Tensor2D | undefined;
     for (const [start, r] of parts) {
-      const [s, lse, p] = forwardChunk(h, wT, start, r);
+      const [s, p] = forwardChunk(h, wT, start, r);
       sums.push(s);
-      lses.push(lse);
       probs = p;
     }
     if (owned) wT.dispose();
-    save([h, tf.concat(lses), ...(saveW ? [w] : []), ...(probs ? [probs] : [])]);
+    save([h, ...(saveW ? [w] : []), ...(probs ? [probs] : [])]);
     return tf.addN(sums) as tf.Scalar;
   };
 
   // dHidden [N, C] and, with `withWeight`, dW [V, C] for upstream gradient dy (a scalar).
-  const backward = (dy: tf.Tensor, h: tf.Tensor2D, lse: tf.Tensor1D, w: tf.Tensor2D, withWeight: boolean, probs?: tf.Tensor2D): tf.Tensor[] => {
+  const backward = (dy: tf.Tensor, h: tf.Tensor2D, w: tf.Tensor2D, withWeight: boolean, probs?: tf.Tensor2D): tf.Tensor[] => {
     const wT = probs ? undefined : transposeForProduct(w);
     const dHs: tf.Tensor2D[] = [];
     let dW: tf.Tensor2D | undefined;
@@ -124,8 +134,8 @@ export function lmHeadCrossEntropy(hidden: tf.Tensor2D, weight: tf.Tensor2D, tar
         const [dh, dw] = tf.tidy(() => {
           const hc = tf.slice(h, [start, 0], [r, -1]) as tf.Tensor2D;
           const { mask, safe } = chunkTargets(targets, start, r);
-          // softmax [r, V]: kept, or recomputed from the logits and the saved logsumexp.
-          const p = probs ?? tf.exp(tf.sub(matMul2d(hc, wT!.t), tf.expandDims(tf.slice(lse, [start], [r]), 1)));
+          // softmax [r, V]: kept, or recomputed from the logits.
+          const p = probs ?? tf.softmax(matMul2d(hc, wT!.t));
           const scale = tf.expandDims(tf.mul(mask, dy), 1); // [r, 1]: dy on kept rows, 0 on ignored ones
           // int32 one-hot, upcast by sub: tfjs 4.22's WASM OneHot ignores dtype 'float32' (writes int32 bits, ~1e-45).
           const g = tf.mul(tf.sub(p, tf.oneHot(safe, V)), scale) as tf.Tensor2D; // dLogits [r, V]
@@ -153,13 +163,13 @@ export function lmHeadCrossEntropy(hidden: tf.Tensor2D, weight: tf.Tensor2D, tar
   if (frozen) {
     const f = tf.customGrad(((h: tf.Tensor2D, save: tf.GradSaveFunc) => ({
       value: forward(h, weight, save, false),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => backward(dy, saved[0] as tf.Tensor2D, saved[1] as tf.Tensor1D, weight, false, saved[2] as tf.Tensor2D | undefined),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => backward(dy, saved[0] as tf.Tensor2D, weight, false, saved[1] as tf.Tensor2D | undefined),
     })) as unknown as Grad);
     return f(hidden) as tf.Scalar;
   }
   const f = tf.customGrad(((h: tf.Tensor2D, w: tf.Tensor2D, save: tf.GradSaveFunc) => ({
     value: forward(h, w, save, true),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => backward(dy, saved[0] as tf.Tensor2D, saved[1] as tf.Tensor1D, saved[2] as tf.Tensor2D, true, saved[3] as tf.Tensor2D | undefined),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => backward(dy, saved[0] as tf.Tensor2D, saved[1] as tf.Tensor2D, true, saved[2] as tf.Tensor2D | undefined),
   })) as unknown as Grad);
   return f(hidden, weight) as tf.Scalar;
 }
