@@ -109,7 +109,7 @@ export function lmHeadCrossEntropy(hidden: tf.Tensor2D, weight: tf.Tensor2D, tar
       return keepProbs ? [loss, p as tf.Tensor2D] : [loss];
     }) as [tf.Scalar, tf.Tensor2D?];
 
-  // Keeps hidden, with keepProbs the softmax [N, V], and, when W gets a gradient, W (clones share the data).
+  // Keeps hidden, the targets, with keepProbs the softmax [N, V], and, when W gets a gradient, W (clones share the data).
   const forward = (h: tf.Tensor2D, w: tf.Tensor2D, save: tf.GradSaveFunc, saveW: boolean): tf.Scalar => {
     const { t: wT, owned } = transposeForProduct(w); // [C, V]; an owned one is freed by customGrad's tidy
     const sums: tf.Scalar[] = [];
@@ -120,12 +120,13 @@ export function lmHeadCrossEntropy(hidden: tf.Tensor2D, weight: tf.Tensor2D, tar
       probs = p;
     }
     if (owned) wT.dispose();
-    save([h, ...(saveW ? [w] : []), ...(probs ? [probs] : [])]);
+    // The targets too: the caller may dispose them (a tidy) before the backward pass runs.
+    save([h, targets, ...(saveW ? [w] : []), ...(probs ? [probs] : [])]);
     return tf.addN(sums) as tf.Scalar;
   };
 
   // dHidden [N, C] and, with `withWeight`, dW [V, C] for upstream gradient dy (a scalar).
-  const backward = (dy: tf.Tensor, h: tf.Tensor2D, w: tf.Tensor2D, withWeight: boolean, probs?: tf.Tensor2D): tf.Tensor[] => {
+  const backward = (dy: tf.Tensor, h: tf.Tensor2D, y: tf.Tensor1D, w: tf.Tensor2D, withWeight: boolean, probs?: tf.Tensor2D): tf.Tensor[] => {
     const wT = probs ? undefined : transposeForProduct(w);
     const dHs: tf.Tensor2D[] = [];
     let dW: tf.Tensor2D | undefined;
@@ -133,7 +134,7 @@ export function lmHeadCrossEntropy(hidden: tf.Tensor2D, weight: tf.Tensor2D, tar
       for (const [start, r] of parts) {
         const [dh, dw] = tf.tidy(() => {
           const hc = tf.slice(h, [start, 0], [r, -1]) as tf.Tensor2D;
-          const { mask, safe } = chunkTargets(targets, start, r);
+          const { mask, safe } = chunkTargets(y, start, r);
           // softmax [r, V]: kept, or recomputed from the logits.
           const p = probs ?? tf.softmax(matMul2d(hc, wT!.t));
           const scale = tf.expandDims(tf.mul(mask, dy), 1); // [r, 1]: dy on kept rows, 0 on ignored ones
@@ -163,13 +164,13 @@ export function lmHeadCrossEntropy(hidden: tf.Tensor2D, weight: tf.Tensor2D, tar
   if (frozen) {
     const f = tf.customGrad(((h: tf.Tensor2D, save: tf.GradSaveFunc) => ({
       value: forward(h, weight, save, false),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => backward(dy, saved[0] as tf.Tensor2D, weight, false, saved[1] as tf.Tensor2D | undefined),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => backward(dy, saved[0] as tf.Tensor2D, saved[1] as tf.Tensor1D, weight, false, saved[2] as tf.Tensor2D | undefined),
     })) as unknown as Grad);
     return f(hidden) as tf.Scalar;
   }
   const f = tf.customGrad(((h: tf.Tensor2D, w: tf.Tensor2D, save: tf.GradSaveFunc) => ({
     value: forward(h, w, save, true),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => backward(dy, saved[0] as tf.Tensor2D, saved[1] as tf.Tensor2D, true, saved[2] as tf.Tensor2D | undefined),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => backward(dy, saved[0] as tf.Tensor2D, saved[1] as tf.Tensor1D, saved[2] as tf.Tensor2D, true, saved[3] as tf.Tensor2D | undefined),
   })) as unknown as Grad);
   return f(hidden, weight) as tf.Scalar;
 }

@@ -41,7 +41,7 @@ export function batchNllSum(model: PeftModel, batch: Batch, task: TrainingTask):
     if (task === 'causal-lm') {
       const inputIds = tf.tensor2d(batch.inputIds, batch.shape, 'int32');
       const attentionMask = tf.tensor2d(batch.attentionMask, batch.shape, 'int32');
-      return causalLmModelNllSum(model, { inputIds, attentionMask }, tf.tensor2d(batch.labels, batch.shape, 'int32'));
+      return causalLmModelNllSum(model, { inputIds, attentionMask }, tf.tensor2d(batch.labels, batch.shape, 'int32'), { hostLabels: batch.labels });
     }
     const { logits } = forwardBatch(model, batch);
     if (logits.rank !== 2) throw new Error(`task "sequence-classification" needs logits [batch, num_labels], but the model returns [${logits.shape}] (load the model with a classification head, or set "task": "causal-lm")`);

@@ -76,7 +76,16 @@ export async function predictWithLabelWords(model: PeftModel, examples: readonly
         last[i] = i * T + e.promptLength - 1;
       });
       const scores = tf.tidy(() => {
-        const { logits } = forwardBatch(model, { shape: [R, T], inputIds: ids, attentionMask: mask, labels: new Int32Array(R * T).fill(IGNORE_INDEX), promptLengths: new Int32Array(R), indices: new Int32Array(R), epoch: 0, batch: 0 });
+        const batch = { shape: [R, T] as [number, number], inputIds: ids, attentionMask: mask, labels: new Int32Array(R * T).fill(IGNORE_INDEX), promptLengths: new Int32Array(R), indices: new Int32Array(R), epoch: 0, batch: 0 };
+        const head = model.outputHead();
+        if (head) {
+          // A plain head: the last prompt position's hidden state times the label words' rows only, not
+          // logits over every position and the whole vocabulary (the head was most of a small model's forward pass).
+          const hidden = model.forwardHidden({ inputIds: tf.tensor2d(ids, [R, T], 'int32'), attentionMask: tf.tensor2d(mask, [R, T], 'int32') }).lastHiddenState!;
+          const atLast = tf.gather(tf.reshape(hidden, [R * T, -1]), tf.tensor1d(last, 'int32')); // [R, hidden]
+          return tf.matMul(atLast, tf.gather(head.weight, labelIds), false, true); // [R, C]
+        }
+        const { logits } = forwardBatch(model, batch);
         const V = logits.shape[logits.shape.length - 1];
         const atLast = tf.gather(logits.reshape([R * T, V]), tf.tensor1d(last, 'int32')); // [R, V]
         return tf.gather(atLast, labelIds, 1); // [R, C]

@@ -138,6 +138,35 @@ test('causalLmHiddenNllSum equals causalLmNllSum of the logits (same shift, -100
   tf.dispose([hidden, weight, labels, rh, rw, oh, ow]);
 });
 
+test('causalLmHiddenNllSum with host labels: few targets (a label word after each prompt) take only their rows through the head, with the same loss and gradients; many targets keep the full path', async () => {
+  const [B, T, C, V] = [3, 9, 10, 31];
+  const hidden = tf.randomNormal([B, T, C], 0, 1, 'float32', 17) as tf.Tensor3D;
+  const weight = tf.randomNormal([V, C], 0, 1, 'float32', 18) as tf.Tensor2D;
+  const rows = [
+    [-100, -100, -100, -100, 5, -100, -100, -100, -100],
+    [-100, -100, -100, -100, -100, -100, -100, -100, 30],
+    [-100, 7, -100, -100, -100, -100, -100, -100, -100],
+  ];
+  const host = Int32Array.from(rows.flat());
+  const labels = tf.tensor2d(host, [B, T], 'int32');
+  const full = tf.grads((h: tf.Tensor, w: tf.Tensor) => causalLmHiddenNllSum(h, w as tf.Tensor2D, labels));
+  const sparse = tf.grads((h: tf.Tensor, w: tf.Tensor) => causalLmHiddenNllSum(h, w as tf.Tensor2D, labels, undefined, host));
+  const a = causalLmHiddenNllSum(hidden, weight, labels).dataSync()[0];
+  const b = causalLmHiddenNllSum(hidden, weight, labels, undefined, host).dataSync()[0];
+  assert.ok(Math.abs(a - b) / a < 1e-6, `${b} vs ${a}`);
+  const [fh, fw] = full([hidden, weight]);
+  const [sh, sw] = sparse([hidden, weight]);
+  assert.ok(relErr(sh, fh) < 1e-6 && relErr(sw, fw) < 1e-6, `${relErr(sh, fh)}, ${relErr(sw, fw)}`);
+  // Only the three positions before a target get a gradient.
+  const nonzero = tf.tidy(() => tf.sum(tf.cast(tf.notEqual(tf.sum(tf.abs(sh), -1), 0), 'int32')).dataSync()[0]);
+  assert.equal(nonzero, 3);
+  // The head runs on the 3 scored rows: its product is [3, C] · [C, V], not [B·(T-1), C] · [C, V].
+  const profile = await tf.profile(() => tf.dispose(causalLmHiddenNllSum(hidden, weight, labels, undefined, host)));
+  const products = profile.kernels.filter((k) => k.name === 'BatchMatMul').map((k) => k.inputShapes[0][0]);
+  assert.deepEqual(products, [3]);
+  tf.dispose([hidden, weight, labels, fh, fw, sh, sw]);
+});
+
 test('causalLmModelNllSum: the fused path on GPT-2 (tied head) and Llama (untied lm_head) gives the logits path\'s loss and gradients of every parameter (full fine-tuning); a wrapped head or a first-token adapter falls back to the logits', () => {
   const ids = sampleIds(2, 9, 50, 3);
   const labels = tf.tidy(() => tf.where(tf.tensor2d([[1, 1, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 0, 0, 0]], undefined, 'bool'), ids, tf.fill([2, 9], -100, 'int32'))) as tf.Tensor2D;

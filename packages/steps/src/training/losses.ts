@@ -49,22 +49,53 @@ export function causalLmNllSum(logits: tf.Tensor, labels: tf.Tensor, leadingLogi
 /**
  * {@link causalLmNllSum} of the logits hidden · Wᵀ without materializing them: the same shift
  * (states at t predict labels at t + 1), then the LM head and the cross-entropy as one chunked op
- * (`lmHeadCrossEntropy` in @peftkit/models), which keeps only the hidden states and one logsumexp
- * per position for the backward pass. Equal to `causalLmNllSum(hidden · Wᵀ, labels)` within float32.
+ * (`lmHeadCrossEntropy` in @peftkit/models), which keeps only the hidden states for the backward
+ * pass. Equal to `causalLmNllSum(hidden · Wᵀ, labels)` within float32.
  * @param hidden - [batch, seq, hidden] final hidden states.
  * @param weight - [vocab, hidden] the head's weight (the token embedding when tied).
  * @param labels - [batch, seq] int32, -100 where ignored.
  * @param chunkRows - positions per chunk (default: `defaultChunkRows(vocab)`, 32 MiB of logits).
+ * @param hostLabels - the same labels on the host ([batch·seq], row-major), when the caller has them: then
+ *   positions without a target are dropped before the head when they are more than half (the same sum; the
+ *   head's products shrink to the targets' rows).
  * @returns a scalar: the sum of per-token NLL (nats) over the targets.
  */
-export function causalLmHiddenNllSum(hidden: tf.Tensor, weight: tf.Tensor2D, labels: tf.Tensor, chunkRows?: number): tf.Scalar {
+export function causalLmHiddenNllSum(hidden: tf.Tensor, weight: tf.Tensor2D, labels: tf.Tensor, chunkRows?: number, hostLabels?: ArrayLike<number>): tf.Scalar {
   return tf.tidy(() => {
     const [B, T, C] = hidden.shape as [number, number, number];
     if (labels.shape[0] !== B || labels.shape[1] !== T) throw new Error(`labels [${labels.shape}] do not match hidden states [${hidden.shape}]`);
     const h = tf.reshape(tf.slice(hidden, [0, 0, 0], [B, T - 1, C]), [-1, C]) as tf.Tensor2D; // [B·(T-1), C]
+    const scored = hostLabels ? scoredPositions(hostLabels, B, T) : undefined;
+    if (scored) {
+      // Few targets (a label word after each prompt): the head and the loss over those positions only.
+      const idx = tf.tensor1d(scored.positions, 'int32');
+      return lmHeadCrossEntropy(tf.gather(h, idx) as tf.Tensor2D, weight, tf.tensor1d(scored.targets, 'int32'), { chunkRows });
+    }
     const y = tf.reshape(tf.slice(labels.toInt(), [0, 1], [B, T - 1]), [-1]) as tf.Tensor1D; // [B·(T-1)]
     return lmHeadCrossEntropy(h, weight, y, { chunkRows });
   });
+}
+
+/**
+ * The shifted positions that have a target (labels[b, t + 1] ≠ -100), as rows of the [B·(T-1)] flattening,
+ * with their targets; undefined when more than half the positions have one (then gathering saves little).
+ * Why: a classification prompt scored by its label word has one target in a hundred positions, and the
+ * LM head over the others (a [positions, vocab] product each way) was a third of the main job's fine-tuning step.
+ */
+function scoredPositions(labels: ArrayLike<number>, B: number, T: number): { positions: Int32Array; targets: Int32Array } | undefined {
+  if (labels.length !== B * T) throw new Error(`host labels have ${labels.length} values, expected ${B} x ${T}`);
+  const positions: number[] = [];
+  const targets: number[] = [];
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t + 1 < T; t++) {
+      const y = labels[b * T + t + 1];
+      if (y === IGNORE_INDEX) continue;
+      positions.push(b * (T - 1) + t);
+      targets.push(y);
+    }
+  }
+  if (positions.length === 0 || 2 * positions.length > B * (T - 1)) return undefined;
+  return { positions: Int32Array.from(positions), targets: Int32Array.from(targets) };
 }
 
 /** A model the causal-LM loss can run: a `PeftModel` or a bare `PreTrainedModel`. */
@@ -83,10 +114,10 @@ export interface CausalLm {
  * @param labels - [batch, seq] int32, -100 where ignored.
  * @returns a scalar in nats; divide by the target count for the mean.
  */
-export function causalLmModelNllSum(model: CausalLm, inputs: ModelInputs, labels: tf.Tensor, opts: { chunkRows?: number } = {}): tf.Scalar {
+export function causalLmModelNllSum(model: CausalLm, inputs: ModelInputs, labels: tf.Tensor, opts: { chunkRows?: number; hostLabels?: ArrayLike<number> } = {}): tf.Scalar {
   return tf.tidy(() => {
     const head = model.outputHead();
-    if (head) return causalLmHiddenNllSum(model.forwardHidden(inputs).lastHiddenState!, head.weight as tf.Variable<tf.Rank.R2>, labels, opts.chunkRows);
+    if (head) return causalLmHiddenNllSum(model.forwardHidden(inputs).lastHiddenState!, head.weight as tf.Variable<tf.Rank.R2>, labels, opts.chunkRows, opts.hostLabels);
     const { logits, leadingLogits } = model.forward(inputs);
     if (logits.rank !== 3) throw new Error(`task "causal-lm" needs logits [batch, seq, vocab], but the model returns [${logits.shape}] (a sequence classifier? set "task": "sequence-classification")`);
     return causalLmNllSum(logits, labels, leadingLogits);
