@@ -15,7 +15,7 @@
  * see `LoraAdapterHandle.stateDict` in model.ts.
  */
 import * as tf from '@tensorflow/tfjs';
-import { BASE_ADAPTER_NAME, Conv1D, Dropout, Embedding, Linear, Module, applyPerRow, mixedBatchAdapterNames, nextSeed } from '@peftkit/models';
+import { BASE_ADAPTER_NAME, Conv1D, Dropout, Embedding, Linear, Module, applyPerRow, matMulLast, mixedBatchAdapterNames, nextSeed } from '@peftkit/models';
 import { detached, doraDelta, doraMergedWeight, doraUnmergedWeight, weightNorm } from './dora.js';
 
 /**
@@ -354,11 +354,10 @@ export class LoraLayer extends LoraAdapterLayer<AdapterState> {
 
   /** (x Aᵀ) Bᵀ · scaling: x [..., in] → [..., out]. */
   private loraUpdate(s: AdapterState, x: tf.Tensor): tf.Tensor {
-    const lead = x.shape.slice(0, -1);
-    // Plain 2-D products with the small A and B transposed explicitly: the WASM backend's fast path.
-    const h = tf.matMul(x.reshape([-1, this.inFeatures]), s.A.transpose()); // [N, r]
-    const d = tf.matMul(h, s.B.transpose()); // [N, out]
-    return tf.mul(d.reshape([...lead, this.outFeatures]), s.scaling);
+    // matMulLast: plain 2-D products forward and backward (tf.matMul's own gradient takes transposed
+    // operands, which tfjs-wasm runs in a scalar loop: a fifth of the main job's LoRA step).
+    const h = matMulLast(x, s.A, true); // [..., r]
+    return tf.mul(matMulLast(h, s.B, true), s.scaling); // [..., out]
   }
 
   /**
@@ -606,7 +605,7 @@ export class LoraEmbedding extends LoraAdapterLayer<EmbeddingAdapterState> {
   /** Aᵀ[ids] Bᵀ · scaling: ids [...] → [..., dim]. */
   private loraUpdate(s: EmbeddingAdapterState, ids: tf.Tensor): tf.Tensor {
     const h = tf.gather(tf.transpose(s.A), ids.cast('int32').reshape([-1])); // [N, r]
-    const d = tf.matMul(h, tf.transpose(s.B)); // [N, dim]
+    const d = matMulLast(h, s.B, true); // [N, dim]: plain products both ways (see LoraLayer's loraUpdate)
     return tf.mul(d.reshape([...ids.shape, this.dim]), s.scaling);
   }
 

@@ -74,6 +74,8 @@ describe('mixed-adapter batches (HF PEFT adapter_names)', () => {
     const onlyB = rowsOf(logits(peft, inputs));
     assert.ok(maxRowDiff(onlyA, base) > 1e-2 && maxRowDiff(onlyB, base) > 1e-2 && maxRowDiff(onlyA, onlyB) > 1e-2, 'the two adapters change the output, differently');
 
+    // One mixed batch first: frozen adapters' transposes are cached once (nn/layers.ts frozenTransposes), not per call.
+    tf.tidy(() => void logits(peft, inputs, names).dataSync());
     const n0 = tf.memory().numTensors;
     tf.tidy(() => void logits(peft, inputs, names).dataSync());
     assert.equal(tf.memory().numTensors, n0, 'a mixed batch leaves no tensor behind');
