@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { UserError, writeFileAtomic, writeJsonAtomic, type StepContext, type StepKind } from '@peftkit/core';
 import type { Dataset, SplitName } from '@peftkit/data';
 import { generateAsync, type PeftModel } from '@peftkit/models';
-import { predictWithHead, predictWithLabelWords, type Predictions } from '../training/classify.js';
+import { labelWordLossAndPredictions, predictWithHead, predictWithLabelWords, type Predictions } from '../training/classify.js';
 import { splitLoss } from '../training/evaluation.js';
 import { classificationMetrics, majorityBaseline, perplexity } from '../training/metrics.js';
 import { resolveTask } from '../training/trainer.js';
@@ -88,14 +88,16 @@ export const evaluateStep: StepKind<EvaluateSettings> = {
 
     const score = async (): Promise<Record<string, number>> => {
       const m: Record<string, number> = {};
-      const l = await splitLoss(model, data, split, batchSize, task);
+      // Label words of one token: the loss and the predictions from one pass over the split, else two.
+      const both = classify && task === 'causal-lm' ? await labelWordLossAndPredictions(model, data, split, batchSize, labelWordIds!) : undefined;
+      const l = both?.loss ?? (await splitLoss(model, data, split, batchSize, task));
       // No target (classification prompts scored only by label words): no loss to report.
       if (l.count > 0) {
         m.loss = l.loss;
         if (task === 'causal-lm') m.perplexity = perplexity(l.nllSum, l.count);
       }
       if (classify) {
-        const p: Predictions = task === 'sequence-classification' ? await predictWithHead(model, data, split, batchSize) : await predictWithLabelWords(model, examples, labelWordIds!, batchSize, data.padTokenId);
+        const p: Predictions = both?.predictions ?? (task === 'sequence-classification' ? await predictWithHead(model, data, split, batchSize) : await predictWithLabelWords(model, examples, labelWordIds!, batchSize, data.padTokenId));
         const c = classificationMetrics(p.predictions, p.labels, numClasses, positive);
         Object.assign(m, { accuracy: c.accuracy, precision: c.precision, recall: c.recall, f1: c.f1 });
       }

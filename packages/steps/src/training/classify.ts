@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Dataset, SplitName, TokenizedExample } from '@peftkit/data';
 import type { PeftModel } from '@peftkit/models';
-import { forwardBatch } from './batches.js';
-import { IGNORE_INDEX, causalLmNllPerSequence } from './losses.js';
+import { forwardBatch, targetCount } from './batches.js';
+import type { LossTotals } from './evaluation.js';
+import { IGNORE_INDEX, causalLmHiddenNllSum, causalLmNllPerSequence } from './losses.js';
 
 /** Predicted and gold class ids of a split's examples, in split order. */
 export interface Predictions {
@@ -124,4 +125,65 @@ export async function predictWithLabelWords(model: PeftModel, examples: readonly
     preds.set(argmaxRows(values, chunk.length, C, -1), s);
   }
   return { predictions: preds, labels: Int32Array.from(scored, (e) => e.label!) };
+}
+
+/**
+ * The causal-LM loss of a classification split's targets (the label word and what follows it) and
+ * the label-word predictions from ONE forward pass per batch, where {@link predictWithLabelWords}
+ * and `splitLoss` would each run the model over the split: the hidden state at the last prompt
+ * position is the same in both (causal attention does not see what follows it). Applies when every
+ * label word is one token and the model's output head is plain (`outputHead()`: no adapter on it, no
+ * prompt tuning predicting a first token); returns undefined otherwise, for the caller to run the two passes.
+ * In eval mode (dropout off), without gradients, in split order.
+ *
+ * @param labelWordIds - the token ids of each label's word, index = class id.
+ * @param batchSize - examples per forward pass.
+ * @returns the summed NLL over the split's targets (nats) with their count, and the predictions of
+ *   the examples that have a class label (in split order, as {@link predictWithLabelWords}).
+ * @throws Error when an example with a class label has no prompt token.
+ */
+export async function labelWordLossAndPredictions(model: PeftModel, data: Dataset, split: SplitName, batchSize: number, labelWordIds: number[][]): Promise<{ loss: LossTotals; predictions: Predictions } | undefined> {
+  const head = model.outputHead();
+  if (!head || !labelWordIds.every((w) => w.length === 1)) return undefined;
+  const examples = data.splits[split]!.examples;
+  const C = labelWordIds.length;
+  const preds: number[] = [];
+  const gold: number[] = [];
+  let nllSum = 0;
+  let count = 0;
+  const labelIds = tf.tensor1d(labelWordIds.map((w) => w[0]), 'int32');
+  const base = model.base.model;
+  const wasTraining = base.training;
+  base.eval();
+  try {
+    for (const batch of data.batches(split, { batchSize, shuffle: false, dropLast: false, epochs: 1 })) {
+      const [B, T] = batch.shape;
+      const rows: number[] = [];
+      const last: number[] = [];
+      for (let i = 0; i < B; i++) {
+        const e = examples[batch.indices[i]];
+        if (e.label === undefined || e.label < 0) continue;
+        if (e.promptLength < 1) throw new Error(`example ${e.row} has no prompt tokens to score label words after`);
+        rows.push(i);
+        last.push(i * T + e.promptLength - 1);
+        gold.push(e.label);
+      }
+      const n = targetCount(batch, 'causal-lm', model);
+      const [sum, scores] = tf.tidy(() => {
+        const hidden = model.forwardHidden({ inputIds: tf.tensor2d(batch.inputIds, batch.shape, 'int32'), attentionMask: tf.tensor2d(batch.attentionMask, batch.shape, 'int32') }).lastHiddenState!;
+        const s = n ? causalLmHiddenNllSum(hidden, head.weight as tf.Tensor2D, tf.tensor2d(batch.labels, batch.shape, 'int32'), undefined, batch.labels) : tf.scalar(0);
+        if (!rows.length) return [s];
+        const atLast = tf.gather(tf.reshape(hidden, [B * T, -1]), tf.tensor1d(last, 'int32')); // [R, hidden]
+        return [s, tf.matMul(atLast, tf.gather(head.weight, labelIds), false, true)]; // [R, C]
+      }) as [tf.Scalar, tf.Tensor2D?];
+      nllSum += (await sum.data())[0];
+      count += n;
+      if (scores) preds.push(...argmaxRows(await scores.data(), rows.length, C));
+      tf.dispose([sum, scores]);
+    }
+  } finally {
+    labelIds.dispose();
+    base.train(wasTraining);
+  }
+  return { loss: { nllSum, count, loss: count ? nllSum / count : NaN }, predictions: { predictions: Int32Array.from(preds), labels: Int32Array.from(gold) } };
 }
