@@ -7,11 +7,14 @@
  * (docs/benchmarks.md, issue 14). This loop moves the same elements in 32 x 32 tiles, so that both
  * the reads and the writes of a tile stay in the L1 cache.
  *
- * Any rank and permutation: axes of size 1 are dropped and input axes that stay adjacent in the
- * output are merged first (attention's [B, T, H, D] → [B, H, T, D] becomes a copy of D-long runs;
- * [B, H, T, D] → [B, H, D, T] a batch of 2-D transposes). Float32, int32 and bool (the loop is
- * the same for any typed array); strings and complex numbers go to the backend's own kernel, as
- * does a permutation that moves nothing after simplification (its kernel then shares the data).
+ * The kernel takes only the cases where it measured faster than the backend's own (docs/benchmarks.md,
+ * issue 14): after axes of size 1 are dropped and input axes that stay adjacent in the output are
+ * merged, a 2-D transpose or a batch of them ([B, R, C] → [B, C, R]) of at least {@link MIN_MATRIX}
+ * elements a matrix, in float32, int32 or bool. Everything else goes to the backend's own kernel,
+ * which was as fast or faster there: small matrices (attention's [B, H, T, D] ↔ [B, T, H, D] and
+ * kᵀ at the main job's sizes: 0.1 ms against our 0.6 to 0.8), permutations that keep the innermost
+ * axis, strings and complex numbers, and permutations that move nothing (its kernel then shares
+ * the data). `transposeInto` itself handles any rank and permutation and is tested on all of them.
  *
  * Reference: the cpu backend's Transpose (bit-identical outputs: elements are moved, not computed;
  * tested in transpose.test.ts for every permutation of rank 1 to 4).
@@ -27,6 +30,13 @@ interface WasmHeapBackend {
 
 /** Tile edge: 32 x 32 float32 is 4 KiB read and 4 KiB written, well inside a 32 KiB L1. */
 const TILE = 32;
+
+/**
+ * Smallest matrix (elements) this kernel transposes: below it the backend's own kernel was as fast
+ * ([128, 32]: 0.01 to 0.02 ms each) or faster (a batch of 64 [128, 32] matrices: 0.11 ms against 0.83);
+ * from [512, 512] up ours was 1.5 to 3 times faster ([2048, 512]: 3.9 ms against 8.2).
+ */
+const MIN_MATRIX = 32768;
 
 /**
  * `shape` and `perm` with the axes of size 1 dropped and input axes that stay adjacent (and in
@@ -121,8 +131,11 @@ function transpose(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attr
   const { x } = args.inputs as { x: tf.TensorInfo };
   const { perm } = args.attrs as unknown as tf.TransposeAttrs;
   const simple = simplifyPermutation(x.shape, perm);
-  const moves = simple.perm.some((p, i) => p !== i);
-  if (!moves || (x.dtype !== 'float32' && x.dtype !== 'int32' && x.dtype !== 'bool')) {
+  const p = simple.perm.join();
+  const r = simple.shape.length;
+  const matrix = r >= 2 ? simple.shape[r - 1] * simple.shape[r - 2] : 0;
+  const ours = (p === '1,0' || p === '0,2,1') && matrix >= MIN_MATRIX && (x.dtype === 'float32' || x.dtype === 'int32' || x.dtype === 'bool');
+  if (!ours) {
     return replacedKernel(tf.Transpose, 'wasm')(args as never) as tf.TensorInfo;
   }
   const backend = args.backend as WasmHeapBackend;
