@@ -59,10 +59,12 @@ test('wasm Transpose equals the cpu backend\'s exactly: matrices it takes (2-D, 
   const cases: [number[], number[], Dtype][] = [
     [[2048, 512], [1, 0], 'float32'], // the MLP's c_proj input, transposed for dW
     [[4, 2048, 128], [0, 2, 1], 'float32'],
-    [[3, 201, 171], [0, 2, 1], 'int32'], // odd sizes over the threshold
-    [[1, 300, 1, 111], [3, 2, 0, 1], 'bool'], // 2-D once the axes of size 1 are dropped
-    [[2, 3, 200, 1, 170], [0, 1, 4, 3, 2], 'float32'], // a batch of 6 after merging
-    [[5, 2, 181, 190, 1, 1], [4, 1, 0, 3, 5, 2], 'float32'],
+    [[3, 512, 171], [0, 2, 1], 'int32'], // odd columns
+    [[1, 1024, 1, 37], [3, 2, 0, 1], 'bool'], // 2-D once the axes of size 1 are dropped
+    [[2, 3, 512, 1, 70], [0, 1, 4, 3, 2], 'float32'], // a batch of 6 after merging
+    [[5, 1, 2, 1024, 33, 1], [0, 5, 1, 2, 4, 3], 'float32'], // rank 6, a batch of 10 [1024, 33]
+    [[5, 2, 1024, 33], [1, 0, 3, 2], 'float32'], // rank 4 after simplifying: the backend's own
+    [[2032, 128], [1, 0], 'float32'], // the backend's own (no cache collisions there)
     [[16, 128, 4, 32], [0, 2, 1, 3], 'float32'], // attention's heads: the backend's own
     [[16, 4, 128, 32], [0, 1, 3, 2], 'float32'], // kᵀ: small matrices, the backend's own
     [[2, 3, 5, 7], [3, 1, 0, 2], 'int32'],

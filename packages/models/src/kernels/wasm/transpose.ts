@@ -10,11 +10,13 @@
  * The kernel takes only the cases where it measured faster than the backend's own (docs/benchmarks.md,
  * issue 14): after axes of size 1 are dropped and input axes that stay adjacent in the output are
  * merged, a 2-D transpose or a batch of them ([B, R, C] → [B, C, R]) of at least {@link MIN_MATRIX}
- * elements a matrix, in float32, int32 or bool. Everything else goes to the backend's own kernel,
- * which was as fast or faster there: small matrices (attention's [B, H, T, D] ↔ [B, T, H, D] and
- * kᵀ at the main job's sizes: 0.1 ms against our 0.6 to 0.8), permutations that keep the innermost
- * axis, strings and complex numbers, and permutations that move nothing (its kernel then shares
- * the data). `transposeInto` itself handles any rank and permutation and is tested on all of them.
+ * elements a matrix whose row count R is a multiple of 512, in float32, int32 or bool. The
+ * backend's kernel is fast (about 0.6 ns an element: [2032, 128] in 0.16 ms) except there, where
+ * its output rows, R elements apart, collide in the cache ([2048, 128]: 2.2 ms; [2048, 512]: 7.9
+ * against our 3.2; [4096, 128]: 3.4 against 1.6). Everything else goes to the backend's kernel:
+ * other shapes (ours, about 3 ns an element, was slower or even), permutations that keep the
+ * innermost axis, strings and complex numbers, and permutations that move nothing (its kernel then
+ * shares the data). `transposeInto` itself handles any rank and permutation and is tested on all.
  *
  * Reference: the cpu backend's Transpose (bit-identical outputs: elements are moved, not computed;
  * tested in transpose.test.ts for every permutation of rank 1 to 4).
@@ -31,11 +33,7 @@ interface WasmHeapBackend {
 /** Tile edge: 32 x 32 float32 is 4 KiB read and 4 KiB written, well inside a 32 KiB L1. */
 const TILE = 32;
 
-/**
- * Smallest matrix (elements) this kernel transposes: below it the backend's own kernel was as fast
- * ([128, 32]: 0.01 to 0.02 ms each) or faster (a batch of 64 [128, 32] matrices: 0.11 ms against 0.83);
- * from [512, 512] up ours was 1.5 to 3 times faster ([2048, 512]: 3.9 ms against 8.2).
- */
+/** Smallest matrix (elements) this kernel transposes: below it the two kernels measured even. */
 const MIN_MATRIX = 32768;
 
 /**
@@ -134,7 +132,7 @@ function transpose(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attr
   const p = simple.perm.join();
   const r = simple.shape.length;
   const matrix = r >= 2 ? simple.shape[r - 1] * simple.shape[r - 2] : 0;
-  const ours = (p === '1,0' || p === '0,2,1') && matrix >= MIN_MATRIX && (x.dtype === 'float32' || x.dtype === 'int32' || x.dtype === 'bool');
+  const ours = (p === '1,0' || p === '0,2,1') && matrix >= MIN_MATRIX && simple.shape[r - 2] % 512 === 0 && (x.dtype === 'float32' || x.dtype === 'int32' || x.dtype === 'bool');
   if (!ours) {
     return replacedKernel(tf.Transpose, 'wasm')(args as never) as tf.TensorInfo;
   }
