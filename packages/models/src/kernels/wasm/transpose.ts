@@ -1,11 +1,10 @@
 /**
  * Transpose for the WASM backend: a cache-blocked loop over views of the WASM heap.
  *
- * Why: tfjs-backend-wasm 4.22's Transpose is a generic per-element index loop, about 10 ns an
- * element on this machine: [2048, 512] (the MLP's activations, transposed for a weight gradient)
- * took 10 ms a call, and transposes were 7 % of the main job's pretraining step's kernel time
- * (docs/benchmarks.md, issue 14). This loop moves the same elements in 32 x 32 tiles, so that both
- * the reads and the writes of a tile stay in the L1 cache.
+ * Why: tfjs-backend-wasm 4.22's Transpose took about 8 ns an element on the main job's [2048, 512]
+ * (the MLP's activations, transposed for a weight gradient) and [2048, 128]: transposes were 8 % of
+ * its pretraining step's kernel time (docs/benchmarks.md, issue 14). This loop moves the elements
+ * in 32 x 32 tiles, so that both the reads and the writes of a tile stay in the L1 cache.
  *
  * The kernel takes only the cases where it measured faster than the backend's own (docs/benchmarks.md,
  * issue 14): after axes of size 1 are dropped and input axes that stay adjacent in the output are
