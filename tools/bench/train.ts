@@ -178,8 +178,8 @@ export interface ProfileRow {
 }
 
 /**
- * Kernel time of `fn` (tf.profile): by kernel name, and for BatchMatMul and Transpose also by input
- * shapes; largest first. Custom-gradient ops show as "unnamed scope" wrappers around kernels that are
+ * Kernel time of `fn` (tf.profile): by kernel name, and for BatchMatMul, Transpose and Sum also by
+ * input shapes (Sum: and output shape); largest first. Custom-gradient ops show as "unnamed scope" wrappers around kernels that are
  * also listed on their own: they are left out of the total that `percent` divides by. Times are wall
  * clock per kernel, so other processes on the machine inflate them; the shares are what to read.
  */
@@ -201,8 +201,9 @@ async function profileKernels(fn: () => Promise<void>): Promise<{ rows: ProfileR
     if (typeof ms !== 'number' || !k.name || k.name === 'unnamed scope') continue;
     total += ms;
     add(k.name, k.name, undefined, ms);
-    if (k.name === 'BatchMatMul' || k.name === 'Transpose') {
-      const shapes = k.inputShapes.map((sh) => `[${sh.join(', ')}]`).join(' · ');
+    if (k.name === 'BatchMatMul' || k.name === 'Transpose' || k.name === 'Sum') {
+      // A sum by input and output shape: which axes it reduced decides whether tfjs transposed first.
+      const shapes = k.inputShapes.map((sh) => `[${sh.join(', ')}]`).join(' · ') + (k.name === 'Sum' ? ` → [${k.outputShapes[0]?.join(', ')}]` : '');
       add(`${k.name} ${shapes}`, k.name, shapes, ms);
     }
   }
@@ -215,10 +216,10 @@ async function profileKernels(fn: () => Promise<void>): Promise<{ rows: ProfileR
 function printProfile(r: RunResult): void {
   if (!r.profile) return;
   console.log(`
-Kernel time of one ${r.model} ${r.mode} step (${r.batch} x ${r.seq}), by kernel, then products and transposes by input shapes:
+Kernel time of one ${r.model} ${r.mode} step (${r.batch} x ${r.seq}), by kernel, then products, transposes and sums by input shapes:
 `);
   console.log('| kernel | input shapes | ms | calls | % of kernel time |\n|---|---|---:|---:|---:|');
-  const rows = [...r.profile.filter((p) => !p.shapes).slice(0, 16), ...r.profile.filter((p) => p.shapes).slice(0, 14)];
+  const rows = [...r.profile.filter((p) => !p.shapes).slice(0, 16), ...r.profile.filter((p) => p.shapes).slice(0, 20)];
   // percent is NaN (null in JSON) where the backend does not time kernels (WebGPU without timestamp-query).
   for (const p of rows) console.log(`| ${p.kernel} | ${p.shapes ?? '(all)'} | ${p.ms} | ${p.calls} | ${Number.isFinite(p.percent) ? p.percent.toFixed(1) : '-'} |`);
 }

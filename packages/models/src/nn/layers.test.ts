@@ -28,6 +28,39 @@ test('matMulLast and its hand-written gradient agree with tfjs matMul and autodi
   }
 });
 
+test('dW of x·W (in > out: transposes dy and the result) and of x·Wᵀ equal xᵀ·dy and dyᵀ·x computed in float64, and transpose the fewer elements', async () => {
+  // [rows, in, out]: in < out (xᵀ is the smaller transpose) and in = 4·out (GPT-2's c_proj: (dyᵀ·x)ᵀ is).
+  for (const [rows, inF, out] of [[6, 5, 8], [40, 12, 3]]) {
+    const xv = Float32Array.from({ length: rows * inF }, (_, i) => Math.sin(i * 0.7));
+    const rv = Float32Array.from({ length: rows * out }, (_, i) => Math.cos(i * 0.3));
+    // loss = sum(y ⊙ r), so dy = r and dW = xᵀ·r ([in, out]).
+    const exact = Array.from({ length: inF * out }, (_, k) => {
+      const [i, o] = [Math.floor(k / out), k % out];
+      let s = 0;
+      for (let n = 0; n < rows; n++) s += xv[n * inF + i] * rv[n * out + o];
+      return s;
+    });
+    for (const transposeW of [false, true]) {
+      const x = tf.tensor2d(xv, [rows, inF]);
+      const r = tf.tensor2d(rv, [rows, out]);
+      const w = tf.variable(tf.zeros(transposeW ? [out, inF] : [inF, out]));
+      let g: tf.Tensor | undefined;
+      const prof = await tf.profile(() => {
+        g = tf.variableGrads(() => tf.sum(tf.mul(matMulLast(x, w, transposeW), r)) as tf.Scalar, [w]).grads[w.name];
+      });
+      const gv = (transposeW ? tf.transpose(g!) : g!).dataSync(); // x·Wᵀ's dW is [out, in]
+      exact.forEach((e, k) => assert.ok(Math.abs(gv[k] - e) <= 1e-5 * (1 + Math.abs(e)), `${rows}x${inF}x${out} transposeW ${transposeW} [${k}]: ${gv[k]} vs ${e}`));
+      // Elements moved by the backward pass's transposes (the forward pass of x·Wᵀ transposes W, in·out).
+      const moved = prof.kernels.filter((k) => k.name === 'Transpose').reduce((n, k) => n + k.inputShapes[0].reduce((a, b) => a * b, 1), 0);
+      const forward = transposeW ? inF * out : 0;
+      const backwardDx = transposeW ? 0 : inF * out; // dx = dy·Wᵀ
+      const dW = transposeW ? Math.min(rows * out, rows * inF + inF * out) : Math.min(rows * inF, rows * out + inF * out);
+      assert.equal(moved, forward + backwardDx + dW, `${rows}x${inF}x${out} transposeW ${transposeW}`);
+      tf.dispose([x, r, w, g!]);
+    }
+  }
+});
+
 test('with a frozen weight, outputs and the input\'s gradient are unchanged (many rows and few)', () => {
   for (const rows of [3, 40]) {
     const x = tf.randomNormal([rows, 5], 0, 1, 'float32', 3);

@@ -137,15 +137,18 @@ function frozenProduct(x: tf.Tensor2D, w: tf.Variable & tf.Tensor2D, transposeW:
 }
 
 /**
- * dW = dyᵀ·x for y = x·Wᵀ ([N, out]ᵀ · [N, in] = [out, in]), as plain products, transposing
- * whichever is smaller: dy (N·out elements), or x and the result, as (xᵀ·dy)ᵀ (N·in + in·out).
- * For a tied LM head (out = vocabulary) the second is 10 to 30 times fewer elements.
+ * aᵀ·b for a [N, p] and b [N, q] (result [p, q]) as plain products, transposing whichever costs
+ * fewer elements: a (N·p), or b and the result, as (bᵀ·a)ᵀ (N·q + p·q).
+ * The weight gradient of y = x·Wᵀ is `weightGradNT(dy, x)` = dyᵀ·x ([out, in]): for a tied LM head
+ * (out = vocabulary) the second form is 10 to 30 times fewer elements. That of y = x·W is
+ * `weightGradNT(x, dy)` = xᵀ·dy ([in, out]): for GPT-2's MLP c_proj (in = 4·out) the second form
+ * transposes dy [N, out] and the small result instead of x [N, 4·out].
  */
-export function weightGradNT(dy: tf.Tensor2D, x: tf.Tensor2D): tf.Tensor2D {
-  const [N, out] = dy.shape;
-  const inF = x.shape[1];
-  if (N * out <= N * inF + inF * out) return matMul2d(tf.transpose(dy) as tf.Tensor2D, x);
-  return tf.transpose(matMul2d(tf.transpose(x) as tf.Tensor2D, dy)) as tf.Tensor2D;
+export function weightGradNT(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  const [N, p] = a.shape;
+  const q = b.shape[1];
+  if (N * p <= N * q + p * q) return matMul2d(tf.transpose(a) as tf.Tensor2D, b);
+  return tf.transpose(matMul2d(tf.transpose(b) as tf.Tensor2D, a)) as tf.Tensor2D;
 }
 
 // y = x·wᵀ with w [out, in]; dx = dy·w, dw = dyᵀ·x, all as plain products.
@@ -163,14 +166,14 @@ const matMulNT = tf.customGrad(((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFu
   // tfjs types the callback as variadic over tensors and the save function.
 }) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
 
-// y = x·w with w [in, out]; dx = dy·wᵀ, dw = xᵀ·dy.
+// y = x·w with w [in, out]; dx = dy·wᵀ, dw = xᵀ·dy (as (dyᵀ·x)ᵀ when that transposes less).
 const matMulNN = tf.customGrad(((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
   save([x, w]);
   return {
     value: matMul2d(x as tf.Tensor2D, w as tf.Tensor2D),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [sx, sw] = saved as tf.Tensor2D[];
-      return tf.tidy(() => [matMul2d(dy as tf.Tensor2D, tf.transpose(sw) as tf.Tensor2D), matMul2d(tf.transpose(sx) as tf.Tensor2D, dy as tf.Tensor2D)]); // Wᵀ and xᵀ freed here (see matMulNT)
+      return tf.tidy(() => [matMul2d(dy as tf.Tensor2D, tf.transpose(sw) as tf.Tensor2D), weightGradNT(sx, dy as tf.Tensor2D)]); // transposed copies freed here (see matMulNT)
     },
   };
   // tfjs types the callback as variadic over tensors and the save function.
