@@ -4,7 +4,7 @@
  * grouped-query heads (Vaswani et al. 2017, section 3.2; Ainslie et al. 2023 for GQA).
  */
 import * as tf from '@tensorflow/tfjs';
-import { fusedAttention, fusedAttentionApplies, type AttentionDropout } from '../kernels/attention.js';
+import { fusedAttention, fusedAttentionApplies, recomputedAttention, type AttentionDropout } from '../kernels/attention.js';
 import { seededDropout } from '../kernels/dropout.js';
 import { attentionReference } from '../kernels/reference/attention.js';
 
@@ -84,7 +84,9 @@ export function attentionBias(spec: MaskSpec): tf.Tensor4D | undefined {
  * softmax, FlashAttention), dropout included, and the gradient recomputes the probabilities and the dropout mask
  * from the saved row statistics and the seeds; everywhere else the composed tfjs ops of
  * kernels/reference/attention.ts run with `seededDropout` on the probabilities, which the fused kernel is tested
- * against. Both apply the same mask (Philox4x32-10 keyed by the seeds and the flat [B, H, T, S] index).
+ * against; while a gradient is recorded, as one op that keeps only q, k, v, the output and the row statistics and
+ * recomputes the probabilities in the backward pass, with the fused kernel's backward (kernels/attention.ts
+ * `recomputedAttention`). Both apply the same mask (Philox4x32-10 keyed by the seeds and the flat [B, H, T, S] index).
  * @param q - [B, H, T, D]
  * @param k - [B, KVH, S, D]
  * @param v - [B, KVH, S, D]
@@ -103,6 +105,7 @@ export function scaledDotProductAttention(
   dropout?: AttentionDropout,
 ): tf.Tensor4D {
   if (fusedAttentionApplies(q, k, v, bias)) return fusedAttention(q, k, v, scale, bias, dropout);
+  if (tf.engine().isTapeOn()) return recomputedAttention(q, k, v, scale, bias, dropout);
   return attentionReference(q, k, v, scale, bias, dropout && ((p) => seededDropout(p, dropout.rate, dropout.seed0, dropout.seed1)));
 }
 

@@ -18,6 +18,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { seededDropout, type PeftkitDropoutAttrs } from './dropout.js';
+import { attentionReference } from './reference/attention.js';
 
 /** The kernel's name (registered for `webgpu` only, by ./index.ts). */
 export const PEFTKIT_ATTENTION = 'PeftkitAttention';
@@ -62,15 +63,22 @@ const runAttention = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, bias: tf.Tensor 
   tf.engine().runKernel(PEFTKIT_ATTENTION, (bias ? { q, k, v, bias } : { q, k, v }) as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
 
 /**
- * dQ, dK, dV of softmax(q kᵀ · scale + bias) v from the forward's output and row statistics (see the file
- * comment for the formulas). Shapes as {@link fusedAttention}; `packed` is the kernel's [B, H, T, D + 2].
+ * dQ, dK, dV of dropout(softmax(q kᵀ · scale + bias)) v from the forward's output o and each row's softmax
+ * statistics (see the file comment for the formulas): the one backward of both {@link fusedAttention} and
+ * {@link recomputedAttention}. Runs in its own tidy; returns [dq [B, H, T, D], dk [B, KVH, S, D], dv [B, KVH, S, D]].
+ * @param dy - [B, H, T, D], the gradient of o
+ * @param o - [B, H, T, D], the forward's output
+ * @param m - [B, H, T, 1], each row's maximum score
+ * @param logL - [B, H, T, 1], log Σ exp(score − m) of each row
  */
-function attentionBackward(
+export function attentionBackward(
   dy: tf.Tensor4D,
   q: tf.Tensor4D,
   k: tf.Tensor4D,
   v: tf.Tensor4D,
-  packed: tf.Tensor4D,
+  o: tf.Tensor4D,
+  m: tf.Tensor4D,
+  logL: tf.Tensor4D,
   scale: number,
   bias: tf.Tensor4D | undefined,
   dropout: AttentionDropout | undefined,
@@ -79,9 +87,6 @@ function attentionBackward(
     const [B, H, T, D] = q.shape;
     const [, KVH, S] = k.shape;
     const rows = (H / KVH) * T; // a group's query heads folded into the sequence axis, as the forward
-    const o = tf.slice(packed, [0, 0, 0, 0], [B, H, T, D]);
-    const m = tf.slice(packed, [0, 0, 0, D], [B, H, T, 1]);
-    const logL = tf.slice(packed, [0, 0, 0, D + 1], [B, H, T, 1]);
     const qg = q.reshape([B, KVH, rows, D]);
     let scores = tf.mul(tf.matMul(qg, k, false, true), scale).reshape([B, H, T, S]);
     if (bias) scores = tf.add(scores, bias);
@@ -100,6 +105,23 @@ function attentionBackward(
   });
 }
 
+/** The kernel's packed [B, H, T, D + 2] output split into o, m and log l (see {@link attentionBackward}). */
+function unpackStats(packed: tf.Tensor4D): { o: tf.Tensor4D; m: tf.Tensor4D; logL: tf.Tensor4D } {
+  const [B, H, T, D2] = packed.shape;
+  const D = D2 - 2;
+  return {
+    o: tf.slice(packed, [0, 0, 0, 0], [B, H, T, D]),
+    m: tf.slice(packed, [0, 0, 0, D], [B, H, T, 1]),
+    logL: tf.slice(packed, [0, 0, 0, D + 1], [B, H, T, 1]),
+  };
+}
+
+/** `dropout` with rate 0 made undefined and the key words taken as uint32, as seededDropout does. */
+function normalizeDropout(dropout: AttentionDropout | undefined): AttentionDropout | undefined {
+  if (dropout && !(dropout.rate >= 0 && dropout.rate < 1)) throw new RangeError(`attention dropout rate must be in [0, 1), got ${dropout.rate}`);
+  return dropout && dropout.rate > 0 ? { rate: dropout.rate, seed0: dropout.seed0 >>> 0, seed1: dropout.seed1 >>> 0 } : undefined;
+}
+
 /**
  * dropout(softmax(q kᵀ · scale + bias)) v through `PeftkitAttention`. When the tape is recording, the kernel also
  * returns the row statistics and the gradient (q, k, v; not the bias) is {@link attentionBackward}'s, which
@@ -116,9 +138,7 @@ function attentionBackward(
  *   {@link fusedAttentionApplies} first); RangeError when the dropout rate is outside [0, 1).
  */
 export function fusedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, scale: number, bias: tf.Tensor4D | undefined, dropout?: AttentionDropout): tf.Tensor4D {
-  if (dropout && !(dropout.rate >= 0 && dropout.rate < 1)) throw new RangeError(`attention dropout rate must be in [0, 1), got ${dropout.rate}`);
-  // As seededDropout: rate 0 is no dropout, and the key words are taken as uint32.
-  const drop = dropout && dropout.rate > 0 ? { rate: dropout.rate, seed0: dropout.seed0 >>> 0, seed1: dropout.seed1 >>> 0 } : undefined;
+  const drop = normalizeDropout(dropout);
   const dropAttrs = drop ?? { rate: 0, seed0: 0, seed1: 0 };
   if (!tf.engine().isTapeOn()) return runAttention(q, k, v, bias, { scale, stats: false, ...dropAttrs });
   const [B, H, T, D] = q.shape;
@@ -130,7 +150,49 @@ export function fusedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, s
       value: tf.slice(packed, [0, 0, 0, 0], [B, H, T, D]),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sq, sk, sv, sp, sb] = saved as tf.Tensor4D[];
-        return attentionBackward(dy as tf.Tensor4D, sq, sk, sv, sp, scale, sb, drop);
+        return tf.tidy(() => {
+          const { o, m, logL } = unpackStats(sp);
+          return attentionBackward(dy as tf.Tensor4D, sq, sk, sv, o, m, logL, scale, sb, drop);
+        });
+      },
+    };
+    // tfjs types the callback as variadic over tensors and the save function.
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as (q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D) => tf.Tensor4D;
+  return f(q, k, v);
+}
+
+/**
+ * dropout(softmax(q kᵀ · scale + bias)) v composed of tfjs ops (the values of reference/attention.ts
+ * `attentionReference`, bit for bit) as one custom-gradient op for backends without the fused kernel (WASM, cpu),
+ * in the spirit of FlashAttention: the forward runs in the op's own tidy, so the [B, H, T, S] scores,
+ * probabilities and dropped probabilities die at once (tfjs would otherwise keep them all until the gradient is
+ * computed), and saves q, k, v, the output and each row's statistics m = max score and log l (l = 1 / max
+ * probability, since the row's largest probability is exp(0) / l). The backward is {@link attentionBackward},
+ * which recomputes the probabilities and the dropout mask (the same Philox key, so the same mask). Call it only
+ * while a gradient is being recorded; otherwise the reference alone is cheaper.
+ * Shapes and parameters as {@link fusedAttention} (GQA: H a multiple of KVH; S ≥ T with a cache or prefix); the
+ * bias gets no gradient.
+ * @returns [B, H, T, D]
+ * @throws Error when H is not a multiple of KVH; RangeError when the dropout rate is outside [0, 1).
+ */
+export function recomputedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, scale: number, bias: tf.Tensor4D | undefined, dropout?: AttentionDropout): tf.Tensor4D {
+  const drop = normalizeDropout(dropout);
+  const f = tf.customGrad(((qq: tf.Tensor4D, kk: tf.Tensor4D, vv: tf.Tensor4D, save: tf.GradSaveFunc) => {
+    let m: tf.Tensor | undefined;
+    let probsMax: tf.Tensor | undefined;
+    const o = attentionReference(qq, kk, vv, scale, bias, (p) => drop ? seededDropout(p, drop.rate, drop.seed0, drop.seed1) : p, {
+      scores: (s) => { m = tf.keep(tf.max(s, -1, true)); },
+      probs: (p) => { probsMax = tf.keep(tf.max(p, -1, true)); },
+    });
+    const logL = tf.neg(tf.log(probsMax!));
+    // The bias too: it is not an input of the op, and the caller's tidy may dispose it before the backward pass.
+    save(bias ? [qq, kk, vv, o, m!, logL, bias] : [qq, kk, vv, o, m!, logL]);
+    tf.dispose([m!, probsMax!]);
+    return {
+      value: o,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sq, sk, sv, so, sm, sl, sb] = saved as tf.Tensor4D[];
+        return attentionBackward(dy as tf.Tensor4D, sq!, sk!, sv!, so!, sm!, sl!, scale, sb, drop);
       },
     };
     // tfjs types the callback as variadic over tensors and the save function.

@@ -202,7 +202,7 @@ export class Embedding extends Module {
   }
 }
 
-/** LayerNorm over the last axis (Ba et al. 2016): weight and bias [dim]; `eps` as HF's `layer_norm_epsilon`. */
+/** LayerNorm over the last axis (Ba et al. 2016): weight and bias [dim]; `eps` as HF's `layer_norm_epsilon`. Runs {@link layerNorm}. */
 export class LayerNorm extends Module {
   weight: tf.Variable;
   bias: tf.Variable;
@@ -212,14 +212,11 @@ export class LayerNorm extends Module {
     this.bias = this.registerParameter('bias', tf.zeros([dim]));
   }
   forward(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => {
-      const { mean, variance } = tf.moments(x, -1, true);
-      return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, this.eps))), this.weight), this.bias);
-    });
+    return layerNorm(x, this.weight, this.bias, this.eps);
   }
 }
 
-/** RMSNorm (Zhang and Sennrich 2019), as HF's LlamaRMSNorm: `x / sqrt(mean(x²) + eps) * weight`; weight [dim]. */
+/** RMSNorm (Zhang and Sennrich 2019), as HF's LlamaRMSNorm: `x / sqrt(mean(x²) + eps) * weight`; weight [dim]. Runs {@link rmsNorm}. */
 export class RMSNorm extends Module {
   weight: tf.Variable;
   constructor(readonly dim: number, readonly eps = 1e-6) {
@@ -227,8 +224,104 @@ export class RMSNorm extends Module {
     this.weight = this.registerParameter('weight', tf.ones([dim]));
   }
   forward(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), this.eps))), this.weight));
+    return rmsNorm(x, this.weight, this.eps);
   }
+}
+
+/** Whether `t` can receive a gradient: not a frozen variable (a frozen one's gradient is never asked for). */
+const wantsGrad = (t: tf.Tensor) => !(t instanceof tf.Variable) || t.trainable;
+
+/** Σ over every leading axis of `t` [..., dim] → [dim]: a per-feature parameter's gradient. */
+const sumRows = (t: tf.Tensor) => tf.sum(t.reshape([-1, t.shape[t.shape.length - 1]]), 0);
+
+// tfjs types a custom-gradient callback as variadic over tensors and the save function.
+type CustomGradFn = Parameters<typeof tf.customGrad>[0];
+
+const layerNormOps = new Map<number, (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.Tensor>();
+
+/**
+ * LayerNorm over the last axis: (x − mean) / √(var + eps) · weight + bias, with the biased variance
+ * (torch.nn.LayerNorm, Ba et al. 2016). One op that keeps only x and the per-row mean and √(var + eps)
+ * ([..., 1]) for the backward pass (tfjs keeps every tensor made inside a gradient computation; the composed
+ * form kept six [..., dim] tensors). Its gradient, with x̂ = (x − mean) / σ and gw = dy · weight:
+ * dx = (gw − mean(gw) − x̂ · mean(gw · x̂)) / σ, d weight = Σ_rows dy · x̂, d bias = Σ_rows dy
+ * (the means over the last axis; the standard LayerNorm backward, e.g. Ba et al. 2016 section 5).
+ * A frozen variable weight or bias gets zeros instead (its gradient is never read).
+ * @param x - [..., dim] float32
+ * @param weight - [dim]
+ * @param bias - [dim]
+ * @param eps - added to the variance
+ * @returns [..., dim]
+ */
+export function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: number): tf.Tensor {
+  const forward = (xx: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => {
+    const { mean, variance } = tf.moments(xx, -1, true);
+    const std = tf.sqrt(tf.add(variance, eps));
+    return { y: tf.add(tf.mul(tf.div(tf.sub(xx, mean), std), w), b), mean, std };
+  };
+  if (!tf.engine().isTapeOn()) return tf.tidy(() => forward(x, weight, bias).y);
+  let op = layerNormOps.get(eps);
+  if (!op) {
+    op = tf.customGrad(((xx: tf.Tensor, w: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+      const { y, mean, std } = forward(xx, w, b);
+      save([xx, mean, std, w]);
+      const [gradW, gradB] = [wantsGrad(w), wantsGrad(b)]; // of the inputs: what save() keeps are plain clones
+      return {
+        value: y,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
+          const [sx, sMean, sStd, sw] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+          const xhat = tf.div(tf.sub(sx, sMean), sStd);
+          const gw = tf.mul(dy, sw);
+          const dx = tf.div(tf.sub(tf.sub(gw, tf.mean(gw, -1, true)), tf.mul(xhat, tf.mean(tf.mul(gw, xhat), -1, true))), sStd);
+          const dw = gradW ? sumRows(tf.mul(dy, xhat)) : tf.zerosLike(sw);
+          const db = gradB ? sumRows(dy) : tf.zeros(sw.shape);
+          return [dx, dw, db];
+        }),
+      };
+    }) as unknown as CustomGradFn) as (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.Tensor;
+    layerNormOps.set(eps, op);
+  }
+  return op(x, weight, bias);
+}
+
+const rmsNormOps = new Map<number, (x: tf.Tensor, w: tf.Tensor) => tf.Tensor>();
+
+/**
+ * RMSNorm over the last axis as HF's LlamaRMSNorm (modeling_llama.py): x · rsqrt(mean(x²) + eps) · weight, in
+ * float32 (Zhang and Sennrich 2019). One op that keeps only x and the per-row r = rsqrt(mean(x²) + eps)
+ * ([..., 1]) for the backward pass. Its gradient, with x̂ = x · r and gw = dy · weight:
+ * dx = r · (gw − x̂ · mean(gw · x̂)), d weight = Σ_rows dy · x̂ (zeros for a frozen variable weight).
+ * @param x - [..., dim] float32
+ * @param weight - [dim]
+ * @param eps - added to the mean square
+ * @returns [..., dim]
+ */
+export function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
+  const forward = (xx: tf.Tensor, w: tf.Tensor) => {
+    const r = tf.rsqrt(tf.add(tf.mean(tf.square(xx), -1, true), eps));
+    return { y: tf.mul(tf.mul(xx, r), w), r };
+  };
+  if (!tf.engine().isTapeOn()) return tf.tidy(() => forward(x, weight).y);
+  let op = rmsNormOps.get(eps);
+  if (!op) {
+    op = tf.customGrad(((xx: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
+      const { y, r } = forward(xx, w);
+      save([xx, r, w]);
+      const gradW = wantsGrad(w); // of the input: what save() keeps is a plain clone
+      return {
+        value: y,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
+          const [sx, sr, sw] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+          const xhat = tf.mul(sx, sr);
+          const gw = tf.mul(dy, sw);
+          const dx = tf.mul(sr, tf.sub(gw, tf.mul(xhat, tf.mean(tf.mul(gw, xhat), -1, true))));
+          return [dx, gradW ? sumRows(tf.mul(dy, xhat)) : tf.zerosLike(sw)];
+        }),
+      };
+    }) as unknown as CustomGradFn) as (x: tf.Tensor, w: tf.Tensor) => tf.Tensor;
+    rmsNormOps.set(eps, op);
+  }
+  return op(x, weight);
 }
 
 /**
