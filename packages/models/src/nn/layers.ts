@@ -5,6 +5,12 @@ import { nextSeed, nextSeedPair } from './rng.js';
 import { seededDropout, type PeftkitDropoutAttrs } from '../kernels/dropout.js';
 import { matMul2d } from '../kernels/matmul.js';
 
+/** Whether `t` can receive a gradient: not a frozen variable (a frozen one's gradient is never asked for). */
+const wantsGrad = (t: tf.Tensor) => !(t instanceof tf.Variable) || t.trainable;
+
+// tfjs types a custom-gradient callback as variadic over tensors and the save function.
+type CustomGradFn = Parameters<typeof tf.customGrad>[0];
+
 /**
  * `y = x Wᵀ + b` with PyTorch's layout: weight [out_features, in_features], bias [out_features].
  * Default init as `torch.nn.Linear`: U(-1/√in, 1/√in) for weight and bias.
@@ -20,10 +26,7 @@ export class Linear extends Module {
     if (bias) this.bias = this.registerParameter('bias', tf.randomUniform([outFeatures], -k, k, 'float32', nextSeed()));
   }
   forward(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => {
-      const y = matMulLast(x, this.weight, true);
-      return this.bias ? tf.add(y, this.bias) : y;
-    });
+    return matMulLast(x, this.weight, true, this.bias);
   }
 }
 
@@ -40,27 +43,29 @@ export class Conv1D extends Module {
     this.bias = this.registerParameter('bias', tf.zeros([outFeatures]));
   }
   forward(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => tf.add(matMulLast(x, this.weight, false), this.bias));
+    return matMulLast(x, this.weight, false, this.bias);
   }
 }
 
 /**
- * `x` [..., in] times `w` over the last axis: w is [out, in] when `transposeW`, else [in, out].
- * Result [..., out].
+ * `x` [..., in] times `w` over the last axis, plus `bias` [out] when given: w is [out, in] when `transposeW`,
+ * else [in, out]. Result [..., out].
  *
  * Leading axes are folded so that every product is a plain 2-D matMul without transpose flags:
  * on the WASM backend only that form reaches XNNPACK's fast path, and a transposed operand ran
  * 10 to 30 times slower (docs/benchmarks.md). The gradient is written out for the same reason:
  * tfjs's own matMul gradient uses the transposed forms. The plain products go through `matMul2d`
  * (kernels/matmul.ts): peftkit's tiled kernel on WebGPU, tfjs's matMul elsewhere.
+ * The bias is added inside the same op: a separate Add would keep the product without bias ([N, out]) for its
+ * own gradient until the backward pass ends (tfjs saves an Add's inputs); the bias's gradient is Σ_rows dy.
  */
-export function matMulLast(x: tf.Tensor, w: tf.Tensor, transposeW: boolean): tf.Tensor {
+export function matMulLast(x: tf.Tensor, w: tf.Tensor, transposeW: boolean, bias?: tf.Tensor): tf.Tensor {
   const lead = x.shape.slice(0, -1);
   const inF = x.shape[x.shape.length - 1];
   const out = transposeW ? w.shape[0] : w.shape[1];
   const x2 = x.reshape([-1, inF]) as tf.Tensor2D;
   const frozen = w instanceof tf.Variable && !w.trainable;
-  const y = frozen ? frozenProduct(x2, w as tf.Variable & tf.Tensor2D, transposeW) : (transposeW ? matMulNT : matMulNN)(x2, w as tf.Tensor2D);
+  const y = frozen ? frozenProduct(x2, w as tf.Variable & tf.Tensor2D, transposeW, bias) : trainedProduct(x2, w as tf.Tensor2D, transposeW, bias);
   return y.reshape([...lead, out] as number[]);
 }
 
@@ -122,17 +127,25 @@ function timesTransposed(m: tf.Tensor2D, w: tf.Variable & tf.Tensor2D): tf.Tenso
   return tf.tidy(() => tf.transpose(matMul2d(w, tf.transpose(m) as tf.Tensor2D)) as tf.Tensor2D);
 }
 
-/** x·W or x·Wᵀ where W is frozen: only x gets a gradient, so W's (as costly as the forward product) is never computed. */
-function frozenProduct(x: tf.Tensor2D, w: tf.Variable & tf.Tensor2D, transposeW: boolean): tf.Tensor2D {
-  const f = tf.customGrad(((xx: tf.Tensor, save: tf.GradSaveFunc) => {
-    save([xx]);
-    const value = transposeW ? timesTransposed(xx as tf.Tensor2D, w) : matMul2d(xx as tf.Tensor2D, w);
-    return {
-      value,
-      // dx = dy·W (W [out, in]) or dy·Wᵀ (W [in, out]), as plain products.
-      gradFunc: (dy: tf.Tensor) => [tf.tidy(() => (transposeW ? matMul2d(dy as tf.Tensor2D, w) : timesTransposed(dy as tf.Tensor2D, w)))],
-    };
-  }) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor2D) => tf.Tensor2D;
+/**
+ * x·W or x·Wᵀ (+ bias) where W is frozen: only x (and a trainable bias) get a gradient, so W's (as costly as the
+ * forward product) is never computed, and nothing needs saving. A frozen bias is a constant of the op.
+ */
+function frozenProduct(x: tf.Tensor2D, w: tf.Variable & tf.Tensor2D, transposeW: boolean, bias: tf.Tensor | undefined): tf.Tensor2D {
+  const product = (xx: tf.Tensor2D, b: tf.Tensor | undefined) => {
+    const y = transposeW ? timesTransposed(xx, w) : matMul2d(xx, w);
+    return b ? tf.add(y, b) as tf.Tensor2D : y;
+  };
+  // dx = dy·W (W [out, in]) or dy·Wᵀ (W [in, out]), as plain products.
+  const dx = (dy: tf.Tensor) => tf.tidy(() => (transposeW ? matMul2d(dy as tf.Tensor2D, w) : timesTransposed(dy as tf.Tensor2D, w)));
+  if (bias && wantsGrad(bias)) {
+    const f = tf.customGrad(((xx: tf.Tensor, b: tf.Tensor) => ({
+      value: product(xx as tf.Tensor2D, b),
+      gradFunc: (dy: tf.Tensor) => [dx(dy), tf.sum(dy, 0)],
+    })) as unknown as CustomGradFn) as (x: tf.Tensor2D, b: tf.Tensor) => tf.Tensor2D;
+    return f(x, bias);
+  }
+  const f = tf.customGrad(((xx: tf.Tensor) => ({ value: product(xx as tf.Tensor2D, bias), gradFunc: (dy: tf.Tensor) => [dx(dy)] })) as unknown as CustomGradFn) as (x: tf.Tensor2D) => tf.Tensor2D;
   return f(x);
 }
 
@@ -148,33 +161,35 @@ export function weightGradNT(dy: tf.Tensor2D, x: tf.Tensor2D): tf.Tensor2D {
   return tf.transpose(matMul2d(tf.transpose(x) as tf.Tensor2D, dy)) as tf.Tensor2D;
 }
 
-// y = x·wᵀ with w [out, in]; dx = dy·w, dw = dyᵀ·x, all as plain products.
-const matMulNT = tf.customGrad(((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
-  save([x, w]);
-  return {
-    value: matMul2d(x as tf.Tensor2D, tf.transpose(w) as tf.Tensor2D),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [sx, sw] = saved as tf.Tensor2D[];
-      // In a tidy: tfjs runs a custom gradient outside any per-node scope, so the transposed copies
-      // would otherwise live until the whole backward pass ends.
-      return tf.tidy(() => [matMul2d(dy as tf.Tensor2D, sw), weightGradNT(dy as tf.Tensor2D, sx)]);
-    },
-  };
-  // tfjs types the callback as variadic over tensors and the save function.
-}) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
-
-// y = x·w with w [in, out]; dx = dy·wᵀ, dw = xᵀ·dy.
-const matMulNN = tf.customGrad(((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
-  save([x, w]);
-  return {
-    value: matMul2d(x as tf.Tensor2D, w as tf.Tensor2D),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [sx, sw] = saved as tf.Tensor2D[];
-      return tf.tidy(() => [matMul2d(dy as tf.Tensor2D, tf.transpose(sw) as tf.Tensor2D), matMul2d(tf.transpose(sx) as tf.Tensor2D, dy as tf.Tensor2D)]); // Wᵀ and xᵀ freed here (see matMulNT)
-    },
-  };
-  // tfjs types the callback as variadic over tensors and the save function.
-}) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
+/**
+ * x·wᵀ (w [out, in], `transposeW`) or x·w (w [in, out]), + bias, with a trainable w: dx = dy·w and dw = dyᵀ·x
+ * (resp. dx = dy·wᵀ, dw = xᵀ·dy), all as plain products; d bias = Σ_rows dy (zeros for a frozen bias). Saves x
+ * and w.
+ */
+function trainedProduct(x: tf.Tensor2D, w: tf.Tensor2D, transposeW: boolean, bias: tf.Tensor | undefined): tf.Tensor2D {
+  const gradBias = !!bias && wantsGrad(bias);
+  const f = tf.customGrad(((...args: unknown[]) => {
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    const [xx, ww] = args as [tf.Tensor2D, tf.Tensor2D];
+    save([xx, ww]);
+    const y = matMul2d(xx, transposeW ? tf.transpose(ww) as tf.Tensor2D : ww);
+    return {
+      value: bias ? tf.add(y, bias) : y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sx, sw] = saved as tf.Tensor2D[];
+        const g = dy as tf.Tensor2D;
+        // In a tidy: tfjs runs a custom gradient outside any per-node scope, so the transposed copies
+        // would otherwise live until the whole backward pass ends.
+        return tf.tidy(() => [
+          transposeW ? matMul2d(g, sw!) : matMul2d(g, tf.transpose(sw!) as tf.Tensor2D),
+          transposeW ? weightGradNT(g, sx!) : matMul2d(tf.transpose(sx!) as tf.Tensor2D, g),
+          ...(bias ? [gradBias ? tf.sum(g, 0) : tf.zerosLike(bias)] : []),
+        ]);
+      },
+    };
+  }) as unknown as CustomGradFn) as (...xs: tf.Tensor[]) => tf.Tensor2D;
+  return bias ? f(x, w, bias) : f(x, w);
+}
 
 /** A lookup table: weight [num_embeddings, dim]; ids [...] (int32) → [..., dim]. HF init N(0, 0.02). */
 export class Embedding extends Module {
@@ -228,14 +243,8 @@ export class RMSNorm extends Module {
   }
 }
 
-/** Whether `t` can receive a gradient: not a frozen variable (a frozen one's gradient is never asked for). */
-const wantsGrad = (t: tf.Tensor) => !(t instanceof tf.Variable) || t.trainable;
-
 /** Σ over every leading axis of `t` [..., dim] → [dim]: a per-feature parameter's gradient. */
 const sumRows = (t: tf.Tensor) => tf.sum(t.reshape([-1, t.shape[t.shape.length - 1]]), 0);
-
-// tfjs types a custom-gradient callback as variadic over tensors and the save function.
-type CustomGradFn = Parameters<typeof tf.customGrad>[0];
 
 const layerNormOps = new Map<number, (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.Tensor>();
 

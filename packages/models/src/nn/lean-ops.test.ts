@@ -1,6 +1,6 @@
 /**
  * The memory-lean ops (nn/activations.ts, nn/layers.ts `layerNorm` / `rmsNorm`, kernels/attention.ts
- * `recomputedAttention`) against the composed tfjs ops they replace: the same values and gradients at odd
+ * `recomputedAttention`, nn/layers.ts `matMulLast` with its bias) against the composed tfjs ops they replace: the same values and gradients at odd
  * shapes, on the cpu and wasm backends, and fewer buffers kept while a gradient is recorded.
  */
 import assert from 'node:assert/strict';
@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '@peftkit/core';
 import '../index.js'; // registers peftkit's kernels (PeftkitDropout) when a backend is ready
 import { activation, gatedActivation } from './activations.js';
-import { layerNorm, rmsNorm } from './layers.js';
+import { layerNorm, matMulLast, rmsNorm } from './layers.js';
 import { recomputedAttention } from '../kernels/attention.js';
 import { attentionReference } from '../kernels/reference/attention.js';
 import { seededDropout } from '../kernels/dropout.js';
@@ -112,6 +112,32 @@ for (const backend of BACKENDS) {
     const gxRms = tf.grad((xx: tf.Tensor) => weighted((a) => rmsNorm(a, frozenW, 1e-6), 9)(xx))(x);
     close(gxRms, tf.grad((xx: tf.Tensor) => weighted((a) => composedRms(a, w), 9)(xx))(x), 1e-5, 'rmsNorm with a frozen weight: gradient of x');
     tf.dispose([frozenW, frozenB]);
+  });
+
+  test(`${backend}: matMulLast adds the bias inside its op: the composed values and gradients, the product without bias not kept`, async () => {
+    await initBackend(backend);
+    const x = tf.randomNormal([2, 3, 5], 0, 1, 'float32', 31);
+    for (const transposeW of [true, false]) {
+      const w = tf.randomNormal(transposeW ? [4, 5] : [5, 4], 0, 1, 'float32', 32);
+      const b = tf.randomNormal([4], 0, 1, 'float32', 33);
+      const composed = (xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) => tf.add(tf.matMul(xx.reshape([6, 5]) as tf.Tensor2D, ww as tf.Tensor2D, false, transposeW).reshape([2, 3, 4]), bb);
+      const lean = (xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) => matMulLast(xx, ww, transposeW, bb);
+      const tol = 1e-5;
+      const check = (a: tf.Tensor, c: tf.Tensor, what: string) => close(a, c, tol, `transposeW ${transposeW}: ${what}`);
+      check(lean(x, w, b), composed(x, w, b), 'value');
+      const gl = tf.grads(weighted(lean as never, 5))([x, w, b]);
+      const gc = tf.grads(weighted(composed as never, 5))([x, w, b]);
+      gl.forEach((g, i) => check(g, gc[i]!, `gradient of input ${i}`));
+      assert.equal(buffersKept(lean as never, [x, w, b]), 1, 'only the output is a new buffer');
+      // Frozen weight, trainable bias (and a frozen bias): the gradients that are asked for.
+      const fw = tf.variable(w, false);
+      const fb = tf.variable(b, false);
+      const [gx, gb] = tf.grads(weighted((xx, bb) => matMulLast(xx, fw, transposeW, bb), 5))([x, b]);
+      check(gx!, gc[0]!, 'frozen weight: gradient of x');
+      check(gb!, gc[2]!, 'frozen weight: gradient of the bias');
+      check(tf.grad(weighted((xx) => matMulLast(xx, fw, transposeW, fb), 5))(x), gc[0]!, 'frozen weight and bias: gradient of x');
+      tf.dispose([fw, fb]);
+    }
   });
 
   test(`${backend}: recomputedAttention gives the composed path's values and gradients (GQA, padding, a row with no visible key, S > T, dropout)`, async () => {
