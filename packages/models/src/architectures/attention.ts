@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { fusedAttention, fusedAttentionApplies, recomputedAttention, type AttentionDropout } from '../kernels/attention.js';
 import { seededDropout } from '../kernels/dropout.js';
 import { attentionReference } from '../kernels/reference/attention.js';
+import { reshapeUnsaved } from '../nn/layers.js';
 
 /**
  * Added to the scores of positions that may not be attended to. Large enough that `exp` underflows
@@ -18,13 +19,14 @@ export const MASKED = -1e9;
 /** [B, T, H * D] → [B, H, T, D]. */
 export function splitHeads(x: tf.Tensor, numHeads: number, headDim: number): tf.Tensor4D {
   const [B, T] = x.shape;
-  return x.reshape([B, T, numHeads, headDim]).transpose([0, 2, 1, 3]) as tf.Tensor4D;
+  return reshapeUnsaved(x, [B!, T!, numHeads, headDim]).transpose([0, 2, 1, 3]) as tf.Tensor4D; // see mergeHeads
 }
 
 /** [B, H, T, D] → [B, T, H * D]. */
 export function mergeHeads(x: tf.Tensor): tf.Tensor3D {
   const [B, H, T, D] = x.shape;
-  return x.transpose([0, 2, 1, 3]).reshape([B, T, H * D]) as tf.Tensor3D;
+  // Transpose keeps nothing for its gradient; tfjs's Reshape would keep the transposed copy (nn/layers.ts reshapeUnsaved).
+  return reshapeUnsaved(x.transpose([0, 2, 1, 3]), [B!, T!, H! * D!]) as tf.Tensor3D;
 }
 
 /** What decides which key positions each query position sees. */

@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { UserError, type JSONSchema7 } from '@peftkit/core';
 import { Module, ModuleList, type Layer, type LoadReport } from '../nn/module.js';
-import { Embedding, Linear, RMSNorm, dropoutDraw } from '../nn/layers.js';
+import { Embedding, Linear, RMSNorm, dropoutDraw, residualAdd } from '../nn/layers.js';
 import { gatedActivation } from '../nn/activations.js';
 import { blockForward } from '../nn/checkpoint.js';
 import { PreTrainedModel, type KVCache, type LayerKV, type ModelBuildOptions, type ModelConfig, type LinearHead, type ModelInputs, type ModelOutput, type TransformerDims } from '../model.js';
@@ -185,8 +185,8 @@ export class LlamaDecoderLayer extends Module {
   }
   forward(x: tf.Tensor3D, rope: { cos: tf.Tensor4D; sin: tf.Tensor4D }, bias: tf.Tensor4D | undefined, past?: LayerKV): { output: tf.Tensor3D; present: LayerKV } {
     const a = this.self_attn.forward(this.input_layernorm.forward(x) as tf.Tensor3D, rope, bias, past);
-    const h = tf.add(x, a.output) as tf.Tensor3D;
-    return { output: tf.add(h, this.mlp.forward(this.post_attention_layernorm.forward(h))) as tf.Tensor3D, present: a.present };
+    const h = residualAdd(x, a.output) as tf.Tensor3D;
+    return { output: residualAdd(h, this.mlp.forward(this.post_attention_layernorm.forward(h))) as tf.Tensor3D, present: a.present };
   }
 }
 

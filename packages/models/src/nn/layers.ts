@@ -63,10 +63,44 @@ export function matMulLast(x: tf.Tensor, w: tf.Tensor, transposeW: boolean, bias
   const lead = x.shape.slice(0, -1);
   const inF = x.shape[x.shape.length - 1];
   const out = transposeW ? w.shape[0] : w.shape[1];
-  const x2 = x.reshape([-1, inF]) as tf.Tensor2D;
+  // Reshapes that save nothing: tfjs's Reshape keeps its input for the backward pass (for its shape only).
+  const x2 = reshapeUnsaved(x, [-1, inF]) as tf.Tensor2D;
   const frozen = w instanceof tf.Variable && !w.trainable;
   const y = frozen ? frozenProduct(x2, w as tf.Variable & tf.Tensor2D, transposeW, bias) : trainedProduct(x2, w as tf.Tensor2D, transposeW, bias);
-  return y.reshape([...lead, out] as number[]);
+  return reshapeUnsaved(y, [...lead, out] as number[]);
+}
+
+/**
+ * a + b for tensors of the same shape (a residual connection) that keeps nothing for the backward pass: tfjs's Add
+ * saves both inputs (to reduce a broadcast gradient to their shapes), which kept, e.g., each sublayer's dropped-out
+ * output alive until the gradient was computed. The gradient is dy for both.
+ * @param a - any shape
+ * @param b - a's shape
+ * @returns a + b
+ * @throws Error when the shapes differ (no broadcasting here).
+ */
+export function residualAdd(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  if (a.shape.join() !== b.shape.join()) throw new Error(`residualAdd: shapes [${a.shape.join(', ')}] and [${b.shape.join(', ')}] differ`);
+  if (!tf.engine().isTapeOn()) return tf.add(a, b);
+  const f = tf.customGrad(((aa: tf.Tensor, bb: tf.Tensor) => ({ value: tf.add(aa, bb), gradFunc: (dy: tf.Tensor) => [dy, dy] })) as unknown as CustomGradFn);
+  return f(a, b) as tf.Tensor;
+}
+
+/**
+ * `tf.reshape` that keeps nothing for the backward pass: tfjs's Reshape gradient saves its input (to read its
+ * shape), which keeps the input's buffer alive until the gradient is computed even when nothing else needs it
+ * (an activation feeding a frozen projection, attention's output before the output projection). Outside a
+ * gradient computation it is tf.reshape itself.
+ * @param x - any shape
+ * @param shape - the new shape (one axis may be -1), as tf.reshape
+ * @returns x's data in `shape`
+ * @throws Error (tfjs's) when the sizes differ.
+ */
+export function reshapeUnsaved(x: tf.Tensor, shape: number[]): tf.Tensor {
+  if (!tf.engine().isTapeOn()) return tf.reshape(x, shape);
+  const inShape = x.shape;
+  const f = tf.customGrad(((xx: tf.Tensor) => ({ value: tf.reshape(xx, shape), gradFunc: (dy: tf.Tensor) => tf.reshape(dy, inShape) })) as unknown as CustomGradFn);
+  return f(x) as tf.Tensor;
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
  * The memory-lean ops (nn/activations.ts, nn/layers.ts `layerNorm` / `rmsNorm`, kernels/attention.ts
- * `recomputedAttention`, nn/layers.ts `matMulLast` with its bias) against the composed tfjs ops they replace: the same values and gradients at odd
+ * `recomputedAttention`, nn/layers.ts `matMulLast` with its bias, `reshapeUnsaved`, `residualAdd`) against the composed tfjs ops they replace: the same values and gradients at odd
  * shapes, on the cpu and wasm backends, and fewer buffers kept while a gradient is recorded.
  */
 import assert from 'node:assert/strict';
@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '@peftkit/core';
 import '../index.js'; // registers peftkit's kernels (PeftkitDropout) when a backend is ready
 import { activation, gatedActivation } from './activations.js';
-import { layerNorm, matMulLast, rmsNorm } from './layers.js';
+import { layerNorm, matMulLast, reshapeUnsaved, residualAdd, rmsNorm } from './layers.js';
 import { recomputedAttention } from '../kernels/attention.js';
 import { attentionReference } from '../kernels/reference/attention.js';
 import { seededDropout } from '../kernels/dropout.js';
@@ -138,6 +138,28 @@ for (const backend of BACKENDS) {
       check(tf.grad(weighted((xx) => matMulLast(xx, fw, transposeW, fb), 5))(x), gc[0]!, 'frozen weight and bias: gradient of x');
       tf.dispose([fw, fb]);
     }
+  });
+
+  test(`${backend}: reshapeUnsaved and residualAdd save nothing, with tf.reshape's and tf.add's values and gradients`, async () => {
+    await initBackend(backend);
+    const a = tf.randomNormal([2, 3, 6], 0, 1, 'float32', 41);
+    const b = tf.randomNormal([2, 3, 6], 0, 1, 'float32', 42);
+    // A product after the op, so that each gradient depends on the values that flow through it.
+    const m = tf.randomNormal([6, 5], 0, 1, 'float32', 43);
+    const after = (t: tf.Tensor) => tf.matMul(t.reshape([-1, 6]) as tf.Tensor2D, m as tf.Tensor2D);
+    sameValueAndGrads((x) => after(reshapeUnsaved(x, [3, -1, 6])), (x) => after(tf.reshape(x, [3, -1, 6])), [a], 1e-6, 'reshapeUnsaved');
+    sameValueAndGrads((x, y) => after(residualAdd(x, y!)), (x, y) => after(tf.add(x, y!)), [a, b], 1e-6, 'residualAdd');
+    // Saved clones share their input's buffer: count the tensors the tape keeps instead.
+    const keptTensors = (f: () => tf.Tensor) => {
+      let n = 0;
+      tf.tidy(() => tf.grads(() => { const before = tf.memory().numTensors; const y = f(); n = tf.memory().numTensors - before; return tf.sum(y) as tf.Scalar; })([a]));
+      return n;
+    };
+    assert.equal(keptTensors(() => reshapeUnsaved(a, [6, 6])), 1, 'reshapeUnsaved: only the output');
+    assert.equal(keptTensors(() => tf.reshape(a, [6, 6])), 2, 'tf.reshape keeps a clone of its input');
+    assert.equal(keptTensors(() => residualAdd(a, b)), 1, 'residualAdd: only the output');
+    assert.equal(keptTensors(() => tf.add(a, b)), 3, 'tf.add keeps clones of both inputs');
+    assert.throws(() => residualAdd(a, tf.zeros([3, 6])), /shapes \[2, 3, 6\] and \[3, 6\] differ/);
   });
 
   test(`${backend}: recomputedAttention gives the composed path's values and gradients (GQA, padding, a row with no visible key, S > T, dropout)`, async () => {
