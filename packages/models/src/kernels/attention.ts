@@ -1,6 +1,7 @@
 /**
  * The fused attention op `PeftkitAttention` (forward kernel: webgpu/attention.ts; reference: the composed path,
- * reference/attention.ts) and its gradient.
+ * reference/attention.ts) and its gradient; and `recomputedAttention`, the composed path as one op for backends
+ * without the kernel, which keeps the same row statistics and shares the same backward.
  *
  * Forward: one kernel computes dropout(softmax(q kᵀ · scale + bias)) v and, when a gradient will be taken, each
  * row's softmax statistics (maximum m and log of the sum l), so the [B, H, T, S] probabilities are never stored.
@@ -71,7 +72,7 @@ const runAttention = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, bias: tf.Tensor 
  * @param m - [B, H, T, 1], each row's maximum score
  * @param logL - [B, H, T, 1], log Σ exp(score − m) of each row
  */
-export function attentionBackward(
+function attentionBackward(
   dy: tf.Tensor4D,
   q: tf.Tensor4D,
   k: tf.Tensor4D,
