@@ -1,7 +1,7 @@
 /**
  * The fused attention op `PeftkitAttention` (forward kernel: webgpu/attention.ts; reference: the composed path,
  * reference/attention.ts) and its gradient; and `recomputedAttention`, the composed path as one op for backends
- * without the kernel, which keeps the same row statistics and shares the same backward.
+ * without the kernel, which shares the same backward.
  *
  * Forward: one kernel computes dropout(softmax(q kᵀ · scale + bias)) v and, when a gradient will be taken, each
  * row's softmax statistics (maximum m and log of the sum l), so the [B, H, T, S] probabilities are never stored.
@@ -69,8 +69,9 @@ const runAttention = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, bias: tf.Tensor 
  * {@link recomputedAttention}. Runs in its own tidy; returns [dq [B, H, T, D], dk [B, KVH, S, D], dv [B, KVH, S, D]].
  * @param dy - [B, H, T, D], the gradient of o
  * @param o - [B, H, T, D], the forward's output
- * @param m - [B, H, T, 1], each row's maximum score
- * @param logL - [B, H, T, 1], log Σ exp(score − m) of each row
+ * @param stats - each row's maximum score m and log Σ exp(score − m), both [B, H, T, 1] (the fused kernel's), from
+ *   which P = exp(score − m − log l); undefined: P = tf.softmax(scores), the composed forward's own kernel (the same
+ *   probabilities bit for bit, and on WASM a vectorized kernel where Exp is a scalar loop)
  */
 function attentionBackward(
   dy: tf.Tensor4D,
@@ -78,8 +79,7 @@ function attentionBackward(
   k: tf.Tensor4D,
   v: tf.Tensor4D,
   o: tf.Tensor4D,
-  m: tf.Tensor4D,
-  logL: tf.Tensor4D,
+  stats: { m: tf.Tensor4D; logL: tf.Tensor4D } | undefined,
   scale: number,
   bias: tf.Tensor4D | undefined,
   dropout: AttentionDropout | undefined,
@@ -92,7 +92,7 @@ function attentionBackward(
     let scores = tf.mul(tf.matMul(qg, k, false, true), scale).reshape([B, H, T, S]);
     if (bias) scores = tf.add(scores, bias);
     // (score − m) first: exact for rows whose scores are all near the mask value, where m + log l would round.
-    const p = tf.exp(tf.sub(tf.sub(scores, m), logL)).reshape([B, KVH, rows, S]);
+    const p = (stats ? tf.exp(tf.sub(tf.sub(scores, stats.m), stats.logL)) : tf.softmax(scores, -1)).reshape([B, KVH, rows, S]);
     // [B, KVH, rows, S] has the element order of [B, H, T, S], so the flat indices, hence the mask, are the forward's.
     const drop = (x: tf.Tensor) => (dropout ? seededDropout(x, dropout.rate, dropout.seed0, dropout.seed1) : x);
     const dyg = dy.reshape([B, KVH, rows, D]);
@@ -153,7 +153,7 @@ export function fusedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, s
         const [sq, sk, sv, sp, sb] = saved as tf.Tensor4D[];
         return tf.tidy(() => {
           const { o, m, logL } = unpackStats(sp);
-          return attentionBackward(dy as tf.Tensor4D, sq, sk, sv, o, m, logL, scale, sb, drop);
+          return attentionBackward(dy as tf.Tensor4D, sq, sk, sv, o, { m, logL }, scale, sb, drop);
         });
       },
     };
@@ -163,14 +163,14 @@ export function fusedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, s
 }
 
 /**
- * dropout(softmax(q kᵀ · scale + bias)) v composed of tfjs ops (the values of reference/attention.ts
- * `attentionReference`, bit for bit) as one custom-gradient op for backends without the fused kernel (WASM, cpu),
- * in the spirit of FlashAttention: the forward runs in the op's own tidy, so the [B, H, T, S] scores,
- * probabilities and dropped probabilities die at once (tfjs would otherwise keep them all until the gradient is
- * computed), and saves q, k, v, the output and each row's statistics m = max score and log l (l = 1 / max
- * probability, since the row's largest probability is exp(0) / l). The backward is {@link attentionBackward},
- * which recomputes the probabilities and the dropout mask (the same Philox key, so the same mask). Call it only
- * while a gradient is being recorded; otherwise the reference alone is cheaper.
+ * dropout(softmax(q kᵀ · scale + bias)) v composed of tfjs ops (reference/attention.ts `attentionReference`, so the
+ * same values bit for bit) as one custom-gradient op for backends without the fused kernel (WASM, cpu), in the
+ * spirit of FlashAttention: the forward runs in the op's own tidy, so the [B, H, T, S] scores, probabilities and
+ * dropped probabilities die at once (tfjs would otherwise keep them until the gradient is computed), and it saves
+ * only q, k, v, the bias and the output [B, H, T, D]. The backward is {@link attentionBackward}, which recomputes
+ * the scores and probabilities (with tf.softmax, as the forward) and the dropout mask (the same Philox key, so the
+ * same mask): one more q kᵀ product per step. Call it only while a gradient is being recorded; otherwise the
+ * reference alone is the same work.
  * Shapes and parameters as {@link fusedAttention} (GQA: H a multiple of KVH; S ≥ T with a cache or prefix); the
  * bias gets no gradient.
  * @returns [B, H, T, D]
@@ -179,21 +179,14 @@ export function fusedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, s
 export function recomputedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, scale: number, bias: tf.Tensor4D | undefined, dropout?: AttentionDropout): tf.Tensor4D {
   const drop = normalizeDropout(dropout);
   const f = tf.customGrad(((qq: tf.Tensor4D, kk: tf.Tensor4D, vv: tf.Tensor4D, save: tf.GradSaveFunc) => {
-    let m: tf.Tensor | undefined;
-    let probsMax: tf.Tensor | undefined;
-    const o = attentionReference(qq, kk, vv, scale, bias, (p) => drop ? seededDropout(p, drop.rate, drop.seed0, drop.seed1) : p, {
-      scores: (s) => { m = tf.keep(tf.max(s, -1, true)); },
-      probs: (p) => { probsMax = tf.keep(tf.max(p, -1, true)); },
-    });
-    const logL = tf.neg(tf.log(probsMax!));
+    const o = attentionReference(qq, kk, vv, scale, bias, drop && ((p) => seededDropout(p, drop.rate, drop.seed0, drop.seed1)));
     // The bias too: it is not an input of the op, and the caller's tidy may dispose it before the backward pass.
-    save(bias ? [qq, kk, vv, o, m!, logL, bias] : [qq, kk, vv, o, m!, logL]);
-    tf.dispose([m!, probsMax!]);
+    save(bias ? [qq, kk, vv, o, bias] : [qq, kk, vv, o]);
     return {
       value: o,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [sq, sk, sv, so, sm, sl, sb] = saved as tf.Tensor4D[];
-        return attentionBackward(dy as tf.Tensor4D, sq!, sk!, sv!, so!, sm!, sl!, scale, sb, drop);
+        const [sq, sk, sv, so, sb] = saved as tf.Tensor4D[];
+        return attentionBackward(dy as tf.Tensor4D, sq!, sk!, sv!, so!, undefined, scale, sb, drop);
       },
     };
     // tfjs types the callback as variadic over tensors and the save function.

@@ -12,6 +12,17 @@ const wantsGrad = (t: tf.Tensor) => !(t instanceof tf.Variable) || t.trainable;
 type CustomGradFn = Parameters<typeof tf.customGrad>[0];
 
 /**
+ * Σ over every leading axis of `t` [..., dim] → [dim]: a bias's or a norm weight's gradient. Computed as the
+ * product 1ᵀ·t: on WASM tfjs's Sum over a leading axis transposes first and took 20 times as long as the product
+ * (tools/bench: [2048, 128], 1.84 ms against 0.09 ms).
+ */
+function sumRows(t: tf.Tensor): tf.Tensor1D {
+  const dim = t.shape[t.shape.length - 1]!;
+  const t2 = t.reshape([-1, dim]) as tf.Tensor2D;
+  return matMul2d(tf.ones([1, t2.shape[0]]) as tf.Tensor2D, t2).reshape([dim]) as tf.Tensor1D;
+}
+
+/**
  * `y = x Wᵀ + b` with PyTorch's layout: weight [out_features, in_features], bias [out_features].
  * Default init as `torch.nn.Linear`: U(-1/√in, 1/√in) for weight and bias.
  * Shapes: x [..., in] → y [..., out].
@@ -175,7 +186,7 @@ function frozenProduct(x: tf.Tensor2D, w: tf.Variable & tf.Tensor2D, transposeW:
   if (bias && wantsGrad(bias)) {
     const f = tf.customGrad(((xx: tf.Tensor, b: tf.Tensor) => ({
       value: product(xx as tf.Tensor2D, b),
-      gradFunc: (dy: tf.Tensor) => [dx(dy), tf.sum(dy, 0)],
+      gradFunc: (dy: tf.Tensor) => [dx(dy), tf.tidy(() => sumRows(dy))],
     })) as unknown as CustomGradFn) as (x: tf.Tensor2D, b: tf.Tensor) => tf.Tensor2D;
     return f(x, bias);
   }
@@ -217,7 +228,7 @@ function trainedProduct(x: tf.Tensor2D, w: tf.Tensor2D, transposeW: boolean, bia
         return tf.tidy(() => [
           transposeW ? matMul2d(g, sw!) : matMul2d(g, tf.transpose(sw!) as tf.Tensor2D),
           transposeW ? weightGradNT(g, sx!) : matMul2d(tf.transpose(sx!) as tf.Tensor2D, g),
-          ...(bias ? [gradBias ? tf.sum(g, 0) : tf.zerosLike(bias)] : []),
+          ...(bias ? [gradBias ? sumRows(g) : tf.zerosLike(bias)] : []),
         ]);
       },
     };
@@ -277,8 +288,6 @@ export class RMSNorm extends Module {
   }
 }
 
-/** Σ over every leading axis of `t` [..., dim] → [dim]: a per-feature parameter's gradient. */
-const sumRows = (t: tf.Tensor) => tf.sum(t.reshape([-1, t.shape[t.shape.length - 1]]), 0);
 
 const layerNormOps = new Map<number, (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.Tensor>();
 

@@ -15,9 +15,6 @@ import * as tf from '@tensorflow/tfjs';
  * @param scale - multiplies q·k (usually 1/√D)
  * @param bias - additive, broadcast to [B, H, T, S] (e.g. [B or 1, 1, T, S]), or undefined
  * @param dropout - applied to the probabilities (identity when omitted)
- * @param taps - called with the biased scores and the probabilities before dropout, both [B, H, T, S], inside
- *   this function's tidy (keep what must outlive it): how the recomputing op (../attention.ts
- *   `recomputedAttention`) takes each row's statistics from this very computation
  * @returns [B, H, T, D]
  * @throws Error when H is not a multiple of KVH.
  */
@@ -28,7 +25,6 @@ export function attentionReference(
   scale: number,
   bias: tf.Tensor4D | undefined,
   dropout: (p: tf.Tensor) => tf.Tensor = (p) => p,
-  taps?: { scores?: (s: tf.Tensor4D) => void; probs?: (p: tf.Tensor4D) => void },
 ): tf.Tensor4D {
   return tf.tidy(() => {
     const [B, H, T, D] = q.shape;
@@ -39,10 +35,7 @@ export function attentionReference(
     const qg = q.reshape([B, KVH, nRep * T, D]); // heads of one group stacked along the sequence
     let scores = tf.mul(tf.matMul(qg, k, false, true), scale).reshape([B, H, T, S]); // [B, H, T, S]
     if (bias) scores = tf.add(scores, bias);
-    taps?.scores?.(scores as tf.Tensor4D);
-    const p = tf.softmax(scores, -1);
-    taps?.probs?.(p as tf.Tensor4D);
-    const probs = dropout(p).reshape([B, KVH, nRep * T, S]);
+    const probs = dropout(tf.softmax(scores, -1)).reshape([B, KVH, nRep * T, S]);
     return tf.matMul(probs, v).reshape([B, H, T, D]) as tf.Tensor4D; // [B, H, T, D]
   });
 }
