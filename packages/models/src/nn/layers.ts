@@ -14,7 +14,7 @@ type CustomGradFn = Parameters<typeof tf.customGrad>[0];
 /**
  * Σ over every leading axis of `t` [..., dim] → [dim]: a bias's or a norm weight's gradient. Computed as the
  * product 1ᵀ·t: on WASM tfjs's Sum over a leading axis transposes first and took 20 times as long as the product
- * (tools/bench: [2048, 128], 1.84 ms against 0.09 ms).
+ * ([2048, 128], one thread: 1.84 ms against 0.09 ms; docs/benchmarks.md, "Memory per step").
  */
 function sumRows(t: tf.Tensor): tf.Tensor1D {
   const dim = t.shape[t.shape.length - 1]!;
@@ -84,7 +84,8 @@ export function matMulLast(x: tf.Tensor, w: tf.Tensor, transposeW: boolean, bias
 /**
  * a + b for tensors of the same shape (a residual connection) that keeps nothing for the backward pass: tfjs's Add
  * saves both inputs (to reduce a broadcast gradient to their shapes), which kept, e.g., each sublayer's dropped-out
- * output alive until the gradient was computed. The gradient is dy for both.
+ * output alive until the gradient was computed. The gradient is dy for both (two clones sharing dy's buffer: tfjs
+ * disposes a gradient when it adds another to it, so one tensor must not stand for two inputs' gradients).
  * @param a - any shape
  * @param b - a's shape
  * @returns a + b
@@ -93,7 +94,7 @@ export function matMulLast(x: tf.Tensor, w: tf.Tensor, transposeW: boolean, bias
 export function residualAdd(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
   if (a.shape.join() !== b.shape.join()) throw new Error(`residualAdd: shapes [${a.shape.join(', ')}] and [${b.shape.join(', ')}] differ`);
   if (!tf.engine().isTapeOn()) return tf.add(a, b);
-  const f = tf.customGrad(((aa: tf.Tensor, bb: tf.Tensor) => ({ value: tf.add(aa, bb), gradFunc: (dy: tf.Tensor) => [dy, dy] })) as unknown as CustomGradFn);
+  const f = tf.customGrad(((aa: tf.Tensor, bb: tf.Tensor) => ({ value: tf.add(aa, bb), gradFunc: (dy: tf.Tensor) => [tf.clone(dy), tf.clone(dy)] })) as unknown as CustomGradFn);
   return f(a, b) as tf.Tensor;
 }
 
