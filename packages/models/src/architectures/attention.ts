@@ -4,9 +4,10 @@
  * grouped-query heads (Vaswani et al. 2017, section 3.2; Ainslie et al. 2023 for GQA).
  */
 import * as tf from '@tensorflow/tfjs';
-import { fusedAttention, fusedAttentionApplies, type AttentionDropout } from '../kernels/attention.js';
+import { fusedAttention, fusedAttentionApplies, recomputedAttention, type AttentionDropout } from '../kernels/attention.js';
 import { seededDropout } from '../kernels/dropout.js';
 import { attentionReference } from '../kernels/reference/attention.js';
+import { reshapeUnsaved } from '../nn/layers.js';
 
 /**
  * Added to the scores of positions that may not be attended to. Large enough that `exp` underflows
@@ -18,13 +19,14 @@ export const MASKED = -1e9;
 /** [B, T, H * D] → [B, H, T, D]. */
 export function splitHeads(x: tf.Tensor, numHeads: number, headDim: number): tf.Tensor4D {
   const [B, T] = x.shape;
-  return x.reshape([B, T, numHeads, headDim]).transpose([0, 2, 1, 3]) as tf.Tensor4D;
+  return reshapeUnsaved(x, [B!, T!, numHeads, headDim]).transpose([0, 2, 1, 3]) as tf.Tensor4D; // see mergeHeads
 }
 
 /** [B, H, T, D] → [B, T, H * D]. */
 export function mergeHeads(x: tf.Tensor): tf.Tensor3D {
   const [B, H, T, D] = x.shape;
-  return x.transpose([0, 2, 1, 3]).reshape([B, T, H * D]) as tf.Tensor3D;
+  // Transpose keeps nothing for its gradient; tfjs's Reshape would keep the transposed copy (nn/layers.ts reshapeUnsaved).
+  return reshapeUnsaved(x.transpose([0, 2, 1, 3]), [B!, T!, H! * D!]) as tf.Tensor3D;
 }
 
 /** What decides which key positions each query position sees. */
@@ -84,7 +86,9 @@ export function attentionBias(spec: MaskSpec): tf.Tensor4D | undefined {
  * softmax, FlashAttention), dropout included, and the gradient recomputes the probabilities and the dropout mask
  * from the saved row statistics and the seeds; everywhere else the composed tfjs ops of
  * kernels/reference/attention.ts run with `seededDropout` on the probabilities, which the fused kernel is tested
- * against. Both apply the same mask (Philox4x32-10 keyed by the seeds and the flat [B, H, T, S] index).
+ * against; while a gradient is recorded, as one op that keeps only q, k, v, the output and the row statistics and
+ * recomputes the probabilities in the backward pass, with the fused kernel's backward (kernels/attention.ts
+ * `recomputedAttention`). Both apply the same mask (Philox4x32-10 keyed by the seeds and the flat [B, H, T, S] index).
  * @param q - [B, H, T, D]
  * @param k - [B, KVH, S, D]
  * @param v - [B, KVH, S, D]
@@ -103,6 +107,7 @@ export function scaledDotProductAttention(
   dropout?: AttentionDropout,
 ): tf.Tensor4D {
   if (fusedAttentionApplies(q, k, v, bias)) return fusedAttention(q, k, v, scale, bias, dropout);
+  if (tf.engine().isTapeOn()) return recomputedAttention(q, k, v, scale, bias, dropout);
   return attentionReference(q, k, v, scale, bias, dropout && ((p) => seededDropout(p, dropout.rate, dropout.seed0, dropout.seed1)));
 }
 

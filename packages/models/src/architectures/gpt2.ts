@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { JSONSchema7 } from '@peftkit/core';
 import { Module, ModuleList, type Layer, type LoadReport } from '../nn/module.js';
-import { Conv1D, Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
+import { Conv1D, Dropout, Embedding, LayerNorm, Linear, residualAdd } from '../nn/layers.js';
 import { blockForward } from '../nn/checkpoint.js';
 import { PreTrainedModel, type KVCache, type LayerKV, type ModelBuildOptions, type ModelConfig, type LinearHead, type ModelInputs, type ModelOutput, type TransformerDims } from '../model.js';
 import { appendKV, attentionBias, defaultPositionIds, mergeHeads, scaledDotProductAttention, splitHeads } from './attention.js';
@@ -106,8 +106,8 @@ export class GPT2Block extends Module {
   /** x [B, T, C] → [B, T, C], and this layer's keys/values. */
   forward(x: tf.Tensor3D, bias: tf.Tensor4D | undefined, past?: LayerKV): { output: tf.Tensor3D; present: LayerKV } {
     const a = this.attn.forward(this.ln_1.forward(x) as tf.Tensor3D, bias, past);
-    const h = tf.add(x, a.output) as tf.Tensor3D;
-    const output = tf.add(h, this.mlp.forward(this.ln_2.forward(h))) as tf.Tensor3D;
+    const h = residualAdd(x, a.output) as tf.Tensor3D;
+    const output = residualAdd(h, this.mlp.forward(this.ln_2.forward(h))) as tf.Tensor3D;
     return { output, present: a.present };
   }
 }

@@ -10,13 +10,14 @@
 import * as tf from '@tensorflow/tfjs';
 import { UserError, type JSONSchema7 } from '@peftkit/core';
 import { Module, ModuleList, type Layer, type LoadReport } from '../nn/module.js';
-import { Embedding, Linear, RMSNorm, dropoutDraw } from '../nn/layers.js';
+import { Embedding, Linear, RMSNorm, dropoutDraw, residualAdd } from '../nn/layers.js';
+import { gatedActivation } from '../nn/activations.js';
 import { blockForward } from '../nn/checkpoint.js';
 import { PreTrainedModel, type KVCache, type LayerKV, type ModelBuildOptions, type ModelConfig, type LinearHead, type ModelInputs, type ModelOutput, type TransformerDims } from '../model.js';
 import { appendKV, attentionBias, defaultPositionIds, mergeHeads, scaledDotProductAttention, splitHeads } from './attention.js';
 import { requireDivisible, resolveConfig, type Resolved } from './config.js';
 import { resolveRopeParameters, ropeDependsOnLength, ropeFrequencies, ropeInvFreqForPositions, type RopeFrequencies, type RopeParameters } from './rope.js';
-import { activation, buildBlocks, initNormal, nestedBuild, normalizeStateDict, plainLinearHead, poolLastNonPadToken, TiedLinear, tidyOutput } from './shared.js';
+import { buildBlocks, initNormal, nestedBuild, normalizeStateDict, plainLinearHead, poolLastNonPadToken, TiedLinear, tidyOutput } from './shared.js';
 import type { LlamaConfig } from './llama-config.generated.js';
 import schema from './llama-config.schema.json' with { type: 'json' };
 
@@ -153,18 +154,19 @@ export class LlamaMLP extends Module {
   gate_proj: Layer;
   up_proj: Layer;
   down_proj: Layer;
-  private readonly act: (x: tf.Tensor) => tf.Tensor;
+  /** act(gate) * up as one op that keeps only gate and up for the backward pass. */
+  private readonly gatedAct: (gate: tf.Tensor, up: tf.Tensor) => tf.Tensor;
   constructor(cfg: ResolvedLlamaConfig) {
     super();
     const bias = cfg.model_type === 'llama' ? cfg.mlp_bias : false;
     this.gate_proj = this.registerModule('gate_proj', new Linear(cfg.hidden_size, cfg.intermediate_size, bias));
     this.up_proj = this.registerModule('up_proj', new Linear(cfg.hidden_size, cfg.intermediate_size, bias));
     this.down_proj = this.registerModule('down_proj', new Linear(cfg.intermediate_size, cfg.hidden_size, bias));
-    this.act = activation(cfg.hidden_act);
+    this.gatedAct = gatedActivation(cfg.hidden_act);
   }
   /** [B, T, C] → [B, T, C]. */
   forward(x: tf.Tensor): tf.Tensor {
-    return this.down_proj.forward(tf.mul(this.act(this.gate_proj.forward(x)), this.up_proj.forward(x)));
+    return this.down_proj.forward(this.gatedAct(this.gate_proj.forward(x), this.up_proj.forward(x)));
   }
 }
 
@@ -183,8 +185,8 @@ export class LlamaDecoderLayer extends Module {
   }
   forward(x: tf.Tensor3D, rope: { cos: tf.Tensor4D; sin: tf.Tensor4D }, bias: tf.Tensor4D | undefined, past?: LayerKV): { output: tf.Tensor3D; present: LayerKV } {
     const a = this.self_attn.forward(this.input_layernorm.forward(x) as tf.Tensor3D, rope, bias, past);
-    const h = tf.add(x, a.output) as tf.Tensor3D;
-    return { output: tf.add(h, this.mlp.forward(this.post_attention_layernorm.forward(h))) as tf.Tensor3D, present: a.present };
+    const h = residualAdd(x, a.output) as tf.Tensor3D;
+    return { output: residualAdd(h, this.mlp.forward(this.post_attention_layernorm.forward(h))) as tf.Tensor3D, present: a.present };
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * Small pieces every architecture uses: HF's activation functions, an output head tied to the
+ * Small pieces every architecture uses: HF's activation functions (from nn/activations.ts), an output head tied to the
  * token embedding, sequence-classification pooling and state-dict key normalisation.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -14,39 +14,8 @@ export function tidyOutput(fn: () => ModelOutput): ModelOutput {
   return tf.tidy(fn as unknown as () => tf.TensorContainer) as unknown as ModelOutput;
 }
 
-/** 2u = x (C1 + C3 x²) for the tanh approximation's u = √(2/π) (x + 0.044715 x³). */
-const GELU_TANH_C1 = 2 * Math.sqrt(2 / Math.PI);
-const GELU_TANH_C3 = 2 * 0.044715 * Math.sqrt(2 / Math.PI);
-
-/**
- * HF's `ACT2FN` (transformers/activations.py) for the names configs use.
- * `gelu` is the exact erf form; `gelu_new`, `gelu_pytorch_tanh` and `gelu_fast` are the tanh
- * approximation 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))) (Hendrycks and Gimpel 2016, section 2).
- * @throws Error for a name not listed.
- */
-export function activation(name: string): (x: tf.Tensor) => tf.Tensor {
-  switch (name) {
-    case 'gelu':
-      return (x) => tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))));
-    case 'gelu_new':
-    case 'gelu_pytorch_tanh':
-    case 'gelu_fast':
-      // Computed as x·σ(2u), u = √(2/π)(x + 0.044715 x³), which equals 0.5 x (1 + tanh(u)) since
-      // 0.5 (1 + tanh(u)) = σ(2u): on WASM, Sigmoid is XNNPACK's vectorized kernel while Tanh is a
-      // scalar loop, and this form has fewer kernels, so forward and backward ran 5 times faster.
-      // x·x, not tf.pow: pow and its gradient ran 8 times slower on WASM (docs/benchmarks.md).
-      return (x) => tf.tidy(() => tf.mul(x, tf.sigmoid(tf.mul(x, tf.add(GELU_TANH_C1, tf.mul(GELU_TANH_C3, tf.mul(x, x)))))));
-    case 'relu':
-      return (x) => tf.relu(x);
-    case 'silu':
-    case 'swish':
-      return (x) => tf.tidy(() => tf.mul(x, tf.sigmoid(x)));
-    case 'tanh':
-      return (x) => tf.tanh(x);
-    default:
-      throw new Error(`unsupported activation "${name}"; supported: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu, silu, swish, tanh`);
-  }
-}
+/** HF's activation functions, each one op that keeps only its input for the backward pass (nn/activations.ts). */
+export { activation } from '../nn/activations.js';
 
 /**
  * An output projection that shares its weight with the token embedding (`lm_head` when

@@ -1,6 +1,7 @@
 /**
  * The fused attention op `PeftkitAttention` (forward kernel: webgpu/attention.ts; reference: the composed path,
- * reference/attention.ts) and its gradient.
+ * reference/attention.ts) and its gradient; and `recomputedAttention`, the composed path as one op for backends
+ * without the kernel, which shares the same backward.
  *
  * Forward: one kernel computes dropout(softmax(q kᵀ · scale + bias)) v and, when a gradient will be taken, each
  * row's softmax statistics (maximum m and log of the sum l), so the [B, H, T, S] probabilities are never stored.
@@ -18,6 +19,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { seededDropout, type PeftkitDropoutAttrs } from './dropout.js';
+import { attentionReference } from './reference/attention.js';
 
 /** The kernel's name (registered for `webgpu` only, by ./index.ts). */
 export const PEFTKIT_ATTENTION = 'PeftkitAttention';
@@ -62,15 +64,22 @@ const runAttention = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, bias: tf.Tensor 
   tf.engine().runKernel(PEFTKIT_ATTENTION, (bias ? { q, k, v, bias } : { q, k, v }) as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
 
 /**
- * dQ, dK, dV of softmax(q kᵀ · scale + bias) v from the forward's output and row statistics (see the file
- * comment for the formulas). Shapes as {@link fusedAttention}; `packed` is the kernel's [B, H, T, D + 2].
+ * dQ, dK, dV of dropout(softmax(q kᵀ · scale + bias)) v from the forward's output o and each row's softmax
+ * statistics (see the file comment for the formulas): the one backward of both {@link fusedAttention} and
+ * {@link recomputedAttention}. Runs in its own tidy; returns [dq [B, H, T, D], dk [B, KVH, S, D], dv [B, KVH, S, D]].
+ * @param dy - [B, H, T, D], the gradient of o
+ * @param o - [B, H, T, D], the forward's output
+ * @param stats - each row's maximum score m and log Σ exp(score − m), both [B, H, T, 1] (the fused kernel's), from
+ *   which P = exp(score − m − log l); undefined: P = tf.softmax(scores), the composed forward's own kernel (the same
+ *   probabilities bit for bit, and on WASM a vectorized kernel where Exp is a scalar loop)
  */
 function attentionBackward(
   dy: tf.Tensor4D,
   q: tf.Tensor4D,
   k: tf.Tensor4D,
   v: tf.Tensor4D,
-  packed: tf.Tensor4D,
+  o: tf.Tensor4D,
+  stats: { m: tf.Tensor4D; logL: tf.Tensor4D } | undefined,
   scale: number,
   bias: tf.Tensor4D | undefined,
   dropout: AttentionDropout | undefined,
@@ -79,14 +88,11 @@ function attentionBackward(
     const [B, H, T, D] = q.shape;
     const [, KVH, S] = k.shape;
     const rows = (H / KVH) * T; // a group's query heads folded into the sequence axis, as the forward
-    const o = tf.slice(packed, [0, 0, 0, 0], [B, H, T, D]);
-    const m = tf.slice(packed, [0, 0, 0, D], [B, H, T, 1]);
-    const logL = tf.slice(packed, [0, 0, 0, D + 1], [B, H, T, 1]);
     const qg = q.reshape([B, KVH, rows, D]);
     let scores = tf.mul(tf.matMul(qg, k, false, true), scale).reshape([B, H, T, S]);
     if (bias) scores = tf.add(scores, bias);
     // (score − m) first: exact for rows whose scores are all near the mask value, where m + log l would round.
-    const p = tf.exp(tf.sub(tf.sub(scores, m), logL)).reshape([B, KVH, rows, S]);
+    const p = (stats ? tf.exp(tf.sub(tf.sub(scores, stats.m), stats.logL)) : tf.softmax(scores, -1)).reshape([B, KVH, rows, S]);
     // [B, KVH, rows, S] has the element order of [B, H, T, S], so the flat indices, hence the mask, are the forward's.
     const drop = (x: tf.Tensor) => (dropout ? seededDropout(x, dropout.rate, dropout.seed0, dropout.seed1) : x);
     const dyg = dy.reshape([B, KVH, rows, D]);
@@ -98,6 +104,23 @@ function attentionBackward(
     const dk = tf.mul(tf.matMul(ds, qg, true, false), scale); // [B, KVH, S, D]
     return [dq, dk, dv];
   });
+}
+
+/** The kernel's packed [B, H, T, D + 2] output split into o, m and log l (see {@link attentionBackward}). */
+function unpackStats(packed: tf.Tensor4D): { o: tf.Tensor4D; m: tf.Tensor4D; logL: tf.Tensor4D } {
+  const [B, H, T, D2] = packed.shape;
+  const D = D2 - 2;
+  return {
+    o: tf.slice(packed, [0, 0, 0, 0], [B, H, T, D]),
+    m: tf.slice(packed, [0, 0, 0, D], [B, H, T, 1]),
+    logL: tf.slice(packed, [0, 0, 0, D + 1], [B, H, T, 1]),
+  };
+}
+
+/** `dropout` with rate 0 made undefined and the key words taken as uint32, as seededDropout does. */
+function normalizeDropout(dropout: AttentionDropout | undefined): AttentionDropout | undefined {
+  if (dropout && !(dropout.rate >= 0 && dropout.rate < 1)) throw new RangeError(`attention dropout rate must be in [0, 1), got ${dropout.rate}`);
+  return dropout && dropout.rate > 0 ? { rate: dropout.rate, seed0: dropout.seed0 >>> 0, seed1: dropout.seed1 >>> 0 } : undefined;
 }
 
 /**
@@ -116,9 +139,7 @@ function attentionBackward(
  *   {@link fusedAttentionApplies} first); RangeError when the dropout rate is outside [0, 1).
  */
 export function fusedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, scale: number, bias: tf.Tensor4D | undefined, dropout?: AttentionDropout): tf.Tensor4D {
-  if (dropout && !(dropout.rate >= 0 && dropout.rate < 1)) throw new RangeError(`attention dropout rate must be in [0, 1), got ${dropout.rate}`);
-  // As seededDropout: rate 0 is no dropout, and the key words are taken as uint32.
-  const drop = dropout && dropout.rate > 0 ? { rate: dropout.rate, seed0: dropout.seed0 >>> 0, seed1: dropout.seed1 >>> 0 } : undefined;
+  const drop = normalizeDropout(dropout);
   const dropAttrs = drop ?? { rate: 0, seed0: 0, seed1: 0 };
   if (!tf.engine().isTapeOn()) return runAttention(q, k, v, bias, { scale, stats: false, ...dropAttrs });
   const [B, H, T, D] = q.shape;
@@ -130,7 +151,42 @@ export function fusedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, s
       value: tf.slice(packed, [0, 0, 0, 0], [B, H, T, D]),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sq, sk, sv, sp, sb] = saved as tf.Tensor4D[];
-        return attentionBackward(dy as tf.Tensor4D, sq, sk, sv, sp, scale, sb, drop);
+        return tf.tidy(() => {
+          const { o, m, logL } = unpackStats(sp);
+          return attentionBackward(dy as tf.Tensor4D, sq, sk, sv, o, { m, logL }, scale, sb, drop);
+        });
+      },
+    };
+    // tfjs types the callback as variadic over tensors and the save function.
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as (q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D) => tf.Tensor4D;
+  return f(q, k, v);
+}
+
+/**
+ * dropout(softmax(q kᵀ · scale + bias)) v composed of tfjs ops (reference/attention.ts `attentionReference`, so the
+ * same values bit for bit) as one custom-gradient op for backends without the fused kernel (WASM, cpu), in the
+ * spirit of FlashAttention: the forward runs in the op's own tidy, so the [B, H, T, S] scores, probabilities and
+ * dropped probabilities die at once (tfjs would otherwise keep them until the gradient is computed), and it saves
+ * only q, k, v, the bias and the output [B, H, T, D]. The backward is {@link attentionBackward}, which recomputes
+ * the scores and probabilities (with tf.softmax, as the forward) and the dropout mask (the same Philox key, so the
+ * same mask): one more q kᵀ product per step. Call it only while a gradient is being recorded; otherwise the
+ * reference alone is the same work.
+ * Shapes and parameters as {@link fusedAttention} (GQA: H a multiple of KVH; S ≥ T with a cache or prefix); the
+ * bias gets no gradient.
+ * @returns [B, H, T, D]
+ * @throws Error when H is not a multiple of KVH; RangeError when the dropout rate is outside [0, 1).
+ */
+export function recomputedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, scale: number, bias: tf.Tensor4D | undefined, dropout?: AttentionDropout): tf.Tensor4D {
+  const drop = normalizeDropout(dropout);
+  const f = tf.customGrad(((qq: tf.Tensor4D, kk: tf.Tensor4D, vv: tf.Tensor4D, save: tf.GradSaveFunc) => {
+    const o = attentionReference(qq, kk, vv, scale, bias, drop && ((p) => seededDropout(p, drop.rate, drop.seed0, drop.seed1)));
+    // The bias too: it is not an input of the op, and the caller's tidy may dispose it before the backward pass.
+    save(bias ? [qq, kk, vv, o, bias] : [qq, kk, vv, o]);
+    return {
+      value: o,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sq, sk, sv, so, sb] = saved as tf.Tensor4D[];
+        return attentionBackward(dy as tf.Tensor4D, sq!, sk!, sv!, so!, undefined, scale, sb, drop);
       },
     };
     // tfjs types the callback as variadic over tensors and the save function.

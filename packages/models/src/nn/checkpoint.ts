@@ -89,7 +89,8 @@ export type BlockCall<B, P extends KV> = (block: B, x: tf.Tensor3D, past: P | un
  * @param constants - tensors `call` reads besides `x` and `past` (attention bias, rotary tables):
  *   passed to `call` rather than captured, because the recomputation runs after the forward pass
  *   has freed its own copies.
- * @returns the block's output [B, T, C], and its keys/values when not checkpointed.
+ * @returns the block's output [B, T, C], and its keys/values when not checkpointed; the block's other tensors are
+ *   freed (those a gradient needs were saved by their ops).
  */
 export function blockForward<B extends Module, P extends KV>(
   blocks: { at(i: number): B; gradientCheckpointing: boolean },
@@ -101,7 +102,10 @@ export function blockForward<B extends Module, P extends KV>(
   call: BlockCall<B, P>,
 ): { output: tf.Tensor3D; present?: P } {
   const block = blocks.at(i);
-  if (!blocks.gradientCheckpointing || !block.training || useCache) return call(block, x, past, constants);
+  // In a tidy: while a gradient is recorded, tfjs frees a block's intermediates only when a scope ends, and what a
+  // gradient needs is saved by its op anyway; without it every tensor of every block (e.g. an activation's output
+  // that a frozen projection never reads again) lived until the backward pass ended.
+  if (!blocks.gradientCheckpointing || !block.training || useCache) return tf.tidy(() => call(block, x, past, constants) as unknown as tf.TensorContainer) as unknown as { output: tf.Tensor3D; present: P };
   const inputs = past ? [x, past.key, past.value] : [x];
   const fn: BlockFn = (ins, consts) => call(block, ins[0] as tf.Tensor3D, past ? ({ ...past, key: ins[1], value: ins[2] } as P) : undefined, consts).output;
   return { output: checkpointBlock(block, fn, inputs, constants) as tf.Tensor3D };

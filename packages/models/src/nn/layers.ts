@@ -5,6 +5,23 @@ import { nextSeed, nextSeedPair } from './rng.js';
 import { seededDropout, type PeftkitDropoutAttrs } from '../kernels/dropout.js';
 import { matMul2d } from '../kernels/matmul.js';
 
+/** Whether `t` can receive a gradient: not a frozen variable (a frozen one's gradient is never asked for). */
+const wantsGrad = (t: tf.Tensor) => !(t instanceof tf.Variable) || t.trainable;
+
+// tfjs types a custom-gradient callback as variadic over tensors and the save function.
+type CustomGradFn = Parameters<typeof tf.customGrad>[0];
+
+/**
+ * Σ over every leading axis of `t` [..., dim] → [dim]: a bias's or a norm weight's gradient. A plain tf.sum:
+ * on WASM peftkit's Sum (kernels/wasm/sum.ts) reads the rows in memory order, where tfjs's own kernel
+ * transposed first; the product 1ᵀ·t, once faster than tfjs's Sum, is 3 to 5 times slower than ours
+ * ([2048, 512], one thread: 5.0 ms against 1.3 ms).
+ */
+function sumRows(t: tf.Tensor): tf.Tensor1D {
+  const dim = t.shape[t.shape.length - 1]!;
+  return tf.sum(t.reshape([-1, dim]), 0) as tf.Tensor1D;
+}
+
 /**
  * `y = x Wᵀ + b` with PyTorch's layout: weight [out_features, in_features], bias [out_features].
  * Default init as `torch.nn.Linear`: U(-1/√in, 1/√in) for weight and bias.
@@ -20,10 +37,7 @@ export class Linear extends Module {
     if (bias) this.bias = this.registerParameter('bias', tf.randomUniform([outFeatures], -k, k, 'float32', nextSeed()));
   }
   forward(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => {
-      const y = matMulLast(x, this.weight, true);
-      return this.bias ? tf.add(y, this.bias) : y;
-    });
+    return matMulLast(x, this.weight, true, this.bias);
   }
 }
 
@@ -40,28 +54,65 @@ export class Conv1D extends Module {
     this.bias = this.registerParameter('bias', tf.zeros([outFeatures]));
   }
   forward(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => tf.add(matMulLast(x, this.weight, false), this.bias));
+    return matMulLast(x, this.weight, false, this.bias);
   }
 }
 
 /**
- * `x` [..., in] times `w` over the last axis: w is [out, in] when `transposeW`, else [in, out].
- * Result [..., out].
+ * `x` [..., in] times `w` over the last axis, plus `bias` [out] when given: w is [out, in] when `transposeW`,
+ * else [in, out]. Result [..., out].
  *
  * Leading axes are folded so that every product is a plain 2-D matMul without transpose flags:
  * on the WASM backend only that form reaches XNNPACK's fast path, and a transposed operand ran
  * 10 to 30 times slower (docs/benchmarks.md). The gradient is written out for the same reason:
  * tfjs's own matMul gradient uses the transposed forms. The plain products go through `matMul2d`
  * (kernels/matmul.ts): peftkit's tiled kernel on WebGPU, tfjs's matMul elsewhere.
+ * The bias is added inside the same op: a separate Add would keep the product without bias ([N, out]) for its
+ * own gradient until the backward pass ends (tfjs saves an Add's inputs); the bias's gradient is Σ_rows dy.
  */
-export function matMulLast(x: tf.Tensor, w: tf.Tensor, transposeW: boolean): tf.Tensor {
+export function matMulLast(x: tf.Tensor, w: tf.Tensor, transposeW: boolean, bias?: tf.Tensor): tf.Tensor {
   const lead = x.shape.slice(0, -1);
   const inF = x.shape[x.shape.length - 1];
   const out = transposeW ? w.shape[0] : w.shape[1];
-  const x2 = x.reshape([-1, inF]) as tf.Tensor2D;
+  // Reshapes that save nothing: tfjs's Reshape keeps its input for the backward pass (for its shape only).
+  const x2 = reshapeUnsaved(x, [-1, inF]) as tf.Tensor2D;
   const frozen = w instanceof tf.Variable && !w.trainable;
-  const y = frozen ? frozenProduct(x2, w as tf.Variable & tf.Tensor2D, transposeW) : (transposeW ? matMulNT : matMulNN)(x2, w as tf.Tensor2D);
-  return y.reshape([...lead, out] as number[]);
+  const y = frozen ? frozenProduct(x2, w as tf.Variable & tf.Tensor2D, transposeW, bias) : trainedProduct(x2, w as tf.Tensor2D, transposeW, bias);
+  return reshapeUnsaved(y, [...lead, out] as number[]);
+}
+
+/**
+ * a + b for tensors of the same shape (a residual connection) that keeps nothing for the backward pass: tfjs's Add
+ * saves both inputs (to reduce a broadcast gradient to their shapes), which kept, e.g., each sublayer's dropped-out
+ * output alive until the gradient was computed. The gradient is dy for both (two clones sharing dy's buffer: tfjs
+ * disposes a gradient when it adds another to it, so one tensor must not stand for two inputs' gradients).
+ * @param a - any shape
+ * @param b - a's shape
+ * @returns a + b
+ * @throws Error when the shapes differ (no broadcasting here).
+ */
+export function residualAdd(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  if (a.shape.join() !== b.shape.join()) throw new Error(`residualAdd: shapes [${a.shape.join(', ')}] and [${b.shape.join(', ')}] differ`);
+  if (!tf.engine().isTapeOn()) return tf.add(a, b);
+  const f = tf.customGrad(((aa: tf.Tensor, bb: tf.Tensor) => ({ value: tf.add(aa, bb), gradFunc: (dy: tf.Tensor) => [tf.clone(dy), tf.clone(dy)] })) as unknown as CustomGradFn);
+  return f(a, b) as tf.Tensor;
+}
+
+/**
+ * `tf.reshape` that keeps nothing for the backward pass: tfjs's Reshape gradient saves its input (to read its
+ * shape), which keeps the input's buffer alive until the gradient is computed even when nothing else needs it
+ * (an activation feeding a frozen projection, attention's output before the output projection). Outside a
+ * gradient computation it is tf.reshape itself.
+ * @param x - any shape
+ * @param shape - the new shape (one axis may be -1), as tf.reshape
+ * @returns x's data in `shape`
+ * @throws Error (tfjs's) when the sizes differ.
+ */
+export function reshapeUnsaved(x: tf.Tensor, shape: number[]): tf.Tensor {
+  if (!tf.engine().isTapeOn()) return tf.reshape(x, shape);
+  const inShape = x.shape;
+  const f = tf.customGrad(((xx: tf.Tensor) => ({ value: tf.reshape(xx, shape), gradFunc: (dy: tf.Tensor) => tf.reshape(dy, inShape) })) as unknown as CustomGradFn);
+  return f(x) as tf.Tensor;
 }
 
 /**
@@ -122,17 +173,25 @@ function timesTransposed(m: tf.Tensor2D, w: tf.Variable & tf.Tensor2D): tf.Tenso
   return tf.tidy(() => tf.transpose(matMul2d(w, tf.transpose(m) as tf.Tensor2D)) as tf.Tensor2D);
 }
 
-/** x·W or x·Wᵀ where W is frozen: only x gets a gradient, so W's (as costly as the forward product) is never computed. */
-function frozenProduct(x: tf.Tensor2D, w: tf.Variable & tf.Tensor2D, transposeW: boolean): tf.Tensor2D {
-  const f = tf.customGrad(((xx: tf.Tensor, save: tf.GradSaveFunc) => {
-    save([xx]);
-    const value = transposeW ? timesTransposed(xx as tf.Tensor2D, w) : matMul2d(xx as tf.Tensor2D, w);
-    return {
-      value,
-      // dx = dy·W (W [out, in]) or dy·Wᵀ (W [in, out]), as plain products.
-      gradFunc: (dy: tf.Tensor) => [tf.tidy(() => (transposeW ? matMul2d(dy as tf.Tensor2D, w) : timesTransposed(dy as tf.Tensor2D, w)))],
-    };
-  }) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor2D) => tf.Tensor2D;
+/**
+ * x·W or x·Wᵀ (+ bias) where W is frozen: only x (and a trainable bias) get a gradient, so W's (as costly as the
+ * forward product) is never computed, and nothing needs saving. A frozen bias is a constant of the op.
+ */
+function frozenProduct(x: tf.Tensor2D, w: tf.Variable & tf.Tensor2D, transposeW: boolean, bias: tf.Tensor | undefined): tf.Tensor2D {
+  const product = (xx: tf.Tensor2D, b: tf.Tensor | undefined) => {
+    const y = transposeW ? timesTransposed(xx, w) : matMul2d(xx, w);
+    return b ? tf.add(y, b) as tf.Tensor2D : y;
+  };
+  // dx = dy·W (W [out, in]) or dy·Wᵀ (W [in, out]), as plain products.
+  const dx = (dy: tf.Tensor) => tf.tidy(() => (transposeW ? matMul2d(dy as tf.Tensor2D, w) : timesTransposed(dy as tf.Tensor2D, w)));
+  if (bias && wantsGrad(bias)) {
+    const f = tf.customGrad(((xx: tf.Tensor, b: tf.Tensor) => ({
+      value: product(xx as tf.Tensor2D, b),
+      gradFunc: (dy: tf.Tensor) => [dx(dy), tf.tidy(() => sumRows(dy))],
+    })) as unknown as CustomGradFn) as (x: tf.Tensor2D, b: tf.Tensor) => tf.Tensor2D;
+    return f(x, bias);
+  }
+  const f = tf.customGrad(((xx: tf.Tensor) => ({ value: product(xx as tf.Tensor2D, bias), gradFunc: (dy: tf.Tensor) => [dx(dy)] })) as unknown as CustomGradFn) as (x: tf.Tensor2D) => tf.Tensor2D;
   return f(x);
 }
 
@@ -151,33 +210,35 @@ export function weightGradNT(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
   return tf.transpose(matMul2d(tf.transpose(b) as tf.Tensor2D, a)) as tf.Tensor2D;
 }
 
-// y = x·wᵀ with w [out, in]; dx = dy·w, dw = dyᵀ·x, all as plain products.
-const matMulNT = tf.customGrad(((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
-  save([x, w]);
-  return {
-    value: matMul2d(x as tf.Tensor2D, tf.transpose(w) as tf.Tensor2D),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [sx, sw] = saved as tf.Tensor2D[];
-      // In a tidy: tfjs runs a custom gradient outside any per-node scope, so the transposed copies
-      // would otherwise live until the whole backward pass ends.
-      return tf.tidy(() => [matMul2d(dy as tf.Tensor2D, sw), weightGradNT(dy as tf.Tensor2D, sx)]);
-    },
-  };
-  // tfjs types the callback as variadic over tensors and the save function.
-}) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
-
-// y = x·w with w [in, out]; dx = dy·wᵀ, dw = xᵀ·dy (as (dyᵀ·x)ᵀ when that transposes less).
-const matMulNN = tf.customGrad(((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
-  save([x, w]);
-  return {
-    value: matMul2d(x as tf.Tensor2D, w as tf.Tensor2D),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [sx, sw] = saved as tf.Tensor2D[];
-      return tf.tidy(() => [matMul2d(dy as tf.Tensor2D, tf.transpose(sw) as tf.Tensor2D), weightGradNT(sx, dy as tf.Tensor2D)]); // transposed copies freed here (see matMulNT)
-    },
-  };
-  // tfjs types the callback as variadic over tensors and the save function.
-}) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
+/**
+ * x·wᵀ (w [out, in], `transposeW`) or x·w (w [in, out]), + bias, with a trainable w: dx = dy·w and dw = dyᵀ·x
+ * (resp. dx = dy·wᵀ, dw = xᵀ·dy), all as plain products; d bias = Σ_rows dy (zeros for a frozen bias). Saves x
+ * and w.
+ */
+function trainedProduct(x: tf.Tensor2D, w: tf.Tensor2D, transposeW: boolean, bias: tf.Tensor | undefined): tf.Tensor2D {
+  const gradBias = !!bias && wantsGrad(bias);
+  const f = tf.customGrad(((...args: unknown[]) => {
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    const [xx, ww] = args as [tf.Tensor2D, tf.Tensor2D];
+    save([xx, ww]);
+    const y = matMul2d(xx, transposeW ? tf.transpose(ww) as tf.Tensor2D : ww);
+    return {
+      value: bias ? tf.add(y, bias) : y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sx, sw] = saved as tf.Tensor2D[];
+        const g = dy as tf.Tensor2D;
+        // In a tidy: tfjs runs a custom gradient outside any per-node scope, so the transposed copies
+        // would otherwise live until the whole backward pass ends.
+        return tf.tidy(() => [
+          transposeW ? matMul2d(g, sw!) : matMul2d(g, tf.transpose(sw!) as tf.Tensor2D),
+          weightGradNT(transposeW ? g : sx!, transposeW ? sx! : g), // dyᵀ·x or xᵀ·dy, in the cheaper form
+          ...(bias ? [gradBias ? sumRows(g) : tf.zerosLike(bias)] : []),
+        ]);
+      },
+    };
+  }) as unknown as CustomGradFn) as (...xs: tf.Tensor[]) => tf.Tensor2D;
+  return bias ? f(x, w, bias) : f(x, w);
+}
 
 /** A lookup table: weight [num_embeddings, dim]; ids [...] (int32) → [..., dim]. HF init N(0, 0.02). */
 export class Embedding extends Module {
@@ -205,7 +266,7 @@ export class Embedding extends Module {
   }
 }
 
-/** LayerNorm over the last axis (Ba et al. 2016): weight and bias [dim]; `eps` as HF's `layer_norm_epsilon`. */
+/** LayerNorm over the last axis (Ba et al. 2016): weight and bias [dim]; `eps` as HF's `layer_norm_epsilon`. Runs {@link layerNorm}. */
 export class LayerNorm extends Module {
   weight: tf.Variable;
   bias: tf.Variable;
@@ -215,14 +276,11 @@ export class LayerNorm extends Module {
     this.bias = this.registerParameter('bias', tf.zeros([dim]));
   }
   forward(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => {
-      const { mean, variance } = tf.moments(x, -1, true);
-      return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, this.eps))), this.weight), this.bias);
-    });
+    return layerNorm(x, this.weight, this.bias, this.eps);
   }
 }
 
-/** RMSNorm (Zhang and Sennrich 2019), as HF's LlamaRMSNorm: `x / sqrt(mean(x²) + eps) * weight`; weight [dim]. */
+/** RMSNorm (Zhang and Sennrich 2019), as HF's LlamaRMSNorm: `x / sqrt(mean(x²) + eps) * weight`; weight [dim]. Runs {@link rmsNorm}. */
 export class RMSNorm extends Module {
   weight: tf.Variable;
   constructor(readonly dim: number, readonly eps = 1e-6) {
@@ -230,8 +288,96 @@ export class RMSNorm extends Module {
     this.weight = this.registerParameter('weight', tf.ones([dim]));
   }
   forward(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), this.eps))), this.weight));
+    return rmsNorm(x, this.weight, this.eps);
   }
+}
+
+
+const layerNormOps = new Map<number, (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.Tensor>();
+
+/**
+ * LayerNorm over the last axis: (x − mean) / √(var + eps) · weight + bias, with the biased variance
+ * (torch.nn.LayerNorm, Ba et al. 2016). One op that keeps only x and the per-row mean and √(var + eps)
+ * ([..., 1]) for the backward pass (tfjs keeps every tensor made inside a gradient computation; the composed
+ * form kept six [..., dim] tensors). Its gradient, with x̂ = (x − mean) / σ and gw = dy · weight:
+ * dx = (gw − mean(gw) − x̂ · mean(gw · x̂)) / σ, d weight = Σ_rows dy · x̂, d bias = Σ_rows dy
+ * (the means over the last axis; the standard LayerNorm backward, e.g. Ba et al. 2016 section 5).
+ * A frozen variable weight or bias gets zeros instead (its gradient is never read).
+ * @param x - [..., dim] float32
+ * @param weight - [dim]
+ * @param bias - [dim]
+ * @param eps - added to the variance
+ * @returns [..., dim]
+ */
+export function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: number): tf.Tensor {
+  const forward = (xx: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => {
+    const { mean, variance } = tf.moments(xx, -1, true);
+    const std = tf.sqrt(tf.add(variance, eps));
+    return { y: tf.add(tf.mul(tf.div(tf.sub(xx, mean), std), w), b), mean, std };
+  };
+  if (!tf.engine().isTapeOn()) return tf.tidy(() => forward(x, weight, bias).y);
+  let op = layerNormOps.get(eps);
+  if (!op) {
+    op = tf.customGrad(((xx: tf.Tensor, w: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+      const { y, mean, std } = forward(xx, w, b);
+      save([xx, mean, std, w]);
+      const [gradW, gradB] = [wantsGrad(w), wantsGrad(b)]; // of the inputs: what save() keeps are plain clones
+      return {
+        value: y,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
+          const [sx, sMean, sStd, sw] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+          const xhat = tf.div(tf.sub(sx, sMean), sStd);
+          const gw = tf.mul(dy, sw);
+          const dx = tf.div(tf.sub(tf.sub(gw, tf.mean(gw, -1, true)), tf.mul(xhat, tf.mean(tf.mul(gw, xhat), -1, true))), sStd);
+          const dw = gradW ? sumRows(tf.mul(dy, xhat)) : tf.zerosLike(sw);
+          const db = gradB ? sumRows(dy) : tf.zeros(sw.shape);
+          return [dx, dw, db];
+        }),
+      };
+    }) as unknown as CustomGradFn) as (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.Tensor;
+    layerNormOps.set(eps, op);
+  }
+  return op(x, weight, bias);
+}
+
+const rmsNormOps = new Map<number, (x: tf.Tensor, w: tf.Tensor) => tf.Tensor>();
+
+/**
+ * RMSNorm over the last axis as HF's LlamaRMSNorm (modeling_llama.py): x · rsqrt(mean(x²) + eps) · weight, in
+ * float32 (Zhang and Sennrich 2019). One op that keeps only x and the per-row r = rsqrt(mean(x²) + eps)
+ * ([..., 1]) for the backward pass. Its gradient, with x̂ = x · r and gw = dy · weight:
+ * dx = r · (gw − x̂ · mean(gw · x̂)), d weight = Σ_rows dy · x̂ (zeros for a frozen variable weight).
+ * @param x - [..., dim] float32
+ * @param weight - [dim]
+ * @param eps - added to the mean square
+ * @returns [..., dim]
+ */
+export function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
+  const forward = (xx: tf.Tensor, w: tf.Tensor) => {
+    const r = tf.rsqrt(tf.add(tf.mean(tf.square(xx), -1, true), eps));
+    return { y: tf.mul(tf.mul(xx, r), w), r };
+  };
+  if (!tf.engine().isTapeOn()) return tf.tidy(() => forward(x, weight).y);
+  let op = rmsNormOps.get(eps);
+  if (!op) {
+    op = tf.customGrad(((xx: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
+      const { y, r } = forward(xx, w);
+      save([xx, r, w]);
+      const gradW = wantsGrad(w); // of the input: what save() keeps is a plain clone
+      return {
+        value: y,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
+          const [sx, sr, sw] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+          const xhat = tf.mul(sx, sr);
+          const gw = tf.mul(dy, sw);
+          const dx = tf.mul(sr, tf.sub(gw, tf.mul(xhat, tf.mean(tf.mul(gw, xhat), -1, true))));
+          return [dx, gradW ? sumRows(tf.mul(dy, xhat)) : tf.zerosLike(sw)];
+        }),
+      };
+    }) as unknown as CustomGradFn) as (x: tf.Tensor, w: tf.Tensor) => tf.Tensor;
+    rmsNormOps.set(eps, op);
+  }
+  return op(x, weight);
 }
 
 /**
