@@ -15,7 +15,7 @@
  * see `LoraAdapterHandle.stateDict` in model.ts.
  */
 import * as tf from '@tensorflow/tfjs';
-import { BASE_ADAPTER_NAME, Conv1D, Dropout, Embedding, Linear, Module, applyPerRow, matMulLast, mixedBatchAdapterNames, nextSeed } from '@peftkit/models';
+import { BASE_ADAPTER_NAME, Conv1D, Dropout, Embedding, Linear, Module, applyPerRow, matMulLast, mixedBatchAdapterNames, nextSeed, residualAdd } from '@peftkit/models';
 import { detached, doraDelta, doraMergedWeight, doraUnmergedWeight, weightNorm } from './dora.js';
 
 /**
@@ -334,7 +334,7 @@ export class LoraLayer extends LoraAdapterLayer<AdapterState> {
         const xd = dropped ? s.dropout!.forward(x) : x;
         const lora = this.loraUpdate(s, xd);
         if (!s.magnitude) {
-          y = tf.add(y, lora);
+          y = residualAdd(y, lora); // keeps neither [..., out] term for the backward pass, as tf.add would
           continue;
         }
         // x Wᵀ without the bias: the base output minus its bias, or the base run on the dropped-out x.
@@ -356,8 +356,9 @@ export class LoraLayer extends LoraAdapterLayer<AdapterState> {
   private loraUpdate(s: AdapterState, x: tf.Tensor): tf.Tensor {
     // matMulLast: plain 2-D products forward and backward (tf.matMul's own gradient takes transposed
     // operands, which tfjs-wasm runs in a scalar loop: a fifth of the main job's LoRA step).
+    // Scaled at rank r, not at out: the product saves the small [..., r] input, where tf.mul would keep [..., out].
     const h = matMulLast(x, s.A, true); // [..., r]
-    return tf.mul(matMulLast(h, s.B, true), s.scaling); // [..., out]
+    return matMulLast(tf.mul(h, s.scaling), s.B, true); // [..., out]
   }
 
   /**
