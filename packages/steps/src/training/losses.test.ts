@@ -164,7 +164,12 @@ test('causalLmHiddenNllSum with host labels: few targets (a label word after eac
   const profile = await tf.profile(() => tf.dispose(causalLmHiddenNllSum(hidden, weight, labels, undefined, host)));
   const products = profile.kernels.filter((k) => k.name === 'BatchMatMul').map((k) => k.inputShapes[0][0]);
   assert.deepEqual(products, [3]);
-  tf.dispose([hidden, weight, labels, fh, fw, sh, sw]);
+  // Every position a target (text): the full path, all B·(T-1) rows through the head.
+  const dense = Int32Array.from({ length: B * T }, (_, i) => i % V);
+  const denseLabels = tf.tensor2d(dense, [B, T], 'int32');
+  const profileDense = await tf.profile(() => tf.dispose(causalLmHiddenNllSum(hidden, weight, denseLabels, undefined, dense)));
+  assert.deepEqual(profileDense.kernels.filter((k) => k.name === 'BatchMatMul').map((k) => k.inputShapes[0][0]), [B * (T - 1)]);
+  tf.dispose([hidden, weight, labels, denseLabels, fh, fw, sh, sw]);
 });
 
 test('causalLmModelNllSum: the fused path on GPT-2 (tied head) and Llama (untied lm_head) gives the logits path\'s loss and gradients of every parameter (full fine-tuning); a wrapped head or a first-token adapter falls back to the logits', () => {
