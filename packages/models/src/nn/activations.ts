@@ -6,7 +6,7 @@
  * [B, T, 4C] tensors a layer for the backward pass. Here each activation is one `tf.customGrad` op: its forward
  * runs in the op's own tidy (its intermediates die at once) and saves only its input x; the backward recomputes
  * what it needs from x. Values are the composed ops' own (the same ops run in the forward), gradients equal
- * autodiff's up to float32 rounding (nn/activations.test.ts).
+ * autodiff's up to float32 rounding (nn/lean-ops.test.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 
