@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { JSONSchema7 } from '@peftkit/core';
 import { Module, ModuleList, type Layer, type LoadReport } from '../nn/module.js';
-import { Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
+import { Dropout, Embedding, LayerNorm, Linear, residualAdd } from '../nn/layers.js';
 import { blockForward } from '../nn/checkpoint.js';
 import { PreTrainedModel, type KVCache, type LayerKV, type ModelBuildOptions, type ModelConfig, type ModelInputs, type ModelOutput, type TransformerDims } from '../model.js';
 import { appendKV, attentionBias, defaultPositionIds, mergeHeads, scaledDotProductAttention, splitHeads } from './attention.js';
@@ -96,7 +96,7 @@ export class BertResidualOutput extends Module {
     this.dropout = this.registerModule('dropout', new Dropout(cfg.hidden_dropout_prob));
   }
   forward(h: tf.Tensor, residual: tf.Tensor): tf.Tensor3D {
-    return this.LayerNorm.forward(tf.add(this.dropout.forward(this.dense.forward(h)), residual)) as tf.Tensor3D;
+    return this.LayerNorm.forward(residualAdd(this.dropout.forward(this.dense.forward(h)), residual)) as tf.Tensor3D;
   }
 }
 

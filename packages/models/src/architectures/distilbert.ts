@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { JSONSchema7 } from '@peftkit/core';
 import { Module, ModuleList, type Layer, type LoadReport } from '../nn/module.js';
-import { Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
+import { Dropout, Embedding, LayerNorm, Linear, residualAdd } from '../nn/layers.js';
 import { blockForward } from '../nn/checkpoint.js';
 import { PreTrainedModel, type ModelBuildOptions, type ModelConfig, type ModelInputs, type ModelOutput, type TransformerDims } from '../model.js';
 import { attentionBias, defaultPositionIds, mergeHeads, scaledDotProductAttention, splitHeads } from './attention.js';
@@ -130,8 +130,8 @@ export class TransformerBlock extends Module {
     this.output_layer_norm = this.registerModule('output_layer_norm', new LayerNorm(cfg.dim, 1e-12));
   }
   forward(x: tf.Tensor3D, bias: tf.Tensor4D | undefined): tf.Tensor3D {
-    const h = this.sa_layer_norm.forward(tf.add(this.attention.forward(x, bias), x));
-    return this.output_layer_norm.forward(tf.add(this.ffn.forward(h), h)) as tf.Tensor3D;
+    const h = this.sa_layer_norm.forward(residualAdd(this.attention.forward(x, bias), x));
+    return this.output_layer_norm.forward(residualAdd(this.ffn.forward(h), h)) as tf.Tensor3D;
   }
 }
 
