@@ -15,7 +15,7 @@
  * tensors and one [hidden, vocab] transpose of W (cached once for a frozen W), instead of several
  * [N, vocab] tensors kept from the forward pass to the backward pass. When all N rows fit one chunk
  * (at most 32 MiB of logits: the main job's 16 x 128 tokens at vocabulary 4,096), the softmax is
- * kept instead of recomputed, which saves a product and an exp pass at no memory that matters.
+ * kept instead of recomputed, which saves a product and a softmax pass at no memory that matters.
  */
 import * as tf from '@tensorflow/tfjs';
 import { matMul2d } from './matmul.js';
