@@ -292,7 +292,6 @@ export class RMSNorm extends Module {
   }
 }
 
-
 const layerNormOps = new Map<number, (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.Tensor>();
 
 /**

@@ -19,16 +19,8 @@
  * broadcasting are left to the backend's own kernel.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { WasmHeapBackend, WasmKernelArgs } from './heap.js';
 import { replacedKernel } from '../replaced.js';
-
-/** The part of tfjs-backend-wasm's `BackendWasm` this kernel uses. */
-interface WasmHeapBackend {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(t: tf.TensorInfo): tf.TypedArray;
-  disposeData(dataId: tf.DataId): boolean;
-}
-
-type Args = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
 
 /** Copies the [rows, cols] matrix at `src[off..]` into `dst`, transposed ([cols, rows]) when `transpose`. */
 function copyMatrix(src: tf.TypedArray, off: number, rows: number, cols: number, transpose: boolean, dst: tf.TypedArray): void {
@@ -42,7 +34,7 @@ function copyMatrix(src: tf.TypedArray, off: number, rows: number, cols: number,
   }
 }
 
-function batchMatMul(args: Args): tf.TensorInfo {
+function batchMatMul(args: WasmKernelArgs): tf.TensorInfo {
   const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
   const { transposeA, transposeB } = args.attrs as unknown as tf.BatchMatMulAttrs;
   const tfjs = replacedKernel(tf.BatchMatMul, 'wasm');

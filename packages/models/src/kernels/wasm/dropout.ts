@@ -5,16 +5,11 @@
  * more kernels to make and apply the mask).
  */
 import * as tf from '@tensorflow/tfjs';
+import type { WasmHeapBackend, WasmKernelArgs } from './heap.js';
 import { PEFTKIT_DROPOUT, type PeftkitDropoutAttrs } from '../dropout.js';
 import { philoxDropoutInto } from '../cpu/philox-dropout.js';
 
-/** The part of tfjs-backend-wasm's `BackendWasm` this kernel uses. */
-interface WasmHeapBackend {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(t: tf.TensorInfo): tf.TypedArray;
-}
-
-function dropoutWasm(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
+function dropoutWasm(args: WasmKernelArgs): tf.TensorInfo {
   const { x } = args.inputs as { x: tf.TensorInfo };
   const { rate, seed0, seed1 } = args.attrs as unknown as PeftkitDropoutAttrs;
   const backend = args.backend as WasmHeapBackend;

@@ -14,15 +14,10 @@
  * Reference: the cpu backend's Slice, SplitV and Unpack (same outputs, tested in slice.test.ts).
  */
 import * as tf from '@tensorflow/tfjs';
+import type { WasmHeapBackend, WasmKernelArgs } from './heap.js';
 import { replacedKernel } from '../replaced.js';
 
-/** The part of tfjs-backend-wasm's `BackendWasm` this kernel uses. */
-interface WasmHeapBackend {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(t: tf.TensorInfo): tf.TypedArray;
-}
-
-function slice(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
+function slice(args: WasmKernelArgs): tf.TensorInfo {
   const { x } = args.inputs as { x: tf.TensorInfo };
   const { begin, size } = args.attrs as unknown as tf.SliceAttrs;
   // Strings live outside the heap: the backend's own kernel handles them.
@@ -57,7 +52,7 @@ function slice(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: 
   return out;
 }
 
-function splitV(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo[] {
+function splitV(args: WasmKernelArgs): tf.TensorInfo[] {
   const { x } = args.inputs as { x: tf.TensorInfo };
   const { numOrSizeSplits, axis } = args.attrs as unknown as tf.SplitVAttrs;
   const ax = tf.util.parseAxisParam(axis, x.shape)[0];
@@ -72,7 +67,7 @@ function splitV(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?:
   });
 }
 
-function unpack(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo[] {
+function unpack(args: WasmKernelArgs): tf.TensorInfo[] {
   const { value } = args.inputs as { value: tf.TensorInfo };
   const rank = value.shape.length;
   let { axis } = args.attrs as unknown as tf.UnpackAttrs;

@@ -23,13 +23,8 @@
  * Reference: the cpu backend's Sum (tested in sum.test.ts, within float32 rounding).
  */
 import * as tf from '@tensorflow/tfjs';
+import type { WasmHeapBackend, WasmKernelArgs } from './heap.js';
 import { replacedKernel } from '../replaced.js';
-
-/** The part of tfjs-backend-wasm's `BackendWasm` this kernel uses. */
-interface WasmHeapBackend {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(t: tf.TensorInfo): tf.TypedArray;
-}
 
 /**
  * Largest output (elements) this kernel computes: 512 KiB of float64 accumulators, about what the
@@ -123,7 +118,7 @@ function addRows(x: Float32Array, i: number, rows: number, run: number, acc: Flo
   }
 }
 
-function sum(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
+function sum(args: WasmKernelArgs): tf.TensorInfo {
   const { x } = args.inputs as { x: tf.TensorInfo };
   const { axis, keepDims } = args.attrs as unknown as tf.SumAttrs;
   const rank = x.shape.length;

@@ -21,13 +21,8 @@
  * tested in transpose.test.ts for every permutation of rank 1 to 4).
  */
 import * as tf from '@tensorflow/tfjs';
+import type { WasmHeapBackend, WasmKernelArgs } from './heap.js';
 import { replacedKernel } from '../replaced.js';
-
-/** The part of tfjs-backend-wasm's `BackendWasm` this kernel uses. */
-interface WasmHeapBackend {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(t: tf.TensorInfo): tf.TypedArray;
-}
 
 /** Tile edge: 32 x 32 float32 is 4 KiB read and 4 KiB written, well inside a 32 KiB L1. */
 const TILE = 32;
@@ -124,7 +119,7 @@ export function transposeInto(src: tf.TypedArray, shape: readonly number[], perm
   }
 }
 
-function transpose(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
+function transpose(args: WasmKernelArgs): tf.TensorInfo {
   const { x } = args.inputs as { x: tf.TensorInfo };
   const { perm } = args.attrs as unknown as tf.TransposeAttrs;
   const simple = simplifyPermutation(x.shape, perm);
