@@ -21,6 +21,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WasmHeapBackend, WasmKernelArgs } from './heap.js';
 import { replacedKernel } from '../replaced.js';
+import { heapGemm, wasmGemmInfo } from './gemm.js';
 
 /** Copies the [rows, cols] matrix at `src[off..]` into `dst`, transposed ([cols, rows]) when `transpose`. */
 function copyMatrix(src: tf.TypedArray, off: number, rows: number, cols: number, transpose: boolean, dst: tf.TypedArray): void {
@@ -34,6 +35,17 @@ function copyMatrix(src: tf.TypedArray, off: number, rows: number, cols: number,
   }
 }
 
+/** Up to this many rows per slice (a decoding step) the backend's kernel runs the product: XNNPACK keeps a frozen weight packed across calls, where peftkit's GEMM packs B on every call. */
+const FEW_ROWS = 16;
+
+/**
+ * Whether this kernel gives a product of `m` rows (per slice) to peftkit's GEMM, which takes transposed operands at
+ * full speed, on the WASM backend now in use.
+ */
+export function ownGemmTakes(m: number, dtypeA: tf.DataType, dtypeB: tf.DataType): boolean {
+  return m > FEW_ROWS && dtypeA === 'float32' && dtypeB === 'float32' && wasmGemmInfo().kind !== 'xnnpack';
+}
+
 function batchMatMul(args: WasmKernelArgs): tf.TensorInfo {
   const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
   const { transposeA, transposeB } = args.attrs as unknown as tf.BatchMatMulAttrs;
@@ -44,6 +56,8 @@ function batchMatMul(args: WasmKernelArgs): tf.TensorInfo {
   const batchA = tf.util.sizeFromShape(a.shape.slice(0, -2));
   const batchB = tf.util.sizeFromShape(b.shape.slice(0, -2));
   const batch = Math.max(batchA, batchB);
+  const own = ownGemm(args, a, b, transposeA, transposeB, batchA, batchB);
+  if (own) return own;
   const plainFast = !transposeA && !transposeB && batchB === 1;
   if (a.dtype !== 'float32' || b.dtype !== 'float32' || plainFast || batch === 1 || (batchA !== batchB && batchA !== 1 && batchB !== 1)) {
     return tfjs(args as never) as tf.TensorInfo;
@@ -91,6 +105,36 @@ function batchMatMul(args: WasmKernelArgs): tf.TensorInfo {
     if (sb) backend.disposeData(sb.dataId);
   }
   return out;
+}
+
+/**
+ * The product by peftkit's GEMM (./gemm.ts), which reads any strides: transposed operands and batches (one of them
+ * broadcast) need no copies. Undefined where the backend's kernel runs it: not float32, few rows, batch axes that
+ * broadcast other than whole-operand, mismatched inner sizes (the backend's kernel words the error), or the GEMM off.
+ */
+function ownGemm(args: WasmKernelArgs, a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean, batchA: number, batchB: number): tf.TensorInfo | undefined {
+  const ra = a.shape.length, rb = b.shape.length;
+  const m = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
+  const k = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
+  const n = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
+  const kb = transposeB ? b.shape[rb - 1] : b.shape[rb - 2];
+  if (a.dtype !== 'float32' || b.dtype !== 'float32' || m <= FEW_ROWS || k !== kb || k === 0 || n === 0) return undefined;
+  if (batchA !== batchB && batchA !== 1 && batchB !== 1) return undefined;
+  const batchShape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
+  if (tf.util.sizeFromShape(batchShape) !== Math.max(batchA, batchB)) return undefined;
+  const backend = args.backend as WasmHeapBackend;
+  const out = backend.makeOutput([...batchShape, m, n], 'float32');
+  // Views after makeOutput: allocating may have grown the heap.
+  const at = (t: tf.TensorInfo) => backend.typedArrayFromHeap(t).byteOffset;
+  const ran = heapGemm(args.backend, {
+    a: at(a), ars: transposeA ? 4 : 4 * k, aks: transposeA ? 4 * m : 4,
+    b: at(b), bks: transposeB ? 4 : 4 * n, bcs: transposeB ? 4 * k : 4,
+    c: at(out), M: m, N: n, K: k,
+    batch: Math.max(batchA, batchB), sa: batchA > 1 ? 4 * m * k : 0, sb: batchB > 1 ? 4 * k * n : 0, sc: 4 * m * n,
+  });
+  if (ran) return out;
+  backend.disposeData(out.dataId);
+  return undefined;
 }
 
 /** Replaces the backend's own BatchMatMul (see `registerKernels`). */

@@ -1,0 +1,295 @@
+/**
+ * The WebAssembly text of peftkit's float32 GEMM for the WASM backend: C = A · B over tfjs-backend-wasm's own heap
+ * (the module imports the backend's memory), any strides, so transposed operands cost nothing extra.
+ *
+ * The loop nest is BLIS's (Van Zee and van de Geijn, "BLIS: A Framework for Rapidly Instantiating BLAS
+ * Functionality", ACM TOMS 41(3), 2015), sized for one core of this machine (32 KiB L1d, 512 KiB L2 per core):
+ *
+ *   for each block of KC = 256 inner indices                     (C accumulates after the first)
+ *     for each block of MC = 256 rows:   pack A's block          [MC/4][KC][4], 256 KiB, stays in L2
+ *       for each panel of 8 columns:     pack B's panel          [KC][8], 8 KiB, stays in L1
+ *         for each tile of 4 rows:       the 4 x 8 micro-kernel
+ *
+ * The micro-kernel keeps the 4 x 8 tile of C in eight 128-bit registers and, for each inner index, loads two
+ * vectors of B's panel, broadcasts four values of A's and issues eight multiply-adds. With relaxed SIMD's
+ * `f32x4.relaxed_madd` (one fused multiply-add on x86 with FMA3) it ran at 38 to 44 GFLOP/s per thread on the
+ * development machine (AMD EPYC, Zen 3), where XNNPACK's WASM SIMD GEMM, which tfjs-backend-wasm 4.22 calls, ran at
+ * 19 to 25 (docs/benchmarks.md). Without relaxed SIMD the same loop uses a multiply and an add.
+ * Wider tiles (5 x 8, 6 x 8, 3 x 16) and unrolling the inner loop measured slower: V8 spills the accumulators.
+ *
+ * Partial tiles (rows not a multiple of 4, columns not of 8) are packed with zeros and go through a 4 x 8 scratch
+ * tile, so every element of C gets the same sequence of operations: the result does not depend on where a row
+ * falls in a tile, nor on how rows are shared between threads.
+ */
+
+/** Rows of the micro-kernel's tile. */
+export const MR = 4;
+/** Columns of the micro-kernel's tile (two 4-lane vectors). */
+export const NR = 8;
+/** Inner indices per packed block. */
+export const KC = 256;
+/** Rows per packed block of A. */
+export const MC = 256;
+
+/** Scratch a thread needs in the heap, in bytes: the packed block of A, the packed panel of B, one tile. */
+export const SCRATCH_BYTES = { a: MC * KC * 4, b: KC * NR * 4, tile: MR * NR * 4 };
+
+/** i8x16.shuffle's byte lanes picking 32-bit lanes (0-3 of the first operand, 4-7 of the second). */
+const lanes = (...l: number[]) => l.flatMap((x) => [4 * x, 4 * x + 1, 4 * x + 2, 4 * x + 3]).join(' ');
+
+/**
+ * Stores the transpose of the 4 x 4 block in locals $r0..$r3 (row i = $ri) as 4 vectors, `stride` bytes apart from
+ * `dst` (a WAT expression) plus `offset`: vector q = (r0[q], r1[q], r2[q], r3[q]). Uses $t0..$t3.
+ */
+function transpose4(dst: string, stride: number, offset: number): string {
+  return `(local.set $t0 (i8x16.shuffle ${lanes(0, 4, 1, 5)} (local.get $r0) (local.get $r1)))
+            (local.set $t1 (i8x16.shuffle ${lanes(0, 4, 1, 5)} (local.get $r2) (local.get $r3)))
+            (local.set $t2 (i8x16.shuffle ${lanes(2, 6, 3, 7)} (local.get $r0) (local.get $r1)))
+            (local.set $t3 (i8x16.shuffle ${lanes(2, 6, 3, 7)} (local.get $r2) (local.get $r3)))
+            (v128.store offset=${offset} ${dst} (i8x16.shuffle ${lanes(0, 1, 4, 5)} (local.get $t0) (local.get $t1)))
+            (v128.store offset=${offset + stride} ${dst} (i8x16.shuffle ${lanes(2, 3, 6, 7)} (local.get $t0) (local.get $t1)))
+            (v128.store offset=${offset + 2 * stride} ${dst} (i8x16.shuffle ${lanes(0, 1, 4, 5)} (local.get $t2) (local.get $t3)))
+            (v128.store offset=${offset + 3 * stride} ${dst} (i8x16.shuffle ${lanes(2, 3, 6, 7)} (local.get $t2) (local.get $t3)))`;
+}
+
+/** Options of {@link gemmWat}. */
+export interface GemmWatOptions {
+  /** The backend's memory is shared (the threaded build): the import must say so. */
+  shared: boolean;
+  /** Use relaxed SIMD's fused multiply-add (needs the engine's relaxed-SIMD support); else multiply then add. */
+  fma: boolean;
+}
+
+/**
+ * The module's text. Its one export:
+ *
+ * `gemm(a, ars, aks, b, bks, bcs, c, M, N, K, batch, sa, sb, sc, pa, pb, tile)`: for each of `batch` slices,
+ * C[M, N] = A[M, K] · B[K, N], where (all in bytes) A's element (i, p) is at `a + i·ars + p·aks`, B's (p, j) at
+ * `b + p·bks + j·bcs`, C's (i, j) at `c + i·4N + j·4`; slice s adds s·sa, s·sb, s·sc (0 broadcasts an operand).
+ * `pa`, `pb` and `tile` are the caller's scratch ({@link SCRATCH_BYTES}), 16-byte aligned.
+ */
+export function gemmWat({ shared, fma }: GemmWatOptions): string {
+  const madd = (a: string, b: string, c: string) =>
+    fma ? `(f32x4.relaxed_madd (local.get ${a}) (local.get ${b}) (local.get ${c}))` : `(f32x4.add (f32x4.mul (local.get ${a}) (local.get ${b})) (local.get ${c}))`;
+  const rows = [0, 1, 2, 3];
+  const kernel = `
+  ;; C[4, 8] (+)= Ap · Bp: Ap is [kc][4] (a packed tile of A), Bp is [kc][8] (a packed panel of B); C's rows cs bytes apart.
+  (func $kernel (param $ap i32) (param $bp i32) (param $c i32) (param $cs i32) (param $kc i32) (param $acc i32)
+    ${rows.map((i) => `(local $c${i}0 v128) (local $c${i}1 v128) (local $a${i} v128)`).join(' ')}
+    (local $b0 v128) (local $b1 v128)
+    (block $done (loop $k
+      (br_if $done (i32.eqz (local.get $kc)))
+      (local.set $b0 (v128.load offset=0 (local.get $bp)))
+      (local.set $b1 (v128.load offset=16 (local.get $bp)))
+      ${rows.map((i) => `(local.set $a${i} (v128.load32_splat offset=${4 * i} (local.get $ap)))
+      (local.set $c${i}0 ${madd(`$a${i}`, '$b0', `$c${i}0`)})
+      (local.set $c${i}1 ${madd(`$a${i}`, '$b1', `$c${i}1`)})`).join('\n      ')}
+      (local.set $ap (i32.add (local.get $ap) (i32.const 16)))
+      (local.set $bp (i32.add (local.get $bp) (i32.const 32)))
+      (local.set $kc (i32.sub (local.get $kc) (i32.const 1)))
+      (br $k)))
+    ${rows.map((i) => `(if (local.get $acc) (then
+      (local.set $c${i}0 (f32x4.add (local.get $c${i}0) (v128.load offset=0 (local.get $c))))
+      (local.set $c${i}1 (f32x4.add (local.get $c${i}1) (v128.load offset=16 (local.get $c))))))
+    (v128.store offset=0 (local.get $c) (local.get $c${i}0))
+    (v128.store offset=16 (local.get $c) (local.get $c${i}1))
+    (local.set $c (i32.add (local.get $c) (local.get $cs)))`).join('\n    ')})`;
+
+  return `(module
+  (import "env" "memory" (memory 1${shared ? ' 65536 shared' : ''}))
+${kernel}
+
+  ;; Packs rows [0, rows) x inner indices [0, kc) of A (element (i, p) at a + i·ars + p·aks) as tiles [rows/4][kc][4],
+  ;; the last tile's missing rows as zeros. Whole tiles move as vectors: 4 contiguous rows (a transposed A, ars = 4)
+  ;; one vector per index; contiguous indices (aks = 4) four at a time through a 4 x 4 transpose.
+  (func $packA (param $a i32) (param $ars i32) (param $aks i32) (param $rows i32) (param $kc i32) (param $dst i32)
+    (local $t i32) (local $p i32) (local $r i32) (local $row i32) (local $src i32) (local $full i32)
+    (local $r0 v128) (local $r1 v128) (local $r2 v128) (local $r3 v128) (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
+    (local.set $t (i32.const 0))
+    (block $tdone (loop $tiles
+      (br_if $tdone (i32.ge_s (local.get $t) (local.get $rows)))
+      (local.set $p (i32.const 0))
+      (local.set $full (i32.le_s (i32.add (local.get $t) (i32.const 4)) (local.get $rows)))
+      (if (i32.and (local.get $full) (i32.eq (local.get $ars) (i32.const 4)))
+        (then
+          (local.set $src (i32.add (local.get $a) (i32.shl (local.get $t) (i32.const 2))))
+          (block $vdone (loop $vec
+            (br_if $vdone (i32.ge_s (local.get $p) (local.get $kc)))
+            (v128.store (local.get $dst) (v128.load (local.get $src)))
+            (local.set $src (i32.add (local.get $src) (local.get $aks)))
+            (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+            (local.set $p (i32.add (local.get $p) (i32.const 1)))
+            (br $vec)))))
+      (if (i32.and (local.get $full) (i32.eq (local.get $aks) (i32.const 4)))
+        (then
+          (local.set $src (i32.add (local.get $a) (i32.mul (local.get $t) (local.get $ars))))
+          (block $qdone (loop $quad
+            (br_if $qdone (i32.gt_s (i32.add (local.get $p) (i32.const 4)) (local.get $kc)))
+            (local.set $r0 (v128.load (local.get $src)))
+            (local.set $r1 (v128.load (i32.add (local.get $src) (local.get $ars))))
+            (local.set $r2 (v128.load (i32.add (local.get $src) (i32.shl (local.get $ars) (i32.const 1)))))
+            (local.set $r3 (v128.load (i32.add (local.get $src) (i32.mul (local.get $ars) (i32.const 3)))))
+            ${transpose4('(local.get $dst)', 16, 0)}
+            (local.set $src (i32.add (local.get $src) (i32.const 16)))
+            (local.set $dst (i32.add (local.get $dst) (i32.const 64)))
+            (local.set $p (i32.add (local.get $p) (i32.const 4)))
+            (br $quad)))))
+      ;; the rest one element at a time
+      (block $pdone (loop $inner
+        (br_if $pdone (i32.ge_s (local.get $p) (local.get $kc)))
+        (local.set $src (i32.add (local.get $a) (i32.add (i32.mul (local.get $t) (local.get $ars)) (i32.mul (local.get $p) (local.get $aks)))))
+        (local.set $r (i32.const 0))
+        (block $rdone (loop $r4
+          (br_if $rdone (i32.eq (local.get $r) (i32.const 4)))
+          (local.set $row (i32.add (local.get $t) (local.get $r)))
+          (f32.store (local.get $dst)
+            (if (result f32) (i32.lt_s (local.get $row) (local.get $rows))
+              (then (f32.load (i32.add (local.get $src) (i32.mul (local.get $r) (local.get $ars)))))
+              (else (f32.const 0))))
+          (local.set $dst (i32.add (local.get $dst) (i32.const 4)))
+          (local.set $r (i32.add (local.get $r) (i32.const 1)))
+          (br $r4)))
+        (local.set $p (i32.add (local.get $p) (i32.const 1)))
+        (br $inner)))
+      (local.set $t (i32.add (local.get $t) (i32.const 4)))
+      (br $tiles))))
+
+  ;; Packs inner indices [0, kc) x columns [0, cols) of B (element (p, j) at b + p·bks + j·bcs) as [kc][8], missing
+  ;; columns as zeros. Full panels move as vectors: contiguous columns (bcs = 4) two vectors per index; contiguous
+  ;; indices (a transposed B, bks = 4) four at a time through two 4 x 4 transposes.
+  (func $packB (param $b i32) (param $bks i32) (param $bcs i32) (param $kc i32) (param $cols i32) (param $dst i32)
+    (local $p i32) (local $j i32) (local $src i32) (local $h i32)
+    (local $r0 v128) (local $r1 v128) (local $r2 v128) (local $r3 v128) (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
+    (local.set $p (i32.const 0))
+    (if (i32.and (i32.eq (local.get $bcs) (i32.const 4)) (i32.eq (local.get $cols) (i32.const 8)))
+      (then
+        (local.set $src (local.get $b))
+        (block $done (loop $fast
+          (br_if $done (i32.ge_s (local.get $p) (local.get $kc)))
+          (v128.store offset=0 (local.get $dst) (v128.load offset=0 (local.get $src)))
+          (v128.store offset=16 (local.get $dst) (v128.load offset=16 (local.get $src)))
+          (local.set $src (i32.add (local.get $src) (local.get $bks)))
+          (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
+          (local.set $p (i32.add (local.get $p) (i32.const 1)))
+          (br $fast)))))
+    (if (i32.and (i32.eq (local.get $bks) (i32.const 4)) (i32.eq (local.get $cols) (i32.const 8)))
+      (then
+        (block $qdone (loop $quad
+          (br_if $qdone (i32.gt_s (i32.add (local.get $p) (i32.const 4)) (local.get $kc)))
+          ;; columns 0-3, then 4-7 (h = 0, 1): rows j of the stored Bᵀ hold B(p..p+3, j)
+          (local.set $h (i32.const 0))
+          (block $hdone (loop $half
+            (br_if $hdone (i32.eq (local.get $h) (i32.const 2)))
+            (local.set $src (i32.add (i32.add (local.get $b) (i32.shl (local.get $p) (i32.const 2))) (i32.mul (i32.shl (local.get $h) (i32.const 2)) (local.get $bcs))))
+            (local.set $r0 (v128.load (local.get $src)))
+            (local.set $r1 (v128.load (i32.add (local.get $src) (local.get $bcs))))
+            (local.set $r2 (v128.load (i32.add (local.get $src) (i32.shl (local.get $bcs) (i32.const 1)))))
+            (local.set $r3 (v128.load (i32.add (local.get $src) (i32.mul (local.get $bcs) (i32.const 3)))))
+            ${transpose4('(i32.add (local.get $dst) (i32.shl (local.get $h) (i32.const 4)))', 32, 0)}
+            (local.set $h (i32.add (local.get $h) (i32.const 1)))
+            (br $half)))
+          (local.set $dst (i32.add (local.get $dst) (i32.const 128)))
+          (local.set $p (i32.add (local.get $p) (i32.const 4)))
+          (br $quad)))))
+    ;; the rest one element at a time
+    (block $pdone (loop $inner
+      (br_if $pdone (i32.ge_s (local.get $p) (local.get $kc)))
+      (local.set $src (i32.add (local.get $b) (i32.mul (local.get $p) (local.get $bks))))
+      (local.set $j (i32.const 0))
+      (block $jdone (loop $j8
+        (br_if $jdone (i32.eq (local.get $j) (i32.const 8)))
+        (f32.store (local.get $dst)
+          (if (result f32) (i32.lt_s (local.get $j) (local.get $cols))
+            (then (f32.load (i32.add (local.get $src) (i32.mul (local.get $j) (local.get $bcs)))))
+            (else (f32.const 0))))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 4)))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $j8)))
+      (local.set $p (i32.add (local.get $p) (i32.const 1)))
+      (br $inner))))
+
+  ;; A partial tile (r < 4 rows or cols < 8 columns of C at c, rows cs bytes apart) through the scratch tile: C's
+  ;; valid part (when accumulating) or zeros in, the micro-kernel accumulating onto it, the valid part out.
+  (func $edge (param $ap i32) (param $bp i32) (param $c i32) (param $cs i32) (param $kc i32) (param $acc i32) (param $r i32) (param $cols i32) (param $tile i32)
+    (local $i i32) (local $j i32) (local $at i32)
+    (local.set $i (i32.const 0))
+    (block $idone (loop $rowsIn
+      (br_if $idone (i32.eq (local.get $i) (i32.const 4)))
+      (local.set $j (i32.const 0))
+      (block $jdone (loop $colsIn
+        (br_if $jdone (i32.eq (local.get $j) (i32.const 8)))
+        (local.set $at (i32.add (local.get $c) (i32.add (i32.mul (local.get $i) (local.get $cs)) (i32.shl (local.get $j) (i32.const 2)))))
+        (f32.store (i32.add (local.get $tile) (i32.shl (i32.add (i32.shl (local.get $i) (i32.const 3)) (local.get $j)) (i32.const 2)))
+          (if (result f32) (i32.and (local.get $acc) (i32.and (i32.lt_s (local.get $i) (local.get $r)) (i32.lt_s (local.get $j) (local.get $cols))))
+            (then (f32.load (local.get $at)))
+            (else (f32.const 0))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $colsIn)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $rowsIn)))
+    (call $kernel (local.get $ap) (local.get $bp) (local.get $tile) (i32.const 32) (local.get $kc) (i32.const 1))
+    (local.set $i (i32.const 0))
+    (block $odone (loop $rowsOut
+      (br_if $odone (i32.ge_s (local.get $i) (local.get $r)))
+      (local.set $j (i32.const 0))
+      (block $jdone2 (loop $colsOut
+        (br_if $jdone2 (i32.ge_s (local.get $j) (local.get $cols)))
+        (f32.store (i32.add (local.get $c) (i32.add (i32.mul (local.get $i) (local.get $cs)) (i32.shl (local.get $j) (i32.const 2))))
+          (f32.load (i32.add (local.get $tile) (i32.shl (i32.add (i32.shl (local.get $i) (i32.const 3)) (local.get $j)) (i32.const 2)))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $colsOut)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $rowsOut))))
+
+  ;; One slice: C[M, N] = A[M, K] · B[K, N].
+  (func $slice (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $bks i32) (param $bcs i32) (param $c i32) (param $M i32) (param $N i32) (param $K i32) (param $pa i32) (param $pb i32) (param $tile i32)
+    (local $cs i32) (local $k0 i32) (local $kc i32) (local $acc i32) (local $i0 i32) (local $rows i32) (local $j0 i32) (local $cols i32) (local $t i32) (local $r i32) (local $cp i32) (local $ap i32)
+    (local.set $cs (i32.shl (local.get $N) (i32.const 2)))
+    (local.set $k0 (i32.const 0))
+    (block $kdone (loop $kblocks
+      (br_if $kdone (i32.ge_s (local.get $k0) (local.get $K)))
+      (local.set $kc (select (i32.const ${KC}) (i32.sub (local.get $K) (local.get $k0)) (i32.lt_s (i32.const ${KC}) (i32.sub (local.get $K) (local.get $k0)))))
+      (local.set $acc (i32.gt_s (local.get $k0) (i32.const 0)))
+      (local.set $i0 (i32.const 0))
+      (block $idone (loop $iblocks
+        (br_if $idone (i32.ge_s (local.get $i0) (local.get $M)))
+        (local.set $rows (select (i32.const ${MC}) (i32.sub (local.get $M) (local.get $i0)) (i32.lt_s (i32.const ${MC}) (i32.sub (local.get $M) (local.get $i0)))))
+        (call $packA
+          (i32.add (local.get $a) (i32.add (i32.mul (local.get $i0) (local.get $ars)) (i32.mul (local.get $k0) (local.get $aks))))
+          (local.get $ars) (local.get $aks) (local.get $rows) (local.get $kc) (local.get $pa))
+        (local.set $j0 (i32.const 0))
+        (block $jdone (loop $panels
+          (br_if $jdone (i32.ge_s (local.get $j0) (local.get $N)))
+          (local.set $cols (select (i32.const 8) (i32.sub (local.get $N) (local.get $j0)) (i32.lt_s (i32.const 8) (i32.sub (local.get $N) (local.get $j0)))))
+          (call $packB
+            (i32.add (local.get $b) (i32.add (i32.mul (local.get $k0) (local.get $bks)) (i32.mul (local.get $j0) (local.get $bcs))))
+            (local.get $bks) (local.get $bcs) (local.get $kc) (local.get $cols) (local.get $pb))
+          (local.set $t (i32.const 0))
+          (block $tdone (loop $tiles
+            (br_if $tdone (i32.ge_s (local.get $t) (local.get $rows)))
+            (local.set $r (select (i32.const 4) (i32.sub (local.get $rows) (local.get $t)) (i32.lt_s (i32.const 4) (i32.sub (local.get $rows) (local.get $t)))))
+            (local.set $cp (i32.add (local.get $c) (i32.add (i32.mul (i32.add (local.get $i0) (local.get $t)) (local.get $cs)) (i32.shl (local.get $j0) (i32.const 2)))))
+            (local.set $ap (i32.add (local.get $pa) (i32.mul (local.get $t) (i32.shl (local.get $kc) (i32.const 2)))))
+            (if (i32.and (i32.eq (local.get $r) (i32.const 4)) (i32.eq (local.get $cols) (i32.const 8)))
+              (then (call $kernel (local.get $ap) (local.get $pb) (local.get $cp) (local.get $cs) (local.get $kc) (local.get $acc)))
+              (else (call $edge (local.get $ap) (local.get $pb) (local.get $cp) (local.get $cs) (local.get $kc) (local.get $acc) (local.get $r) (local.get $cols) (local.get $tile))))
+            (local.set $t (i32.add (local.get $t) (i32.const 4)))
+            (br $tiles)))
+          (local.set $j0 (i32.add (local.get $j0) (i32.const 8)))
+          (br $panels)))
+        (local.set $i0 (i32.add (local.get $i0) (i32.const ${MC})))
+        (br $iblocks)))
+      (local.set $k0 (i32.add (local.get $k0) (i32.const ${KC})))
+      (br $kblocks))))
+
+  (func (export "gemm") (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $bks i32) (param $bcs i32) (param $c i32) (param $M i32) (param $N i32) (param $K i32) (param $batch i32) (param $sa i32) (param $sb i32) (param $sc i32) (param $pa i32) (param $pb i32) (param $tile i32)
+    (block $done (loop $slices
+      (br_if $done (i32.le_s (local.get $batch) (i32.const 0)))
+      (call $slice (local.get $a) (local.get $ars) (local.get $aks) (local.get $b) (local.get $bks) (local.get $bcs) (local.get $c) (local.get $M) (local.get $N) (local.get $K) (local.get $pa) (local.get $pb) (local.get $tile))
+      (local.set $a (i32.add (local.get $a) (local.get $sa)))
+      (local.set $b (i32.add (local.get $b) (local.get $sb)))
+      (local.set $c (i32.add (local.get $c) (local.get $sc)))
+      (local.set $batch (i32.sub (local.get $batch) (i32.const 1)))
+      (br $slices))))
+)`;
+}

@@ -1,0 +1,268 @@
+/**
+ * peftkit's float32 GEMM on tfjs-backend-wasm's heap (the module's text and loop nest: ./gemm-wat.ts), run on the
+ * backend's thread count: the calling thread takes one share of the rows (or of the batch's slices) and one Node
+ * worker per further thread takes another, all in the same shared memory.
+ *
+ * Why not XNNPACK's GEMM, which the backend calls: it reaches 19 to 25 GFLOP/s per thread here, this kernel 38 to
+ * 44 with relaxed SIMD's fused multiply-add (docs/benchmarks.md), and it takes transposed and strided operands
+ * without copying them.
+ *
+ * Relaxed SIMD is on by default from Node 22 (V8 11.4); Node 20 has it behind V8's
+ * `--experimental-wasm-relaxed-simd`, which this module sets (`v8.setFlagsFromString`) when the first compile
+ * refuses the instruction. Where that fails too, the multiply-then-add build is used.
+ * `PEFTKIT_WASM_GEMM` chooses: `fma` (the default), `simd` (no fused multiply-add) or `xnnpack` (the backend's own
+ * kernel, this module unused).
+ *
+ * Every element of C gets the same operations in the same order whatever the thread count or the split: a run is
+ * reproducible from its seed with 1 or 2 threads. Results differ from XNNPACK's in the last bits (another
+ * summation order, fused rounding), within the tolerance of the tests against the float64 reference.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { currentBackend } from '@peftkit/core';
+import v8 from 'node:v8';
+import wabtInit from 'wabt';
+import { Worker } from 'node:worker_threads';
+import { gemmWat, SCRATCH_BYTES } from './gemm-wat.js';
+
+/** The environment variable that chooses the product kernel on WASM: `fma` (default), `simd` or `xnnpack`. */
+export const WASM_GEMM_ENV = 'PEFTKIT_WASM_GEMM';
+
+/** Which kernel the WASM backend's products use. */
+export type WasmGemmKind = 'fma' | 'simd' | 'xnnpack';
+
+// wabt (WebAssembly's own toolkit, compiled to WASM) assembles the text once per process; loading it takes ~25 ms.
+const wabt = await wabtInit();
+
+/** The part of the WebAssembly JS API used here (the project's lib settings have no DOM types, which declare it). */
+interface WebAssemblyApi {
+  Module: new (bytes: Uint8Array) => WasmModule;
+  Instance: new (module: WasmModule, imports: object) => { exports: Record<string, unknown> };
+  Memory: new (descriptor: { initial: number; maximum?: number; shared?: boolean }) => WasmMemory;
+}
+/** A compiled module (opaque here). */
+type WasmModule = object & { readonly __wasmModule?: never };
+/** A module's memory. */
+interface WasmMemory { readonly buffer: ArrayBuffer | SharedArrayBuffer }
+const WA = (globalThis as unknown as { WebAssembly: WebAssemblyApi }).WebAssembly;
+
+const binaries = new Map<string, Uint8Array>();
+/**
+ * The module's binary (gemm-wat.ts's text, assembled by wabt) for a memory kind and arithmetic, assembled once.
+ * @param shared - the module imports a shared memory (the threaded build's)
+ * @param fma - relaxed SIMD's fused multiply-add, else multiply then add
+ * @throws Error (wabt's) if the text does not assemble: a bug in gemm-wat.ts.
+ */
+export function gemmBinary(shared: boolean, fma: boolean): Uint8Array {
+  const key = `${shared}/${fma}`;
+  let bin = binaries.get(key);
+  if (!bin) {
+    const parsed = wabt.parseWat(`peftkit-gemm-${key}.wat`, gemmWat({ shared, fma }), { simd: true, threads: true, relaxed_simd: fma });
+    try {
+      bin = parsed.toBinary({}).buffer;
+    } finally {
+      parsed.destroy();
+    }
+    binaries.set(key, bin);
+  }
+  return bin;
+}
+
+/** Compiles the FMA build, turning on Node 20's relaxed-SIMD flag when needed; undefined where the engine has no relaxed SIMD. */
+function compileFma(shared: boolean): WasmModule | undefined {
+  try {
+    return new WA.Module(gemmBinary(shared, true));
+  } catch {
+    try {
+      v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+      return new WA.Module(gemmBinary(shared, true));
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/** The kind asked for by {@link WASM_GEMM_ENV}. @throws Error naming the variable on another value. */
+export function requestedWasmGemm(env: NodeJS.ProcessEnv = process.env): WasmGemmKind {
+  const raw = env[WASM_GEMM_ENV];
+  if (raw === undefined || raw === '') return 'fma';
+  if (raw === 'fma' || raw === 'simd' || raw === 'xnnpack') return raw;
+  throw new Error(`${WASM_GEMM_ENV}=${raw}: must be fma, simd or xnnpack`);
+}
+
+/** The Emscripten module of tfjs-backend-wasm, as far as this kernel uses it. */
+interface EmscriptenModule {
+  _malloc(bytes: number): number;
+  /** The threaded build's memory. */
+  wasmMemory?: WasmMemory;
+  /** The single-threaded build's exports, its memory among them. */
+  asm?: { memory?: WasmMemory };
+}
+
+/** The GEMM's arguments after the operands, in the module's order (see gemm-wat.ts). */
+const ARGS = 17;
+/** Control words of a worker: [job generation, done generation, failed, ...ARGS]. */
+const CTRL_WORDS = 3 + ARGS;
+
+/** The helper's third control word once it has instantiated the module (0 after a job, 1 after a failed one). */
+const READY = 2;
+/** How long the first product waits for a helper to start before it runs without it. */
+const START_TIMEOUT_MS = 10_000;
+
+/** A helper thread's loop: wait for a job generation, run the GEMM on its share, publish the generation as done. */
+const WORKER_SOURCE = `
+const READY = ${READY};
+const { workerData } = require('node:worker_threads');
+const { module, memory, ctrl } = workerData;
+const c = new Int32Array(ctrl);
+const gemm = new WebAssembly.Instance(module, { env: { memory } }).exports.gemm;
+Atomics.store(c, 2, READY);
+Atomics.notify(c, 2);
+let seen = 0;
+for (;;) {
+  Atomics.wait(c, 0, seen);
+  seen = Atomics.load(c, 0);
+  if (seen < 0) break;
+  try {
+    gemm(${Array.from({ length: ARGS }, (_, i) => `c[${3 + i}]`).join(', ')});
+    c[2] = 0;
+  } catch (e) {
+    c[2] = 1;
+  }
+  Atomics.store(c, 1, seen);
+  Atomics.notify(c, 1);
+}`;
+
+interface Helper {
+  worker: Worker;
+  ctrl: Int32Array;
+  generation: number;
+}
+
+/** The GEMM bound to one backend's memory. */
+interface BoundGemm {
+  kind: 'fma' | 'simd';
+  gemm: (...args: number[]) => void;
+  /** Scratch per thread: [pa, pb, tile] byte offsets. */
+  scratch: [number, number, number][];
+  helpers: Helper[];
+}
+
+const bound = new WeakMap<object, BoundGemm | null>();
+
+/** Products smaller than this many multiply-adds run on one thread: waking a helper costs tens of microseconds. */
+const SPLIT_MIN_MACS = 1 << 20;
+
+/**
+ * The GEMM for the WASM backend now in use, made on first use (module compiled against the backend's memory, scratch
+ * allocated in its heap, helper threads started); null when `PEFTKIT_WASM_GEMM=xnnpack` or the module cannot run here.
+ */
+function gemmFor(backend: unknown): BoundGemm | null {
+  const module = (backend as { wasm?: EmscriptenModule }).wasm;
+  if (!module) return null;
+  if (bound.has(module)) return bound.get(module)!;
+  let made: BoundGemm | null = null;
+  const kind = requestedWasmGemm();
+  const memory = module.wasmMemory ?? module.asm?.memory;
+  if (kind !== 'xnnpack' && memory instanceof WA.Memory) {
+    const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+    const fmaModule = kind === 'fma' ? compileFma(shared) : undefined;
+    const compiled = fmaModule ?? new WA.Module(gemmBinary(shared, false));
+    const gemm = new WA.Instance(compiled, { env: { memory } }).exports.gemm as (...args: number[]) => void;
+    const threads = shared ? Math.max(1, currentBackend()?.threads ?? 1) : 1;
+    const scratch: [number, number, number][] = [];
+    for (let t = 0; t < threads; t++) {
+      const at = (bytes: number) => {
+        const p = module._malloc(bytes + 16) >>> 0;
+        if (p === 0) throw new Error('the WASM heap has no room for the GEMM\'s scratch');
+        return (p + 15) & ~15; // 16-byte aligned; never freed (one set per thread for the process's life)
+      };
+      scratch.push([at(SCRATCH_BYTES.a), at(SCRATCH_BYTES.b), at(SCRATCH_BYTES.tile)]);
+    }
+    const helpers: Helper[] = [];
+    for (let t = 1; t < threads; t++) {
+      const ctrl = new Int32Array(new SharedArrayBuffer(CTRL_WORDS * 4));
+      // execArgv []: the parent's flags (tsx's loader in development) are not needed by this plain script.
+      const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { module: compiled, memory, ctrl: ctrl.buffer } });
+      worker.unref(); // it waits for work forever; the process must still exit on its own
+      // Its errors reach this thread's event loop only after the product that waits for it: wait for its start
+      // here, bounded, and run without it if it does not come.
+      const t0 = Date.now();
+      while (Atomics.load(ctrl, 2) !== READY && Date.now() - t0 < START_TIMEOUT_MS) Atomics.wait(ctrl, 2, 0, 50);
+      if (Atomics.load(ctrl, 2) !== READY) {
+        void worker.terminate();
+        break;
+      }
+      helpers.push({ worker, ctrl, generation: 0 });
+    }
+    scratch.length = helpers.length + 1;
+    made = { kind: fmaModule ? 'fma' : 'simd', gemm, scratch, helpers };
+  }
+  bound.set(module, made);
+  return made;
+}
+
+/** Which kernel the current WASM backend's products use (`xnnpack` when peftkit's GEMM is off or cannot run), and on how many threads. */
+export function wasmGemmInfo(): { kind: WasmGemmKind; threads: number } {
+  const g = gemmFor(tf.backend());
+  return g ? { kind: g.kind, threads: g.scratch.length } : { kind: 'xnnpack', threads: 1 };
+}
+
+/** A product in the heap: byte offsets and strides as gemm-wat.ts's `gemm` takes them. */
+export interface HeapProduct {
+  /** A's slice 0 (bytes); element (i, p) at a + i·ars + p·aks. */
+  a: number; ars: number; aks: number;
+  /** B's slice 0 (bytes); element (p, j) at b + p·bks + j·bcs. */
+  b: number; bks: number; bcs: number;
+  /** C's slice 0 (bytes), row-major [M, N]. */
+  c: number;
+  M: number; N: number; K: number;
+  /** Slices, and the bytes between them (0: the operand is broadcast). */
+  batch: number; sa: number; sb: number; sc: number;
+}
+
+/**
+ * Runs C = A · B on the backend's heap with peftkit's GEMM, shared between the threads (the batch's slices when
+ * there are at least as many as threads, else rows). C must not overlap A or B.
+ * @param maxThreads - at most this many threads (tests compare 1 with all)
+ * @returns false when peftkit's GEMM is off or cannot run (the caller uses the backend's kernel).
+ * @throws Error when a helper thread's share failed (a trap: an operand outside the heap).
+ */
+export function heapGemm(backend: unknown, p: HeapProduct, maxThreads = Infinity): boolean {
+  const g = gemmFor(backend);
+  if (!g) return false;
+  const threads = p.M * p.N * p.K * p.batch >= SPLIT_MIN_MACS ? Math.min(maxThreads, g.scratch.length) : 1;
+  const shares: number[][] = [];
+  if (threads === 1) shares.push([p.a, p.b, p.c, p.M, p.batch]);
+  else if (p.batch >= threads) {
+    for (let t = 0; t < threads; t++) {
+      const s0 = Math.floor((p.batch * t) / threads), s1 = Math.floor((p.batch * (t + 1)) / threads);
+      if (s1 > s0) shares.push([p.a + s0 * p.sa, p.b + s0 * p.sb, p.c + s0 * p.sc, p.M, s1 - s0]);
+    }
+  } else {
+    const rows = Math.ceil(p.M / threads / 4) * 4; // whole tiles per thread
+    for (let r0 = 0; r0 < p.M; r0 += rows) shares.push([p.a + r0 * p.ars, p.b, p.c + r0 * p.N * 4, Math.min(rows, p.M - r0), p.batch]);
+  }
+  const args = (share: number[], t: number) => {
+    const [a, b, c, M, batch] = share;
+    const [pa, pb, tile] = g.scratch[t];
+    return [a, p.ars, p.aks, b, p.bks, p.bcs, c, M, p.N, p.K, batch, p.sa, p.sb, p.sc, pa, pb, tile];
+  };
+  const started: Helper[] = [];
+  for (let t = 1; t < shares.length; t++) {
+    const h = g.helpers[t - 1];
+    h.ctrl.set(args(shares[t], t), 3);
+    h.generation = (h.generation + 1) & 0x3fffffff;
+    Atomics.store(h.ctrl, 0, h.generation);
+    Atomics.notify(h.ctrl, 0);
+    started.push(h);
+  }
+  try {
+    g.gemm(...args(shares[0], 0));
+  } finally {
+    for (const h of started) {
+      for (let done = Atomics.load(h.ctrl, 1); done !== h.generation; done = Atomics.load(h.ctrl, 1)) Atomics.wait(h.ctrl, 1, done);
+    }
+  }
+  if (started.some((h) => h.ctrl[2] !== 0)) throw new Error('peftkit\'s WASM GEMM failed in a helper thread (an operand outside the heap)');
+  return true;
+}
