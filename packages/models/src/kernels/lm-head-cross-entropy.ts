@@ -18,7 +18,7 @@
  * kept instead of recomputed, which saves a product and a softmax pass at no memory that matters.
  */
 import * as tf from '@tensorflow/tfjs';
-import { matMul2d } from './matmul.js';
+import { matMul2d, matMulTransposed } from './matmul.js';
 import { transposeForProduct } from '../nn/layers.js';
 
 /** PyTorch's `CrossEntropyLoss` default `ignore_index` (HF's -100 labels; `IGNORE_INDEX` in @peftkit/data). */
@@ -141,10 +141,11 @@ export function lmHeadCrossEntropy(hidden: tf.Tensor2D, weight: tf.Tensor2D, tar
           // int32 one-hot, upcast by sub: tfjs 4.22's WASM OneHot ignores dtype 'float32' (writes int32 bits, ~1e-45).
           const g = tf.mul(tf.sub(p, tf.oneHot(safe, V)), scale) as tf.Tensor2D; // dLogits [r, V]
           const dhc = matMul2d(g, w); // [r, C] = [r, V] · [V, C]
-          // dW = gᵀ·h_c with g transposed, not (h_cᵀ·g)ᵀ, although that transposes fewer elements: the right operand of a
-          // WASM product is packed by XNNPACK, and packing g [r, V] cost more than transposing it (main job, one thread:
-          // 114 ms against 146 for [2032, 4096]).
-          return withWeight ? [dhc, matMul2d(tf.transpose(g) as tf.Tensor2D, hc)] : [dhc];
+          // dW = gᵀ·h_c, g read in place by peftkit's GEMM on WASM. Where it is materialised (matMulTransposed), g is
+          // transposed rather than computing (h_cᵀ·g)ᵀ, although that transposes fewer elements: XNNPACK packs a
+          // product's right operand, and packing g [r, V] cost more than transposing it (main job, one thread: 114 ms
+          // against 146 for [2032, 4096]).
+          return withWeight ? [dhc, matMulTransposed(g, hc, true, false)] : [dhc];
         }) as tf.Tensor2D[];
         dHs.push(dh);
         if (dw) {

@@ -3,7 +3,7 @@ import { Module } from './module.js';
 import { UserError } from '@peftkit/core';
 import { nextSeed, nextSeedPair } from './rng.js';
 import { seededDropout, type PeftkitDropoutAttrs } from '../kernels/dropout.js';
-import { matMul2d } from '../kernels/matmul.js';
+import { matMul2d, matMulTransposed, productsTakeTransposes } from '../kernels/matmul.js';
 
 /** Whether `t` can receive a gradient: not a frozen variable (a frozen one's gradient is never asked for). */
 const wantsGrad = (t: tf.Tensor) => !(t instanceof tf.Variable) || t.trainable;
@@ -62,11 +62,11 @@ export class Conv1D extends Module {
  * `x` [..., in] times `w` over the last axis, plus `bias` [out] when given: w is [out, in] when `transposeW`,
  * else [in, out]. Result [..., out].
  *
- * Leading axes are folded so that every product is a plain 2-D matMul without transpose flags:
- * on the WASM backend only that form reaches XNNPACK's fast path, and a transposed operand ran
- * 10 to 30 times slower (docs/benchmarks.md). The gradient is written out for the same reason:
- * tfjs's own matMul gradient uses the transposed forms. The plain products go through `matMul2d`
- * (kernels/matmul.ts): peftkit's tiled kernel on WebGPU, tfjs's matMul elsewhere.
+ * Leading axes are folded so that every product is 2-D. Transposed operands go through `matMulTransposed`
+ * (kernels/matmul.ts): read in place by peftkit's GEMM on WASM, materialised first elsewhere, where only plain
+ * products are fast (XNNPACK's fast path when peftkit's GEMM is off, where a flagged product ran 10 to 30 times
+ * slower; peftkit's tiled kernel on WebGPU). The gradient is written out for the same reason: tfjs's own matMul
+ * gradient uses the transposed forms whatever the backend.
  * The bias is added inside the same op: a separate Add would keep the product without bias ([N, out]) for its
  * own gradient until the backward pass ends (tfjs saves an Add's inputs); the bias's gradient is Σ_rows dy.
  */
@@ -159,7 +159,8 @@ export function clearFrozenTransposes(): void {
 const FEW_ROWS = 16;
 
 /**
- * m·Wᵀ for a frozen W [p, q] and m [rows, q], as plain products, by whichever costs less: the cached
+ * m·Wᵀ for a frozen W [p, q] and m [rows, q]. On WASM with peftkit's GEMM, one product that reads W in place
+ * (beyond a decoding step's few rows). Elsewhere as plain products, by whichever costs less: the cached
  * Wᵀ (one transpose, but the weight's memory again, twice counting XNNPACK's packed copy), or
  * (W·mᵀ)ᵀ (two transposes of activations per call, no copy of W). The cache is taken when W is no
  * bigger than the activations transposed instead (p·q ≤ rows·(p + q): small models, long batches)
@@ -169,7 +170,9 @@ const FEW_ROWS = 16;
 function timesTransposed(m: tf.Tensor2D, w: tf.Variable & tf.Tensor2D): tf.Tensor2D {
   const rows = m.shape[0];
   const [p, q] = w.shape as [number, number];
-  if (rows <= FEW_ROWS || p * q <= rows * (p + q)) return matMul2d(m, frozenTranspose(w));
+  if (rows <= FEW_ROWS) return matMul2d(m, frozenTranspose(w));
+  if (productsTakeTransposes(rows)) return matMulTransposed(m, w, false, true); // no copy at all
+  if (p * q <= rows * (p + q)) return matMul2d(m, frozenTranspose(w));
   return tf.tidy(() => tf.transpose(matMul2d(w, tf.transpose(m) as tf.Tensor2D)) as tf.Tensor2D);
 }
 
@@ -196,8 +199,9 @@ function frozenProduct(x: tf.Tensor2D, w: tf.Variable & tf.Tensor2D, transposeW:
 }
 
 /**
- * aᵀ·b for a [N, p] and b [N, q] (result [p, q]) as plain products, transposing whichever costs
- * fewer elements: a (N·p), or b and the result, as (bᵀ·a)ᵀ (N·q + p·q).
+ * aᵀ·b for a [N, p] and b [N, q] (result [p, q]): one product reading a in place on WASM with peftkit's GEMM;
+ * elsewhere as plain products, transposing whichever costs fewer elements: a (N·p), or b and the result, as
+ * (bᵀ·a)ᵀ (N·q + p·q).
  * The weight gradient of y = x·Wᵀ is `weightGradNT(dy, x)` = dyᵀ·x ([out, in]): for a tied LM head
  * (out = vocabulary) the second form is 10 to 30 times fewer elements. That of y = x·W is
  * `weightGradNT(x, dy)` = xᵀ·dy ([in, out]): for GPT-2's MLP c_proj (in = 4·out) the second form
@@ -206,6 +210,7 @@ function frozenProduct(x: tf.Tensor2D, w: tf.Variable & tf.Tensor2D, transposeW:
 export function weightGradNT(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
   const [N, p] = a.shape;
   const q = b.shape[1];
+  if (productsTakeTransposes(p)) return matMulTransposed(a, b, true, false);
   if (N * p <= N * q + p * q) return matMul2d(tf.transpose(a) as tf.Tensor2D, b);
   return tf.transpose(matMul2d(tf.transpose(b) as tf.Tensor2D, a)) as tf.Tensor2D;
 }
@@ -221,7 +226,7 @@ function trainedProduct(x: tf.Tensor2D, w: tf.Tensor2D, transposeW: boolean, bia
     const save = args[args.length - 1] as tf.GradSaveFunc;
     const [xx, ww] = args as [tf.Tensor2D, tf.Tensor2D];
     save([xx, ww]);
-    const y = matMul2d(xx, transposeW ? tf.transpose(ww) as tf.Tensor2D : ww);
+    const y = transposeW ? matMulTransposed(xx, ww, false, true) : matMul2d(xx, ww);
     return {
       value: bias ? tf.add(y, bias) : y,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
@@ -230,7 +235,7 @@ function trainedProduct(x: tf.Tensor2D, w: tf.Tensor2D, transposeW: boolean, bia
         // In a tidy: tfjs runs a custom gradient outside any per-node scope, so the transposed copies
         // would otherwise live until the whole backward pass ends.
         return tf.tidy(() => [
-          transposeW ? matMul2d(g, sw!) : matMul2d(g, tf.transpose(sw!) as tf.Tensor2D),
+          transposeW ? matMul2d(g, sw!) : matMulTransposed(g, sw!, false, true),
           weightGradNT(transposeW ? g : sx!, transposeW ? sx! : g), // dyᵀ·x or xᵀ·dy, in the cheaper form
           ...(bias ? [gradBias ? sumRows(g) : tf.zerosLike(bias)] : []),
         ]);
