@@ -25,10 +25,17 @@ export { registerKernels, KERNEL_CONFIGS, KERNEL_OVERRIDES, GRADIENT_CONFIGS } f
 export { seededDropout, PEFTKIT_DROPOUT, type PeftkitDropoutAttrs } from './kernels/dropout.js';
 export { fusedAttention, fusedAttentionApplies, PEFTKIT_ATTENTION, type AttentionDropout, type PeftkitAttentionAttrs } from './kernels/attention.js';
 export { attentionReference } from './kernels/reference/attention.js';
-export { matMul2d, PEFTKIT_MATMUL } from './kernels/matmul.js';
+export { matMul2d, matMulTransposed, productsTakeTransposes, PEFTKIT_MATMUL } from './kernels/matmul.js';
+export { wasmGemmInfo, requestedWasmGemm, WASM_GEMM_ENV, type WasmGemmKind } from './kernels/wasm/gemm.js';
 export { lmHeadCrossEntropy, defaultChunkRows, type LmHeadCrossEntropyOptions } from './kernels/lm-head-cross-entropy.js';
 // Once a backend is chosen: the WASM backend gets UnsortedSegmentSum (the gather gradient) and a
 // copy-free Identity (what tfjs saves for gradients goes through it).
 import { onBackendReady as onBackendReadyForKernels } from '@peftkit/core';
 import { registerKernels as registerKernelsOnReady } from './kernels/index.js';
-onBackendReadyForKernels(registerKernelsOnReady);
+import { wasmGemmInfo } from './kernels/wasm/gemm.js';
+onBackendReadyForKernels((backend) => {
+  registerKernelsOnReady(backend);
+  if (backend !== 'wasm') return;
+  const g = wasmGemmInfo();
+  return g.kind === 'xnnpack' ? 'products: XNNPACK' : `products: peftkit's GEMM (${g.kind === 'fma' ? 'relaxed-SIMD FMA' : 'SIMD'}, ${g.threads} thread${g.threads === 1 ? '' : 's'})`;
+});

@@ -5,11 +5,14 @@ import { initBackend, onBackendReady } from './backend.js';
 
 test('auto falls back past the uninstalled native backends to WASM and says why', async () => {
   const seen: string[] = [];
-  onBackendReady((b) => seen.push(b));
+  onBackendReady((b) => {
+    seen.push(b);
+    return b === 'wasm' ? 'a note from an installer' : undefined;
+  });
   const info = await initBackend('auto');
   assert.equal(info.name, 'wasm');
   assert.equal(tf.getBackend(), 'wasm');
-  assert.match(info.detail, /tfjs-backend-wasm 4\.22\.0/);
+  assert.match(info.detail, /tfjs-backend-wasm 4\.22\.0 .*; a note from an installer$/);
   // This machine has no GPU: WebGPU is tried and skipped (llvmpipe is software, never picked by auto).
   assert.deepEqual(info.skipped.map((s) => s.split(':')[0]), ['tensorflow-gpu', 'webgpu', 'tensorflow']);
   assert.match(info.skipped[1], /no GPU adapter|only a software adapter/);

@@ -27,10 +27,14 @@ export interface BackendInfo {
 const ORDER: Exclude<BackendChoice, 'auto'>[] = ['tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu'];
 
 /** Hook for backend-specific kernels (e.g. ones the WASM backend lacks); run after a backend is set. */
-const kernelInstallers: ((backend: string) => void)[] = [];
+const kernelInstallers: ((backend: string) => string | void)[] = [];
 
-/** Registers a function called with the backend name once a backend is chosen (and right away if one is). */
-export function onBackendReady(install: (backend: string) => void): void {
+/**
+ * Registers a function called with the backend name once a backend is chosen (and right away if one is). What it
+ * returns, if anything, is a note on what it installed, added to the chosen backend's `detail` (the run log's
+ * backend line), e.g. which kernel runs the products.
+ */
+export function onBackendReady(install: (backend: string) => string | void): void {
   kernelInstallers.push(install);
   if (current) install(current.name);
 }
@@ -65,7 +69,8 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
         ...(adapter ? { adapter } : {}),
         ...(threads !== undefined ? { threads } : {}),
       };
-      for (const k of kernelInstallers) k(current.name);
+      const notes = kernelInstallers.map((k) => k(current!.name)).filter((n): n is string => !!n);
+      if (notes.length) current.detail += `; ${notes.join('; ')}`;
       return current;
     } catch (e) {
       skipped.push(`${c}: ${(e as Error).message.split('\n')[0]}`);
