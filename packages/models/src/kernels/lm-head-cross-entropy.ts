@@ -7,18 +7,18 @@
  * the one-hot pick, `causalLmNllSum` / `classificationNllSum` in @peftkit/steps' losses.ts), which
  * its tests compare it with.
  *
- * Forward: per chunk, logits = h_c · Wᵀ (one plain 2-D product against Wᵀ materialized once per
- * pass: on WASM only plain products reach XNNPACK, see `matMulLast`), their softmax, the rows'
+ * Forward: per chunk, logits = h_c · Wᵀ (W read in place by peftkit's GEMM on WASM; elsewhere one plain 2-D
+ * product against Wᵀ materialized once per pass, see `matMulLast`), their softmax, the rows'
  * logsumexp from it and the target logits; it keeps only hidden and the targets. Backward: per
  * chunk, the logits and softmax again, dLogits = (softmax − onehot) · dy on non-ignored rows, dHidden = dLogits · W and,
  * when W gets a gradient, dW += dLogitsᵀ · h_c. Peak extra memory is a few [chunkRows, vocab]
- * tensors and one [hidden, vocab] transpose of W (cached once for a frozen W), instead of several
+ * tensors and, off peftkit's GEMM, one [hidden, vocab] transpose of W (cached once for a frozen W), instead of several
  * [N, vocab] tensors kept from the forward pass to the backward pass. When all N rows fit one chunk
  * (at most 32 MiB of logits: the main job's 16 x 128 tokens at vocabulary 4,096), the softmax is
  * kept instead of recomputed, which saves a product and a softmax pass at no memory that matters.
  */
 import * as tf from '@tensorflow/tfjs';
-import { matMul2d, matMulTransposed } from './matmul.js';
+import { matMul2d, matMulTransposed, productsTakeTransposes } from './matmul.js';
 import { transposeForProduct } from '../nn/layers.js';
 
 /** PyTorch's `CrossEntropyLoss` default `ignore_index` (HF's -100 labels; `IGNORE_INDEX` in @peftkit/data). */
@@ -96,10 +96,16 @@ export function lmHeadCrossEntropy(hidden: tf.Tensor2D, weight: tf.Tensor2D, tar
   // All rows in one chunk of at most CHUNK_ELEMENTS logits: keep the softmax for the backward pass.
   const keepProbs = parts.length === 1 && N * V <= CHUNK_ELEMENTS;
 
+  // On WASM with peftkit's GEMM the logits read W [V, C] in place; elsewhere they multiply by Wᵀ [C, V], made once
+  // per pass (cached for a frozen W: transposeForProduct).
+  const inPlace = parts.every(([, r]) => productsTakeTransposes(r));
+  const transposedW = (w: tf.Tensor2D) => (inPlace ? undefined : transposeForProduct(w));
+  const logitsOf = (hc: tf.Tensor2D, w: tf.Tensor2D, wT: tf.Tensor2D | undefined) => (wT ? matMul2d(hc, wT) : matMulTransposed(hc, w, false, true)); // [r, V]
+
   // Σ (lse − target logit) over the chunk's kept rows and, with keepProbs, the softmax [r, V].
-  const forwardChunk = (h: tf.Tensor2D, wT: tf.Tensor2D, start: number, r: number): [tf.Scalar, tf.Tensor2D?] =>
+  const forwardChunk = (h: tf.Tensor2D, w: tf.Tensor2D, wT: tf.Tensor2D | undefined, start: number, r: number): [tf.Scalar, tf.Tensor2D?] =>
     tf.tidy(() => {
-      const logits = matMul2d(tf.slice(h, [start, 0], [r, -1]) as tf.Tensor2D, wT); // [r, V]
+      const logits = logitsOf(tf.slice(h, [start, 0], [r, -1]) as tf.Tensor2D, w, wT); // [r, V]
       const p = tf.softmax(logits); // [r, V]
       const lse = logSumExpFromSoftmax(logits, p);
       const { mask, safe } = chunkTargets(targets, start, r);
@@ -111,15 +117,15 @@ export function lmHeadCrossEntropy(hidden: tf.Tensor2D, weight: tf.Tensor2D, tar
 
   // Keeps hidden, the targets, with keepProbs the softmax [N, V], and, when W gets a gradient, W (clones share the data).
   const forward = (h: tf.Tensor2D, w: tf.Tensor2D, save: tf.GradSaveFunc, saveW: boolean): tf.Scalar => {
-    const { t: wT, owned } = transposeForProduct(w); // [C, V]; an owned one is freed by customGrad's tidy
+    const wT = transposedW(w); // [C, V]; an owned one is freed here
     const sums: tf.Scalar[] = [];
     let probs: tf.Tensor2D | undefined;
     for (const [start, r] of parts) {
-      const [s, p] = forwardChunk(h, wT, start, r);
+      const [s, p] = forwardChunk(h, w, wT?.t, start, r);
       sums.push(s);
       probs = p;
     }
-    if (owned) wT.dispose();
+    if (wT?.owned) wT.t.dispose();
     // The targets too: the caller may dispose them (a tidy) before the backward pass runs.
     save([h, targets, ...(saveW ? [w] : []), ...(probs ? [probs] : [])]);
     return tf.addN(sums) as tf.Scalar;
@@ -127,7 +133,7 @@ export function lmHeadCrossEntropy(hidden: tf.Tensor2D, weight: tf.Tensor2D, tar
 
   // dHidden [N, C] and, with `withWeight`, dW [V, C] for upstream gradient dy (a scalar).
   const backward = (dy: tf.Tensor, h: tf.Tensor2D, y: tf.Tensor1D, w: tf.Tensor2D, withWeight: boolean, probs?: tf.Tensor2D): tf.Tensor[] => {
-    const wT = probs ? undefined : transposeForProduct(w);
+    const wT = probs ? undefined : transposedW(w);
     const dHs: tf.Tensor2D[] = [];
     let dW: tf.Tensor2D | undefined;
     try {
@@ -136,7 +142,7 @@ export function lmHeadCrossEntropy(hidden: tf.Tensor2D, weight: tf.Tensor2D, tar
           const hc = tf.slice(h, [start, 0], [r, -1]) as tf.Tensor2D;
           const { mask, safe } = chunkTargets(y, start, r);
           // softmax [r, V]: kept, or recomputed from the logits.
-          const p = probs ?? tf.softmax(matMul2d(hc, wT!.t));
+          const p = probs ?? tf.softmax(logitsOf(hc, w, wT?.t));
           const scale = tf.expandDims(tf.mul(mask, dy), 1); // [r, 1]: dy on kept rows, 0 on ignored ones
           // int32 one-hot, upcast by sub: tfjs 4.22's WASM OneHot ignores dtype 'float32' (writes int32 bits, ~1e-45).
           const g = tf.mul(tf.sub(p, tf.oneHot(safe, V)), scale) as tf.Tensor2D; // dLogits [r, V]

@@ -1,12 +1,14 @@
 /**
- * BatchMatMul for the WASM backend that keeps batched and transposed products on XNNPACK's fast path.
+ * BatchMatMul for the WASM backend.
  *
- * tfjs-backend-wasm 4.22 sends a product to XNNPACK's GEMM only when neither operand is transposed
- * and the right operand has no batch axis; everything else (attention's q·kᵀ and probs·v over
- * [batch·heads] slices, and every transposed product tfjs's matMul gradient makes) runs a plain
- * triple loop at 1.5 to 3 GFLOP/s on one thread, where the GEMM reaches 15 to 20 (docs/benchmarks.md).
- * In the main job's pretraining step the attention products were 39 % of the kernel time.
+ * Products of more than 16 rows (per slice) go to peftkit's GEMM (./gemm.ts), which reads transposed and batched
+ * operands in place (one of them may be broadcast over the batch) and runs at about 1.5 times XNNPACK's speed.
  *
+ * The rest (a decoding step's few rows, other dtypes, general batch broadcasting), and everything when
+ * `PEFTKIT_WASM_GEMM=xnnpack`, goes the way of the backend's own kernel. tfjs-backend-wasm 4.22 sends a product to
+ * XNNPACK's GEMM only when neither operand is transposed and the right operand has no batch axis; everything else
+ * (attention's q·kᵀ and probs·v over [batch·heads] slices, every transposed product tfjs's matMul gradient makes)
+ * runs a plain triple loop at 1.5 to 3 GFLOP/s on one thread, where the GEMM reaches 15 to 20 (docs/benchmarks.md).
  * This kernel turns such a product into fast 2-D ones inside one kernel call:
  * - right operand without batch (or broadcast over it), left not transposed: Bᵀ is materialized
  *   once if needed and the left operand's batch is folded into its rows, one GEMM;
