@@ -5,6 +5,7 @@ import { initBackend } from '@peftkit/core';
 import { Dropout, manualSeed } from '../../index.js'; // registers the kernels on backend ready
 import { seededDropout } from '../dropout.js';
 import { dropoutReference } from '../reference/philox.js';
+import { backendMemory } from './wasm-module.js';
 
 test('PeftkitDropout on WASM: the reference values over the heap, and the gradient is the same mask times dy', async () => {
   await initBackend('wasm');
@@ -19,6 +20,16 @@ test('PeftkitDropout on WASM: the reference values over the heap, and the gradie
     const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(seededDropout(t, rate, s0, s1), tf.tensor(wv, shape))))(x);
     assert.deepEqual(g.dataSync(), dropoutReference(wv, rate, s0, s1));
   }
+});
+
+test('PeftkitDropout on WASM runs the SIMD loop: the reference values over 300,007 elements (block counters past 2^16)', async () => {
+  await initBackend('wasm');
+  assert.ok(backendMemory(tf.backend()), 'the backend\'s memory is found, so the SIMD module (not the JavaScript loop) runs');
+  const n = 300_007;
+  const xv = Float32Array.from({ length: n }, (_, i) => Math.cos(i * 0.011) - 0.25);
+  const x = tf.tensor(xv);
+  assert.deepEqual(seededDropout(x, 0.3, 0xdeadbeef, 0x01234567).dataSync(), dropoutReference(xv, 0.3, 0xdeadbeef, 0x01234567));
+  x.dispose();
 });
 
 test('the Dropout layer: the same seed gives the same masks, the next call another, eval mode none; no randomUniform kernel runs', async () => {

@@ -22,6 +22,8 @@
  * falls in a tile, nor on how rows are shared between threads.
  */
 
+import { memoryImport } from './wasm-module.js';
+
 /** Rows of the micro-kernel's tile. */
 export const MR = 4;
 /** Columns of the micro-kernel's tile (two 4-lane vectors). */
@@ -96,7 +98,7 @@ export function gemmWat({ shared, fma }: GemmWatOptions): string {
     (local.set $c (i32.add (local.get $c) (local.get $cs)))`).join('\n    ')})`;
 
   return `(module
-  (import "env" "memory" (memory 1${shared ? ' 65536 shared' : ''}))
+  ${memoryImport(shared)}
 ${kernel}
 
   ;; Packs rows [0, rows) x inner indices [0, kc) of A (element (i, p) at a + i·ars + p·aks) as tiles [rows/4][kc][4],

@@ -20,30 +20,15 @@
 import * as tf from '@tensorflow/tfjs';
 import { currentBackend } from '@peftkit/core';
 import v8 from 'node:v8';
-import wabtInit from 'wabt';
 import { Worker } from 'node:worker_threads';
 import { gemmWat, SCRATCH_BYTES } from './gemm-wat.js';
+import { assembleWat, backendMemory, WA, type WasmModule } from './wasm-module.js';
 
 /** The environment variable that chooses the product kernel on WASM: `fma` (default), `simd` or `xnnpack`. */
 export const WASM_GEMM_ENV = 'PEFTKIT_WASM_GEMM';
 
 /** Which kernel the WASM backend's products use. */
 export type WasmGemmKind = 'fma' | 'simd' | 'xnnpack';
-
-// wabt (WebAssembly's own toolkit, compiled to WASM) assembles the text once per process; loading it takes ~25 ms.
-const wabt = await wabtInit();
-
-/** The part of the WebAssembly JS API used here (the project's lib settings have no DOM types, which declare it). */
-interface WebAssemblyApi {
-  Module: new (bytes: Uint8Array) => WasmModule;
-  Instance: new (module: WasmModule, imports: object) => { exports: Record<string, unknown> };
-  Memory: new (descriptor: { initial: number; maximum?: number; shared?: boolean }) => WasmMemory;
-}
-/** A compiled module (opaque here). */
-type WasmModule = object & { readonly __wasmModule?: never };
-/** A module's memory. */
-interface WasmMemory { readonly buffer: ArrayBuffer | SharedArrayBuffer }
-const WA = (globalThis as unknown as { WebAssembly: WebAssemblyApi }).WebAssembly;
 
 const binaries = new Map<string, Uint8Array>();
 /**
@@ -56,12 +41,7 @@ export function gemmBinary(shared: boolean, fma: boolean): Uint8Array {
   const key = `${shared}/${fma}`;
   let bin = binaries.get(key);
   if (!bin) {
-    const parsed = wabt.parseWat(`peftkit-gemm-${key}.wat`, gemmWat({ shared, fma }), { simd: true, threads: true, relaxed_simd: fma });
-    try {
-      bin = parsed.toBinary({}).buffer;
-    } finally {
-      parsed.destroy();
-    }
+    bin = assembleWat(`peftkit-gemm-${key}.wat`, gemmWat({ shared, fma }), { simd: true, threads: shared, relaxed_simd: fma });
     binaries.set(key, bin);
   }
   return bin;
@@ -87,15 +67,6 @@ export function requestedWasmGemm(env: NodeJS.ProcessEnv = process.env): WasmGem
   if (raw === undefined || raw === '') return 'fma';
   if (raw === 'fma' || raw === 'simd' || raw === 'xnnpack') return raw;
   throw new Error(`${WASM_GEMM_ENV}=${raw}: must be fma, simd or xnnpack`);
-}
-
-/** The Emscripten module of tfjs-backend-wasm, as far as this kernel uses it. */
-interface EmscriptenModule {
-  _malloc(bytes: number): number;
-  /** The threaded build's memory. */
-  wasmMemory?: WasmMemory;
-  /** The single-threaded build's exports, its memory among them. */
-  asm?: { memory?: WasmMemory };
 }
 
 /** The GEMM's arguments after the operands, in the module's order (see gemm-wat.ts). */
@@ -157,14 +128,13 @@ const SPLIT_MIN_MACS = 1 << 20;
  * allocated in its heap, helper threads started); null when `PEFTKIT_WASM_GEMM=xnnpack` or the module cannot run here.
  */
 function gemmFor(backend: unknown): BoundGemm | null {
-  const module = (backend as { wasm?: EmscriptenModule }).wasm;
-  if (!module) return null;
+  const found = backendMemory(backend);
+  if (!found) return null;
+  const { module, memory, shared } = found;
   if (bound.has(module)) return bound.get(module)!;
   let made: BoundGemm | null = null;
   const kind = requestedWasmGemm();
-  const memory = module.wasmMemory ?? module.asm?.memory;
-  if (kind !== 'xnnpack' && memory instanceof WA.Memory) {
-    const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+  if (kind !== 'xnnpack') {
     const fmaModule = kind === 'fma' ? compileFma(shared) : undefined;
     const compiled = fmaModule ?? new WA.Module(gemmBinary(shared, false));
     const gemm = new WA.Instance(compiled, { env: { memory } }).exports.gemm as (...args: number[]) => void;
