@@ -65,9 +65,9 @@ export interface GemmWatOptions {
 /**
  * The module's text. Its one export:
  *
- * `gemm(a, ars, aks, b, bks, bcs, c, M, N, K, batch, sa, sb, sc, pa, pb, tile)`: for each of `batch` slices,
+ * `gemm(a, ars, aks, b, bks, bcs, c, cs, M, N, K, batch, sa, sb, sc, pa, pb, tile)`: for each of `batch` slices,
  * C[M, N] = A[M, K] · B[K, N], where (all in bytes) A's element (i, p) is at `a + i·ars + p·aks`, B's (p, j) at
- * `b + p·bks + j·bcs`, C's (i, j) at `c + i·4N + j·4`; slice s adds s·sa, s·sb, s·sc (0 broadcasts an operand).
+ * `b + p·bks + j·bcs`, C's (i, j) at `c + i·cs + j·4`; slice s adds s·sa, s·sb, s·sc (0 broadcasts an operand).
  * `pa`, `pb` and `tile` are the caller's scratch ({@link SCRATCH_BYTES}), 16-byte aligned.
  */
 export function gemmWat({ shared, fma }: GemmWatOptions): string {
@@ -244,9 +244,8 @@ ${kernel}
       (br $rowsOut))))
 
   ;; One slice: C[M, N] = A[M, K] · B[K, N].
-  (func $slice (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $bks i32) (param $bcs i32) (param $c i32) (param $M i32) (param $N i32) (param $K i32) (param $pa i32) (param $pb i32) (param $tile i32)
-    (local $cs i32) (local $k0 i32) (local $kc i32) (local $acc i32) (local $i0 i32) (local $rows i32) (local $j0 i32) (local $cols i32) (local $t i32) (local $r i32) (local $cp i32) (local $ap i32)
-    (local.set $cs (i32.shl (local.get $N) (i32.const 2)))
+  (func $slice (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $bks i32) (param $bcs i32) (param $c i32) (param $cs i32) (param $M i32) (param $N i32) (param $K i32) (param $pa i32) (param $pb i32) (param $tile i32)
+    (local $k0 i32) (local $kc i32) (local $acc i32) (local $i0 i32) (local $rows i32) (local $j0 i32) (local $cols i32) (local $t i32) (local $r i32) (local $cp i32) (local $ap i32)
     (local.set $k0 (i32.const 0))
     (block $kdone (loop $kblocks
       (br_if $kdone (i32.ge_s (local.get $k0) (local.get $K)))
@@ -284,10 +283,10 @@ ${kernel}
       (local.set $k0 (i32.add (local.get $k0) (i32.const ${KC})))
       (br $kblocks))))
 
-  (func (export "gemm") (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $bks i32) (param $bcs i32) (param $c i32) (param $M i32) (param $N i32) (param $K i32) (param $batch i32) (param $sa i32) (param $sb i32) (param $sc i32) (param $pa i32) (param $pb i32) (param $tile i32)
+  (func (export "gemm") (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $bks i32) (param $bcs i32) (param $c i32) (param $cs i32) (param $M i32) (param $N i32) (param $K i32) (param $batch i32) (param $sa i32) (param $sb i32) (param $sc i32) (param $pa i32) (param $pb i32) (param $tile i32)
     (block $done (loop $slices
       (br_if $done (i32.le_s (local.get $batch) (i32.const 0)))
-      (call $slice (local.get $a) (local.get $ars) (local.get $aks) (local.get $b) (local.get $bks) (local.get $bcs) (local.get $c) (local.get $M) (local.get $N) (local.get $K) (local.get $pa) (local.get $pb) (local.get $tile))
+      (call $slice (local.get $a) (local.get $ars) (local.get $aks) (local.get $b) (local.get $bks) (local.get $bcs) (local.get $c) (local.get $cs) (local.get $M) (local.get $N) (local.get $K) (local.get $pa) (local.get $pb) (local.get $tile))
       (local.set $a (i32.add (local.get $a) (local.get $sa)))
       (local.set $b (i32.add (local.get $b) (local.get $sb)))
       (local.set $c (i32.add (local.get $c) (local.get $sc)))

@@ -63,7 +63,7 @@ test('the GEMM module, fused and unfused, equals the float64 reference on its ow
       heap.set(av, a / 4);
       heap.set(bv, b / 4);
       heap.fill(Number.NaN, c / 4, c / 4 + m * n); // every element must be written
-      gemm(a, ta ? 4 : 4 * k, ta ? 4 * m : 4, b, tb ? 4 : 4 * n, tb ? 4 * k : 4, c, m, n, k, 1, 0, 0, 0, pa, pb, tile);
+      gemm(a, ta ? 4 : 4 * k, ta ? 4 * m : 4, b, tb ? 4 : 4 * n, tb ? 4 * k : 4, c, 4 * n, m, n, k, 1, 0, 0, 0, pa, pb, tile);
       assertClose(heap.subarray(c / 4, c / 4 + m * n), ref.values, absRef, `${fma ? 'fma' : 'mul+add'} ${as}·${bs} (${ta}, ${tb})`);
     }
   }
@@ -82,16 +82,16 @@ test('wasm matMul through peftkit\'s GEMM equals the reference, and one thread g
     assertClose(got.dataSync(), ref.values, absRef, `${as}·${bs} (${ta}, ${tb})`);
     got.dispose();
   }
-  // A product big enough to be shared between threads (rows, then slices), run again on one thread.
+  // Products big enough to be shared between threads (by rows, columns, slices), run again on one thread.
   const backend = tf.backend() as unknown as WasmHeapBackend;
-  for (const [batch, m] of [[1, 203], [6, 45]]) {
-    const k = 300, n = 77;
+  for (const [batch, m, n] of [[1, 203, 77], [1, 45, 203], [6, 45, 77]]) {
+    const k = 300;
     const a = tf.tensor(vals(batch * m * k, 3), [batch, m, k]), b = tf.tensor(vals(k * n, 4), [k, n]);
     const all = tf.matMul(a, b);
     const one = backend.makeOutput([batch, m, n], 'float32');
     const at = (t: tf.TensorInfo) => backend.typedArrayFromHeap(t).byteOffset;
     assert.ok(heapGemm(backend, { a: at(a), ars: 4 * k, aks: 4, b: at(b), bks: 4 * n, bcs: 4, c: at(one), M: m, N: n, K: k, batch, sa: 4 * m * k, sb: 0, sc: 4 * m * n }, 1));
-    assert.deepEqual(Array.from(backend.typedArrayFromHeap(one)), Array.from(all.dataSync()), `batch ${batch}, ${m} rows: ${info.threads} threads against 1`);
+    assert.deepEqual(Array.from(backend.typedArrayFromHeap(one)), Array.from(all.dataSync()), `batch ${batch}, ${m} x ${n}: ${info.threads} threads against 1`);
     backend.disposeData(one.dataId);
     tf.dispose([a, b, all]);
   }

@@ -21,7 +21,7 @@ import * as tf from '@tensorflow/tfjs';
 import { currentBackend } from '@peftkit/core';
 import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
-import { gemmWat, SCRATCH_BYTES } from './gemm-wat.js';
+import { gemmWat, MR, NR, SCRATCH_BYTES } from './gemm-wat.js';
 import { assembleWat, backendMemory, WA, type WasmModule } from './wasm-module.js';
 
 /** The environment variable that chooses the product kernel on WASM: `fma` (default), `simd` or `xnnpack`. */
@@ -70,7 +70,7 @@ export function requestedWasmGemm(env: NodeJS.ProcessEnv = process.env): WasmGem
 }
 
 /** The GEMM's arguments after the operands, in the module's order (see gemm-wat.ts). */
-const ARGS = 17;
+const ARGS = 18;
 /** Control words of a worker: [job generation, done generation, failed, ...ARGS]. */
 const CTRL_WORDS = 3 + ARGS;
 
@@ -192,7 +192,7 @@ export interface HeapProduct {
 
 /**
  * Runs C = A · B on the backend's heap with peftkit's GEMM, shared between the threads (the batch's slices when
- * there are at least as many as threads, else rows). C must not overlap A or B.
+ * there are at least as many as threads, else columns or rows, whichever are more). C must not overlap A or B.
  * @param maxThreads - at most this many threads (tests compare 1 with all)
  * @returns false when peftkit's GEMM is off or cannot run (the caller uses the backend's kernel).
  * @throws Error when a helper thread's share failed (a trap: an operand outside the heap).
@@ -201,21 +201,26 @@ export function heapGemm(backend: unknown, p: HeapProduct, maxThreads = Infinity
   const g = gemmFor(backend);
   if (!g) return false;
   const threads = p.M * p.N * p.K * p.batch >= SPLIT_MIN_MACS ? Math.min(maxThreads, g.scratch.length) : 1;
+  // Shares: [a, b, c, M, N, batch]. By slices when there are enough; else by columns when there are more columns than
+  // rows (each thread then packs only its part of B, the bigger operand), else by rows; whole tiles per thread.
   const shares: number[][] = [];
-  if (threads === 1) shares.push([p.a, p.b, p.c, p.M, p.batch]);
+  if (threads === 1) shares.push([p.a, p.b, p.c, p.M, p.N, p.batch]);
   else if (p.batch >= threads) {
     for (let t = 0; t < threads; t++) {
       const s0 = Math.floor((p.batch * t) / threads), s1 = Math.floor((p.batch * (t + 1)) / threads);
-      if (s1 > s0) shares.push([p.a + s0 * p.sa, p.b + s0 * p.sb, p.c + s0 * p.sc, p.M, s1 - s0]);
+      if (s1 > s0) shares.push([p.a + s0 * p.sa, p.b + s0 * p.sb, p.c + s0 * p.sc, p.M, p.N, s1 - s0]);
     }
+  } else if (p.N > p.M) {
+    const cols = Math.ceil(p.N / threads / NR) * NR;
+    for (let j0 = 0; j0 < p.N; j0 += cols) shares.push([p.a, p.b + j0 * p.bcs, p.c + j0 * 4, p.M, Math.min(cols, p.N - j0), p.batch]);
   } else {
-    const rows = Math.ceil(p.M / threads / 4) * 4; // whole tiles per thread
-    for (let r0 = 0; r0 < p.M; r0 += rows) shares.push([p.a + r0 * p.ars, p.b, p.c + r0 * p.N * 4, Math.min(rows, p.M - r0), p.batch]);
+    const rows = Math.ceil(p.M / threads / MR) * MR;
+    for (let r0 = 0; r0 < p.M; r0 += rows) shares.push([p.a + r0 * p.ars, p.b, p.c + r0 * p.N * 4, Math.min(rows, p.M - r0), p.N, p.batch]);
   }
   const args = (share: number[], t: number) => {
-    const [a, b, c, M, batch] = share;
+    const [a, b, c, M, N, batch] = share;
     const [pa, pb, tile] = g.scratch[t];
-    return [a, p.ars, p.aks, b, p.bks, p.bcs, c, M, p.N, p.K, batch, p.sa, p.sb, p.sc, pa, pb, tile];
+    return [a, p.ars, p.aks, b, p.bks, p.bcs, c, 4 * p.N, M, N, p.K, batch, p.sa, p.sb, p.sc, pa, pb, tile];
   };
   const started: Helper[] = [];
   for (let t = 1; t < shares.length; t++) {
