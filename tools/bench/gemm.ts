@@ -1,6 +1,6 @@
 /**
  * The matrix-product ceiling: GFLOP/s of `tf.matMul` on the WASM backend at the shapes that dominate the benchmarks'
- * training steps, best of 5 calls. The kernel is peftkit's GEMM (packages/models/src/kernels/wasm/gemm.ts; packs
+ * training steps, best of 15 calls (the first ones also wait for V8 to compile the WebAssembly fully: it starts every function in its baseline compiler). The kernel is peftkit's GEMM (packages/models/src/kernels/wasm/gemm.ts; packs
  * both operands on every call) unless PEFTKIT_WASM_GEMM says otherwise: `xnnpack` measures tfjs-backend-wasm's own
  * (XNNPACK's GEMM, which packs the right operand on the first call and caches it, so its best call is the product
  * alone), `simd` peftkit's without fused multiply-add. tools/bench/gemm_torch.py measures PyTorch's `a @ b` at the
@@ -25,7 +25,7 @@ for (const [m, k, n] of GEMM_SHAPES) {
   const a = tf.randomNormal([m, k]) as tf.Tensor2D;
   const b = tf.randomNormal([k, n]) as tf.Tensor2D;
   let best = Infinity;
-  for (let i = 0; i < 5; i++) {
+  for (let i = 0; i < 15; i++) {
     const t0 = performance.now();
     const y = tf.matMul(a, b);
     y.dataSync();
