@@ -54,6 +54,10 @@ function transpose4(dst: string, stride: number, offset: number): string {
             (v128.store offset=${offset + 3 * stride} ${dst} (i8x16.shuffle ${lanes(2, 3, 6, 7)} (local.get $t2) (local.get $t3)))`;
 }
 
+/** WAT for min(step, total − start), the size of the block that starts at `start` (locals named by `total` and `start`). */
+const upTo = (step: number, total: string, start: string) =>
+  `(select (i32.const ${step}) (i32.sub (local.get ${total}) (local.get ${start})) (i32.lt_s (i32.const ${step}) (i32.sub (local.get ${total}) (local.get ${start}))))`;
+
 /** Options of {@link gemmWat}. */
 export interface GemmWatOptions {
   /** The backend's memory is shared (the threaded build): the import must say so. */
@@ -101,11 +105,26 @@ export function gemmWat({ shared, fma }: GemmWatOptions): string {
   ${memoryImport(shared)}
 ${kernel}
 
+  ;; dst[i] = i < valid ? the float at src + i·stride : 0 for i < count (a packed row's edge, element by element);
+  ;; returns dst + 4·count.
+  (func $gather (param $src i32) (param $stride i32) (param $count i32) (param $valid i32) (param $dst i32) (result i32)
+    (local $i i32)
+    (block $done (loop $each
+      (br_if $done (i32.ge_s (local.get $i) (local.get $count)))
+      (f32.store (local.get $dst)
+        (if (result f32) (i32.lt_s (local.get $i) (local.get $valid))
+          (then (f32.load (i32.add (local.get $src) (i32.mul (local.get $i) (local.get $stride)))))
+          (else (f32.const 0))))
+      (local.set $dst (i32.add (local.get $dst) (i32.const 4)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $each)))
+    (local.get $dst))
+
   ;; Packs rows [0, rows) x inner indices [0, kc) of A (element (i, p) at a + i·ars + p·aks) as tiles [rows/4][kc][4],
   ;; the last tile's missing rows as zeros. Whole tiles move as vectors: 4 contiguous rows (a transposed A, ars = 4)
   ;; one vector per index; contiguous indices (aks = 4) four at a time through a 4 x 4 transpose.
   (func $packA (param $a i32) (param $ars i32) (param $aks i32) (param $rows i32) (param $kc i32) (param $dst i32)
-    (local $t i32) (local $p i32) (local $r i32) (local $row i32) (local $src i32) (local $full i32)
+    (local $t i32) (local $p i32) (local $src i32) (local $full i32)
     (local $r0 v128) (local $r1 v128) (local $r2 v128) (local $r3 v128) (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
     (local.set $t (i32.const 0))
     (block $tdone (loop $tiles
@@ -140,17 +159,7 @@ ${kernel}
       (block $pdone (loop $inner
         (br_if $pdone (i32.ge_s (local.get $p) (local.get $kc)))
         (local.set $src (i32.add (local.get $a) (i32.add (i32.mul (local.get $t) (local.get $ars)) (i32.mul (local.get $p) (local.get $aks)))))
-        (local.set $r (i32.const 0))
-        (block $rdone (loop $r4
-          (br_if $rdone (i32.eq (local.get $r) (i32.const 4)))
-          (local.set $row (i32.add (local.get $t) (local.get $r)))
-          (f32.store (local.get $dst)
-            (if (result f32) (i32.lt_s (local.get $row) (local.get $rows))
-              (then (f32.load (i32.add (local.get $src) (i32.mul (local.get $r) (local.get $ars)))))
-              (else (f32.const 0))))
-          (local.set $dst (i32.add (local.get $dst) (i32.const 4)))
-          (local.set $r (i32.add (local.get $r) (i32.const 1)))
-          (br $r4)))
+        (local.set $dst (call $gather (local.get $src) (local.get $ars) (i32.const 4) (i32.sub (local.get $rows) (local.get $t)) (local.get $dst)))
         (local.set $p (i32.add (local.get $p) (i32.const 1)))
         (br $inner)))
       (local.set $t (i32.add (local.get $t) (i32.const 4)))
@@ -160,7 +169,7 @@ ${kernel}
   ;; columns as zeros. Full panels move as vectors: contiguous columns (bcs = 4) two vectors per index; contiguous
   ;; indices (a transposed B, bks = 4) four at a time through two 4 x 4 transposes.
   (func $packB (param $b i32) (param $bks i32) (param $bcs i32) (param $kc i32) (param $cols i32) (param $dst i32)
-    (local $p i32) (local $j i32) (local $src i32) (local $h i32)
+    (local $p i32) (local $src i32) (local $h i32)
     (local $r0 v128) (local $r1 v128) (local $r2 v128) (local $r3 v128) (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
     (local.set $p (i32.const 0))
     (if (i32.and (i32.eq (local.get $bcs) (i32.const 4)) (i32.eq (local.get $cols) (i32.const 8)))
@@ -197,16 +206,7 @@ ${kernel}
     (block $pdone (loop $inner
       (br_if $pdone (i32.ge_s (local.get $p) (local.get $kc)))
       (local.set $src (i32.add (local.get $b) (i32.mul (local.get $p) (local.get $bks))))
-      (local.set $j (i32.const 0))
-      (block $jdone (loop $j8
-        (br_if $jdone (i32.eq (local.get $j) (i32.const 8)))
-        (f32.store (local.get $dst)
-          (if (result f32) (i32.lt_s (local.get $j) (local.get $cols))
-            (then (f32.load (i32.add (local.get $src) (i32.mul (local.get $j) (local.get $bcs)))))
-            (else (f32.const 0))))
-        (local.set $dst (i32.add (local.get $dst) (i32.const 4)))
-        (local.set $j (i32.add (local.get $j) (i32.const 1)))
-        (br $j8)))
+      (local.set $dst (call $gather (local.get $src) (local.get $bcs) (i32.const 8) (local.get $cols) (local.get $dst)))
       (local.set $p (i32.add (local.get $p) (i32.const 1)))
       (br $inner))))
 
@@ -249,26 +249,26 @@ ${kernel}
     (local.set $k0 (i32.const 0))
     (block $kdone (loop $kblocks
       (br_if $kdone (i32.ge_s (local.get $k0) (local.get $K)))
-      (local.set $kc (select (i32.const ${KC}) (i32.sub (local.get $K) (local.get $k0)) (i32.lt_s (i32.const ${KC}) (i32.sub (local.get $K) (local.get $k0)))))
+      (local.set $kc ${upTo(KC, '$K', '$k0')})
       (local.set $acc (i32.gt_s (local.get $k0) (i32.const 0)))
       (local.set $i0 (i32.const 0))
       (block $idone (loop $iblocks
         (br_if $idone (i32.ge_s (local.get $i0) (local.get $M)))
-        (local.set $rows (select (i32.const ${MC}) (i32.sub (local.get $M) (local.get $i0)) (i32.lt_s (i32.const ${MC}) (i32.sub (local.get $M) (local.get $i0)))))
+        (local.set $rows ${upTo(MC, '$M', '$i0')})
         (call $packA
           (i32.add (local.get $a) (i32.add (i32.mul (local.get $i0) (local.get $ars)) (i32.mul (local.get $k0) (local.get $aks))))
           (local.get $ars) (local.get $aks) (local.get $rows) (local.get $kc) (local.get $pa))
         (local.set $j0 (i32.const 0))
         (block $jdone (loop $panels
           (br_if $jdone (i32.ge_s (local.get $j0) (local.get $N)))
-          (local.set $cols (select (i32.const 8) (i32.sub (local.get $N) (local.get $j0)) (i32.lt_s (i32.const 8) (i32.sub (local.get $N) (local.get $j0)))))
+          (local.set $cols ${upTo(8, '$N', '$j0')})
           (call $packB
             (i32.add (local.get $b) (i32.add (i32.mul (local.get $k0) (local.get $bks)) (i32.mul (local.get $j0) (local.get $bcs))))
             (local.get $bks) (local.get $bcs) (local.get $kc) (local.get $cols) (local.get $pb))
           (local.set $t (i32.const 0))
           (block $tdone (loop $tiles
             (br_if $tdone (i32.ge_s (local.get $t) (local.get $rows)))
-            (local.set $r (select (i32.const 4) (i32.sub (local.get $rows) (local.get $t)) (i32.lt_s (i32.const 4) (i32.sub (local.get $rows) (local.get $t)))))
+            (local.set $r ${upTo(4, '$rows', '$t')})
             (local.set $cp (i32.add (local.get $c) (i32.add (i32.mul (i32.add (local.get $i0) (local.get $t)) (local.get $cs)) (i32.shl (local.get $j0) (i32.const 2)))))
             (local.set $ap (i32.add (local.get $pa) (i32.mul (local.get $t) (i32.shl (local.get $kc) (i32.const 2)))))
             (if (i32.and (i32.eq (local.get $r) (i32.const 4)) (i32.eq (local.get $cols) (i32.const 8)))

@@ -1,11 +1,12 @@
 /**
  * peftkit's float32 GEMM on tfjs-backend-wasm's heap (the module's text and loop nest: ./gemm-wat.ts), run on the
- * backend's thread count: the calling thread takes one share of the rows (or of the batch's slices) and one Node
+ * backend's thread count: the calling thread takes one share of the batch's slices, columns or rows, and one Node
  * worker per further thread takes another, all in the same shared memory.
  *
- * Why not XNNPACK's GEMM, which the backend calls: it reaches 19 to 25 GFLOP/s per thread here, this kernel 38 to
- * 44 with relaxed SIMD's fused multiply-add (docs/benchmarks.md), and it takes transposed and strided operands
- * without copying them.
+ * Why not XNNPACK's GEMM, which the backend calls: it reaches 16 to 25 GFLOP/s per thread here, this kernel 27 to
+ * 37 with relaxed SIMD's fused multiply-add, packing included (its micro-kernel alone 38 to 44; docs/benchmarks.md),
+ * and it takes transposed and strided operands without copying them. A helper that dies while a product waits for
+ * it would hang that product; helpers only run the module's loops, and a trap in them is caught and reported.
  *
  * Relaxed SIMD is on by default from Node 22 (V8 11.4); Node 20 has it behind V8's
  * `--experimental-wasm-relaxed-simd`, which this module sets (`v8.setFlagsFromString`) when the first compile
