@@ -53,6 +53,33 @@ test('wasm BatchMatMul: gradients of a batched product equal the reference, and 
   assert.equal(tf.memory().numBytes, before);
 });
 
+test('batch axes that broadcast against each other ([1, 3] with [3, 1]) give what tfjs\'s cpu backend gives', async () => {
+  // tfjs's own contract: it broadcasts whole operands only, so this is not the reference's NumPy result; before,
+  // the slice loop here paired 3 of the 9 slices and left the rest of the output unwritten.
+  for (const [as, bs] of [[[1, 3, 5, 7], [3, 1, 7, 4]], [[1, 3, 20, 7], [3, 1, 7, 4]]]) {
+    const av = vals(as.reduce((x, y) => x * y), 1), bv = vals(bs.reduce((x, y) => x * y), 2);
+    await initBackend('cpu');
+    const want = tf.matMul(tf.tensor(av, as), tf.tensor(bv, bs)).dataSync();
+    await initBackend('wasm');
+    const got = tf.matMul(tf.tensor(av, as), tf.tensor(bv, bs)).dataSync();
+    assert.equal(got.length, want.length);
+    for (let i = 0; i < got.length; i++) assert.ok(Math.abs(got[i] - want[i]) <= 1e-5 * (1 + Math.abs(want[i])), `${as}·${bs} [${i}]: ${got[i]} vs ${want[i]}`);
+  }
+});
+
+test('an empty inner size gives zeros, an empty batch an empty result', async () => {
+  await initBackend('wasm');
+  for (const [as, bs] of [[[17, 0], [0, 9]], [[2, 17, 0], [2, 0, 9]]]) {
+    const got = tf.matMul(tf.zeros(as), tf.zeros(bs));
+    assert.deepEqual(got.shape, [...as.slice(0, -1), 9]);
+    assert.ok(got.dataSync().every((v) => v === 0), `${as}·${bs}`);
+    got.dispose();
+  }
+  const empty = tf.matMul(tf.zeros([0, 17, 5]), tf.zeros([5, 9]));
+  assert.deepEqual(empty.shape, [0, 17, 9]);
+  empty.dispose();
+});
+
 test('the backend\'s error for mismatched inner sizes is kept', async () => {
   await initBackend('wasm');
   assert.throws(() => tf.matMul(tf.zeros([2, 3, 4]), tf.zeros([2, 5, 6])), /inner shapes/);

@@ -61,7 +61,10 @@ function batchMatMul(args: WasmKernelArgs): tf.TensorInfo {
   const own = ownGemm(args, a, b, transposeA, transposeB, batchA, batchB);
   if (own) return own;
   const plainFast = !transposeA && !transposeB && batchB === 1;
-  if (a.dtype !== 'float32' || b.dtype !== 'float32' || plainFast || batch === 1 || (batchA !== batchB && batchA !== 1 && batchB !== 1)) {
+  // Batch axes that broadcast against each other ([1, 3] with [3, 1]: 9 slices from 3 and 3) are not whole-operand
+  // broadcasting, which is all the slice loop below does.
+  const wholeOperand = batchA === batchB ? sameBatchShape(a, b) : batchA === 1 || batchB === 1;
+  if (a.dtype !== 'float32' || b.dtype !== 'float32' || plainFast || batch === 1 || !wholeOperand) {
     return tfjs(args as never) as tf.TensorInfo;
   }
   const m = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
@@ -109,6 +112,12 @@ function batchMatMul(args: WasmKernelArgs): tf.TensorInfo {
   return out;
 }
 
+/** Whether a's and b's batch axes (all but the last two) broadcast to exactly as many slices as either has. */
+function sameBatchShape(a: tf.TensorInfo, b: tf.TensorInfo): boolean {
+  const shape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
+  return tf.util.sizeFromShape(shape) === tf.util.sizeFromShape(a.shape.slice(0, -2));
+}
+
 /**
  * The product by peftkit's GEMM (./gemm.ts), which reads any strides: transposed operands and batches (one of them
  * broadcast) need no copies. Undefined where the backend's kernel runs it: not float32, few rows, batch axes that
@@ -120,23 +129,33 @@ function ownGemm(args: WasmKernelArgs, a: tf.TensorInfo, b: tf.TensorInfo, trans
   const k = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
   const n = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
   const kb = transposeB ? b.shape[rb - 1] : b.shape[rb - 2];
-  if (a.dtype !== 'float32' || b.dtype !== 'float32' || m <= FEW_ROWS || k !== kb || k === 0 || n === 0) return undefined;
+  if (a.dtype !== 'float32' || b.dtype !== 'float32' || m <= FEW_ROWS || k !== kb) return undefined;
   if (batchA !== batchB && batchA !== 1 && batchB !== 1) return undefined;
   const batchShape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
-  if (tf.util.sizeFromShape(batchShape) !== Math.max(batchA, batchB)) return undefined;
+  const slices = tf.util.sizeFromShape(batchShape);
+  if (slices !== 0 && slices !== Math.max(batchA, batchB)) return undefined;
   const backend = args.backend as WasmHeapBackend;
   const out = backend.makeOutput([...batchShape, m, n], 'float32');
+  // An empty sum is 0 (XNNPACK leaves the output unwritten when k is 0); an empty output needs no product (the
+  // backend's kernel divides by the batch size).
+  if (k === 0 || n === 0 || slices === 0) {
+    backend.typedArrayFromHeap(out).fill(0);
+    return out;
+  }
   // Views after makeOutput: allocating may have grown the heap.
   const at = (t: tf.TensorInfo) => backend.typedArrayFromHeap(t).byteOffset;
-  const ran = heapGemm(args.backend, {
-    a: at(a), ars: transposeA ? 4 : 4 * k, aks: transposeA ? 4 * m : 4,
-    b: at(b), bks: transposeB ? 4 : 4 * n, bcs: transposeB ? 4 * k : 4,
-    c: at(out), M: m, N: n, K: k,
-    batch: Math.max(batchA, batchB), sa: batchA > 1 ? 4 * m * k : 0, sb: batchB > 1 ? 4 * k * n : 0, sc: 4 * m * n,
-  });
-  if (ran) return out;
-  backend.disposeData(out.dataId);
-  return undefined;
+  let ran = false;
+  try {
+    ran = heapGemm(args.backend, {
+      a: at(a), ars: transposeA ? 4 : 4 * k, aks: transposeA ? 4 * m : 4,
+      b: at(b), bks: transposeB ? 4 : 4 * n, bcs: transposeB ? 4 * k : 4,
+      c: at(out), M: m, N: n, K: k,
+      batch: Math.max(batchA, batchB), sa: batchA > 1 ? 4 * m * k : 0, sb: batchB > 1 ? 4 * k * n : 0, sc: 4 * m * n,
+    });
+  } finally {
+    if (!ran) backend.disposeData(out.dataId);
+  }
+  return ran ? out : undefined;
 }
 
 /** Replaces the backend's own BatchMatMul (see `registerKernels`). */
