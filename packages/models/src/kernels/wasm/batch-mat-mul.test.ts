@@ -69,7 +69,7 @@ test('batch axes that broadcast against each other ([1, 3] with [3, 1]) give wha
 
 test('an empty inner size gives zeros, an empty batch an empty result', async () => {
   await initBackend('wasm');
-  for (const [as, bs] of [[[17, 0], [0, 9]], [[2, 17, 0], [2, 0, 9]]]) {
+  for (const [as, bs] of [[[17, 0], [0, 9]], [[2, 17, 0], [2, 0, 9]], [[3, 0], [0, 9]]]) {
     const got = tf.matMul(tf.zeros(as), tf.zeros(bs));
     assert.deepEqual(got.shape, [...as.slice(0, -1), 9]);
     assert.ok(got.dataSync().every((v) => v === 0), `${as}·${bs}`);

@@ -120,8 +120,9 @@ function sameBatchShape(a: tf.TensorInfo, b: tf.TensorInfo): boolean {
 
 /**
  * The product by peftkit's GEMM (./gemm.ts), which reads any strides: transposed operands and batches (one of them
- * broadcast) need no copies. Undefined where the backend's kernel runs it: not float32, few rows, batch axes that
- * broadcast other than whole-operand, mismatched inner sizes (the backend's kernel words the error), or the GEMM off.
+ * broadcast) need no copies; empty products give zeros here. Undefined where the backend's kernel runs it: not float32,
+ * few rows, batch axes that broadcast other than whole-operand, mismatched inner sizes (the backend's kernel words the
+ * error), or the GEMM off.
  */
 function ownGemm(args: WasmKernelArgs, a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean, batchA: number, batchB: number): tf.TensorInfo | undefined {
   const ra = a.shape.length, rb = b.shape.length;
@@ -129,19 +130,21 @@ function ownGemm(args: WasmKernelArgs, a: tf.TensorInfo, b: tf.TensorInfo, trans
   const k = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
   const n = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
   const kb = transposeB ? b.shape[rb - 1] : b.shape[rb - 2];
-  if (a.dtype !== 'float32' || b.dtype !== 'float32' || m <= FEW_ROWS || k !== kb) return undefined;
+  if (a.dtype !== 'float32' || b.dtype !== 'float32' || k !== kb) return undefined;
   if (batchA !== batchB && batchA !== 1 && batchB !== 1) return undefined;
   const batchShape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
   const slices = tf.util.sizeFromShape(batchShape);
   if (slices !== 0 && slices !== Math.max(batchA, batchB)) return undefined;
   const backend = args.backend as WasmHeapBackend;
-  const out = backend.makeOutput([...batchShape, m, n], 'float32');
   // An empty sum is 0 (XNNPACK leaves the output unwritten when k is 0); an empty output needs no product (the
-  // backend's kernel divides by the batch size).
-  if (k === 0 || n === 0 || slices === 0) {
-    backend.typedArrayFromHeap(out).fill(0);
-    return out;
+  // backend's kernel divides by the batch size). Whatever the row count.
+  if (k === 0 || m === 0 || n === 0 || slices === 0) {
+    const zeros = backend.makeOutput([...batchShape, m, n], 'float32');
+    backend.typedArrayFromHeap(zeros).fill(0);
+    return zeros;
   }
+  if (m <= FEW_ROWS) return undefined;
+  const out = backend.makeOutput([...batchShape, m, n], 'float32');
   // Views after makeOutput: allocating may have grown the heap.
   const at = (t: tf.TensorInfo) => backend.typedArrayFromHeap(t).byteOffset;
   let ran = false;
