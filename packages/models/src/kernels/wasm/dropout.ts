@@ -15,7 +15,7 @@ import { dropoutWat } from './dropout-wat.js';
 import { assembleWat, backendMemory, WA } from './wasm-module.js';
 
 type DropoutFn = (x: number, y: number, n: number, t: number, s: number, k0: number, k1: number) => void;
-const bound = new WeakMap<object, DropoutFn | null>();
+const bound = new WeakMap<object, DropoutFn>();
 
 /** The SIMD loop bound to the backend's memory (made once per backend), or null where its memory is not found. */
 function simdDropout(backend: unknown): DropoutFn | null {
