@@ -24,6 +24,6 @@ export { composeSchema } from './engine/compose-schema.js';
 export { preparePipeline, runPipeline, type PreparedPipeline, type RunOptions, type RunResult, type PluginSources, type PrepareOptions } from './engine/run.js';
 export * from './runtime/atomic.js';
 export * from './runtime/backend.js';
-export { requestedWasmThreads, WASM_THREADS_ENV, type WasmStart } from './runtime/wasm-threads.js';
+export { claimWasmThreads, requestedWasmThreads, WASM_THREADS_ENV, type WasmStart } from './runtime/wasm-threads.js';
 export { guardWasmHeap, isWasmHeapError, wasmHeapBytes, WasmHeapExhausted, WASM_HEAP_MAX_BYTES } from './runtime/wasm-heap.js';
 export { createLogger } from './runtime/logger.js';

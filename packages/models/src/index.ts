@@ -30,9 +30,17 @@ export { wasmGemmInfo, requestedWasmGemm, WASM_GEMM_ENV, type WasmGemmKind } fro
 export { lmHeadCrossEntropy, defaultChunkRows, type LmHeadCrossEntropyOptions } from './kernels/lm-head-cross-entropy.js';
 // Once a backend is chosen: the WASM backend gets UnsortedSegmentSum (the gather gradient) and a
 // copy-free Identity (what tfjs saves for gradients goes through it).
-import { onBackendReady as onBackendReadyForKernels } from '@peftkit/core';
+import { claimWasmThreads, onBackendReady as onBackendReadyForKernels } from '@peftkit/core';
 import { registerKernels as registerKernelsOnReady } from './kernels/index.js';
-import { wasmGemmInfo } from './kernels/wasm/gemm.js';
+import { requestedWasmGemm, wasmGemmInfo } from './kernels/wasm/gemm.js';
+// peftkit's GEMM runs the WASM threads itself: XNNPACK's pool keeps one (a bad PEFTKIT_WASM_GEMM is reported where the GEMM starts).
+claimWasmThreads(() => {
+  try {
+    return requestedWasmGemm() !== 'xnnpack';
+  } catch {
+    return false;
+  }
+});
 onBackendReadyForKernels((backend) => {
   registerKernelsOnReady(backend);
   if (backend !== 'wasm') return;

@@ -19,8 +19,13 @@ export interface BackendInfo {
   skipped: string[];
   /** The GPU adapter (vendor, device, driver) when the backend is `webgpu`. */
   adapter?: GpuAdapterInfo;
-  /** WASM only: threads in XNNPACK's pool (set with `PEFTKIT_WASM_THREADS`; 1 = single-threaded). */
+  /**
+   * WASM only: compute threads (set with `PEFTKIT_WASM_THREADS`; 1 = single-threaded). Kernels with workers of their
+   * own (peftkit's GEMM) run this many.
+   */
   threads?: number;
+  /** WASM only: threads in XNNPACK's pool, which runs the backend's own kernels: `threads`, or 1 where a package claimed them (`claimWasmThreads`). */
+  poolThreads?: number;
 }
 
 /** `auto`'s order: the native GPU build, a real GPU through WebGPU, the native CPU build, WASM, plain JavaScript. */
@@ -60,7 +65,7 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
   const skipped: string[] = [];
   for (const c of candidates) {
     try {
-      const { detail, adapter, threads } = await start(c, choice === 'webgpu');
+      const { detail, adapter, threads, poolThreads } = await start(c, choice === 'webgpu');
       current = {
         name: tf.getBackend(),
         detail,
@@ -68,6 +73,7 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
         skipped,
         ...(adapter ? { adapter } : {}),
         ...(threads !== undefined ? { threads } : {}),
+        ...(poolThreads !== undefined ? { poolThreads } : {}),
       };
       const notes = kernelInstallers.map((k) => k(current!.name)).filter((n): n is string => !!n);
       if (notes.length) current.detail += `; ${notes.join('; ')}`;
@@ -82,7 +88,7 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
 async function start(
   c: Exclude<BackendChoice, 'auto'>,
   allowSoftwareGpu: boolean,
-): Promise<{ detail: string; adapter?: GpuAdapterInfo; threads?: number }> {
+): Promise<{ detail: string; adapter?: GpuAdapterInfo; threads?: number; poolThreads?: number }> {
   switch (c) {
     case 'webgpu':
       return startWebGpu(allowSoftwareGpu);
@@ -97,12 +103,17 @@ async function start(
       return { detail: `${pkg} ${mod.version?.['tfjs-node'] ?? ''}`.trim() };
     }
     case 'wasm': {
-      const { threads, fallback } = await startWasm();
+      const { threads, pool, fallback } = await startWasm();
       await tf.ready();
       guardWasmHeap();
       const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
-      const how = [simd ? 'SIMD' : '', `${threads} thread${threads === 1 ? '' : 's'}`, fallback ? `threads off: ${fallback}` : ''].filter(Boolean).join(', ');
-      return { detail: `@tensorflow/tfjs-backend-wasm ${tf.version.tfjs} (${how})`, threads };
+      const how = [
+        simd ? 'SIMD' : '',
+        `${threads} thread${threads === 1 ? '' : 's'}`,
+        pool !== threads ? `XNNPACK's pool ${pool}` : '',
+        fallback ? `threads off: ${fallback}` : '',
+      ].filter(Boolean).join(', ');
+      return { detail: `@tensorflow/tfjs-backend-wasm ${tf.version.tfjs} (${how})`, threads, poolThreads: pool };
     }
     case 'cpu':
       if (!(await tf.setBackend('cpu'))) throw new Error('the CPU backend did not start');

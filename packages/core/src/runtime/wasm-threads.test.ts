@@ -20,7 +20,7 @@ test('the thread count comes from PEFTKIT_WASM_THREADS, else the idle cores, and
 
 test('the threaded build starts in Node with 2 threads, runs them, and computes products as exactly the same bits every time', async () => {
   const started = await startWasm({ threads: 2 });
-  assert.deepEqual(started, { threads: 2 });
+  assert.deepEqual(started, { threads: 2, pool: 2 });
   assert.equal(tf.getBackend(), 'wasm');
   // 256 x 512 · 512 x 384 (XNNPACK splits the rows between the threads).
   const a = tf.tensor2d(Float32Array.from({ length: 256 * 512 }, (_, i) => Math.sin(i)), [256, 512]);
@@ -43,6 +43,7 @@ test('the threaded build starts in Node with 2 threads, runs them, and computes 
   // initBackend reports the running backend's threads (the backend is already set: it starts once).
   const info = await initBackend('wasm');
   assert.equal(info.threads, 2);
+  assert.equal(info.poolThreads, 2);
   assert.match(info.detail, /tfjs-backend-wasm 4\.22\.0 \(SIMD, 2 threads\)/);
 });
 

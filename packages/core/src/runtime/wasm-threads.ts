@@ -16,6 +16,13 @@
  * Both swaps are undone before this returns. Anything unexpected (a changed worker script, a start
  * that fails or does not finish within the timeout) falls back to one thread, and the reason is
  * returned so the run log says it.
+ *
+ * XNNPACK's pool and kernels with threads of their own (peftkit's GEMM, @peftkit/models) do not share
+ * the cores well: after each of its operations a pool worker spins for about a millisecond before it
+ * sleeps (pthreadpool's spin-wait), on a core the next product's threads need. On the 2-core
+ * development machine a product right after an Add or a Sigmoid ran 25 to 30 % slower for it. A
+ * package whose kernels run their own threads says so with {@link claimWasmThreads}; XNNPACK's pool
+ * then runs one thread (the memory stays shared, so those kernels still get every thread).
  */
 import * as tf from '@tensorflow/tfjs';
 import { createHash } from 'node:crypto';
@@ -29,8 +36,10 @@ export const WASM_THREADS_ENV = 'PEFTKIT_WASM_THREADS';
 
 /** How the WASM backend started. */
 export interface WasmStart {
-  /** Threads in XNNPACK's pool, as the backend reports it (1 = single-threaded). */
+  /** Threads for compute: those asked for when the threaded build started, else 1 (single-threaded). */
   threads: number;
+  /** Threads in XNNPACK's pool, as the backend reports it: `threads`, or 1 when a kernel package claimed them. */
+  pool: number;
   /** Why the threaded build was not used, when it was asked for and not used. */
   fallback?: string;
 }
@@ -39,6 +48,8 @@ export interface WasmStart {
 export interface WasmStartOptions {
   /** Threads wanted; default {@link requestedWasmThreads}. */
   threads?: number;
+  /** Threads of XNNPACK's pool; default `threads`, or 1 when a {@link claimWasmThreads} claim holds. */
+  poolThreads?: number;
   /** Milliseconds to wait for the threaded build before falling back (default 60 000). */
   timeoutMs?: number;
   /** Replaces the worker script's text (tests use it to make the threaded start fail). */
@@ -87,6 +98,17 @@ export async function busyCores(ms = 300): Promise<{ busy: number; cores: number
   return { busy, cores: after.length };
 }
 
+const claims: (() => boolean)[] = [];
+
+/**
+ * Registers a package whose WASM kernels run threads of their own on the backend's shared memory: when `claim`
+ * returns true as the backend starts, XNNPACK's pool runs one thread and leaves the cores to those kernels (see the
+ * module's comment). Register before the backend starts; a later claim changes nothing.
+ */
+export function claimWasmThreads(claim: () => boolean): void {
+  claims.push(claim);
+}
+
 /** The line in the package's worker script where it loads the factory; the patch goes in front. */
 const FACTORY_LOAD = 'if(typeof e.data.urlOrBlob=="string")';
 
@@ -99,10 +121,11 @@ const FACTORY_LOAD = 'if(typeof e.data.urlOrBlob=="string")';
 export async function startWasm(opts: WasmStartOptions = {}): Promise<WasmStart> {
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
   const threads = opts.threads ?? (await requestedWasmThreads());
+  const pool = opts.poolThreads ?? (claims.some((c) => c()) ? 1 : threads);
   let fallback: string | undefined;
   if (threads > 1) {
     try {
-      if (await startThreaded(wasm, threads, opts)) return { threads: wasm.getThreadsCount() };
+      if (await startThreaded(wasm, pool, opts)) return { threads, pool: wasm.getThreadsCount() };
       fallback = 'the threaded build did not start';
     } catch (e) {
       fallback = (e as Error).message.split('\n')[0];
@@ -111,9 +134,10 @@ export async function startWasm(opts: WasmStartOptions = {}): Promise<WasmStart>
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
   wasm.setThreadsCount(1);
   if (!(await tf.setBackend('wasm'))) throw new Error('the WASM backend did not start');
-  return { threads: wasm.getThreadsCount(), fallback };
+  return { threads: 1, pool: wasm.getThreadsCount(), fallback };
 }
 
+/** Starts the threaded build with `threads` in XNNPACK's pool (1 still loads the threaded build, whose memory is shared). */
 async function startThreaded(wasm: typeof import('@tensorflow/tfjs-backend-wasm'), threads: number, opts: WasmStartOptions): Promise<boolean> {
   if (typeof SharedArrayBuffer === 'undefined') throw new Error('SharedArrayBuffer is not available');
   const require = createRequire(import.meta.url);
