@@ -3,12 +3,19 @@
  * (the module imports the backend's memory), any strides, so transposed operands cost nothing extra.
  *
  * The loop nest is BLIS's (Van Zee and van de Geijn, "BLIS: A Framework for Rapidly Instantiating BLAS
- * Functionality", ACM TOMS 41(3), 2015), sized for one core of this machine (32 KiB L1d, 512 KiB L2 per core):
+ * Functionality", ACM TOMS 41(3), 2015), sized for one core of this machine (32 KiB L1d, 512 KiB L2 per core,
+ * 32 MiB L3):
  *
- *   for each block of KC = 256 inner indices                     (C accumulates after the first)
- *     for each block of MC = 256 rows:   pack A's block          [MC/4][KC][4], 256 KiB, stays in L2
- *       for each panel of 8 columns:     pack B's panel          [KC][8], 8 KiB, stays in L1
- *         for each tile of 4 rows:       the 4 x 8 micro-kernel
+ *   for each block of NC = 1024 columns
+ *     for each block of KC = 256 inner indices                   (C accumulates after the first)
+ *       pack B's block                                            [NC/8][KC][8], 1 MiB, stays in L3
+ *       for each block of MC = 256 rows:   pack A's block         [MC/4][KC][4], 256 KiB, stays in L2
+ *         for each panel of 8 columns:                            [KC][8], 8 KiB, comes into L1
+ *           for each tile of 4 rows:       the 4 x 8 micro-kernel
+ *
+ * B's block is packed whole, not a panel at a time: a row-major B is then read four rows at a time along the rows,
+ * where a panel alone takes 32 bytes of each of 256 rows. Rows 6 KiB apart (a 1536-wide weight) fall into 2 of
+ * L1's 64 sets, so every such read missed: that product ran at 22 GFLOP/s on one thread, its transpose at 36.
  *
  * The micro-kernel keeps the 4 x 8 tile of C in eight 128-bit registers and, for each inner index, loads two
  * vectors of B's panel, broadcasts four values of A's and issues eight multiply-adds. With relaxed SIMD's
@@ -32,9 +39,11 @@ export const NR = 8;
 export const KC = 256;
 /** Rows per packed block of A. */
 export const MC = 256;
+/** Columns per packed block of B (a multiple of NR). */
+export const NC = 1024;
 
-/** Scratch a thread needs in the heap, in bytes: the packed block of A, the packed panel of B, one tile. */
-export const SCRATCH_BYTES = { a: MC * KC * 4, b: KC * NR * 4, tile: MR * NR * 4 };
+/** Scratch a thread needs in the heap, in bytes: the packed block of A, the packed block of B, one tile. */
+export const SCRATCH_BYTES = { a: MC * KC * 4, b: KC * NC * 4, tile: MR * NR * 4 };
 
 /** i8x16.shuffle's byte lanes picking 32-bit lanes (0-3 of the first operand, 4-7 of the second). */
 const lanes = (...l: number[]) => l.flatMap((x) => [4 * x, 4 * x + 1, 4 * x + 2, 4 * x + 3]).join(' ');
@@ -166,23 +175,12 @@ ${kernel}
       (br $tiles))))
 
   ;; Packs inner indices [0, kc) x columns [0, cols) of B (element (p, j) at b + p·bks + j·bcs) as [kc][8], missing
-  ;; columns as zeros. Full panels move as vectors: contiguous columns (bcs = 4) two vectors per index; contiguous
-  ;; indices (a transposed B, bks = 4) four at a time through two 4 x 4 transposes.
+  ;; columns as zeros. A full panel of contiguous indices (a transposed B, bks = 4) moves four indices at a time
+  ;; through two 4 x 4 transposes; a row-major B's full panels go through $packBRows instead.
   (func $packB (param $b i32) (param $bks i32) (param $bcs i32) (param $kc i32) (param $cols i32) (param $dst i32)
     (local $p i32) (local $src i32) (local $h i32)
     (local $r0 v128) (local $r1 v128) (local $r2 v128) (local $r3 v128) (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
     (local.set $p (i32.const 0))
-    (if (i32.and (i32.eq (local.get $bcs) (i32.const 4)) (i32.eq (local.get $cols) (i32.const 8)))
-      (then
-        (local.set $src (local.get $b))
-        (block $done (loop $fast
-          (br_if $done (i32.ge_s (local.get $p) (local.get $kc)))
-          (v128.store offset=0 (local.get $dst) (v128.load offset=0 (local.get $src)))
-          (v128.store offset=16 (local.get $dst) (v128.load offset=16 (local.get $src)))
-          (local.set $src (i32.add (local.get $src) (local.get $bks)))
-          (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
-          (local.set $p (i32.add (local.get $p) (i32.const 1)))
-          (br $fast)))))
     (if (i32.and (i32.eq (local.get $bks) (i32.const 4)) (i32.eq (local.get $cols) (i32.const 8)))
       (then
         (block $qdone (loop $quad
@@ -209,6 +207,57 @@ ${kernel}
       (local.set $dst (call $gather (local.get $src) (local.get $bcs) (i32.const 8) (local.get $cols) (local.get $dst)))
       (local.set $p (i32.add (local.get $p) (i32.const 1)))
       (br $inner))))
+
+  ;; Packs the full panels (8 contiguous columns each) of a row-major B's block, rows [0, kc) x columns [0, 8·panels)
+  ;; (row p at b + p·bks), as [panels][kc][8]: four rows at a time, each read along its length.
+  (func $packBRows (param $b i32) (param $bks i32) (param $kc i32) (param $panels i32) (param $dst i32)
+    (local $p i32) (local $q i32) (local $src i32) (local $d i32) (local $step i32)
+    (local.set $step (i32.shl (local.get $kc) (i32.const 5)))
+    (block $pdone (loop $groups
+      (br_if $pdone (i32.ge_s (local.get $p) (local.get $kc)))
+      (local.set $src (i32.add (local.get $b) (i32.mul (local.get $p) (local.get $bks))))
+      (local.set $d (i32.add (local.get $dst) (i32.shl (local.get $p) (i32.const 5))))
+      (local.set $q (local.get $panels))
+      (if (i32.le_s (i32.add (local.get $p) (i32.const 4)) (local.get $kc))
+        (then
+          (block $qdone (loop $four
+            (br_if $qdone (i32.eqz (local.get $q)))
+            ${[0, 1, 2, 3].map((r) => {
+              const row = r === 0 ? '(local.get $src)' : `(i32.add (local.get $src) (i32.mul (local.get $bks) (i32.const ${r})))`;
+              return `(v128.store offset=${32 * r} (local.get $d) (v128.load offset=0 ${row}))
+            (v128.store offset=${32 * r + 16} (local.get $d) (v128.load offset=16 ${row}))`;
+            }).join('\n            ')}
+            (local.set $src (i32.add (local.get $src) (i32.const 32)))
+            (local.set $d (i32.add (local.get $d) (local.get $step)))
+            (local.set $q (i32.sub (local.get $q) (i32.const 1)))
+            (br $four)))
+          (local.set $p (i32.add (local.get $p) (i32.const 4))))
+        (else
+          (block $odone (loop $one
+            (br_if $odone (i32.eqz (local.get $q)))
+            (v128.store offset=0 (local.get $d) (v128.load offset=0 (local.get $src)))
+            (v128.store offset=16 (local.get $d) (v128.load offset=16 (local.get $src)))
+            (local.set $src (i32.add (local.get $src) (i32.const 32)))
+            (local.set $d (i32.add (local.get $d) (local.get $step)))
+            (local.set $q (i32.sub (local.get $q) (i32.const 1)))
+            (br $one)))
+          (local.set $p (i32.add (local.get $p) (i32.const 1)))))
+      (br $groups))))
+
+  ;; Packs B's block, inner indices [0, kc) x columns [0, cols), as [ceil(cols/8)][kc][8] (see $packB for a panel);
+  ;; a row-major B's full panels all at once through $packBRows.
+  (func $packBBlock (param $b i32) (param $bks i32) (param $bcs i32) (param $kc i32) (param $cols i32) (param $dst i32)
+    (local $j i32)
+    (if (i32.eq (local.get $bcs) (i32.const 4))
+      (then
+        (local.set $j (i32.and (local.get $cols) (i32.const -8)))
+        (call $packBRows (local.get $b) (local.get $bks) (local.get $kc) (i32.shr_s (local.get $j) (i32.const 3)) (local.get $dst))))
+    (block $done (loop $panels
+      (br_if $done (i32.ge_s (local.get $j) (local.get $cols)))
+      (call $packB (i32.add (local.get $b) (i32.mul (local.get $j) (local.get $bcs))) (local.get $bks) (local.get $bcs) (local.get $kc)
+        ${upTo(8, '$cols', '$j')} (i32.add (local.get $dst) (i32.mul (i32.shr_s (local.get $j) (i32.const 3)) (i32.shl (local.get $kc) (i32.const 5)))))
+      (local.set $j (i32.add (local.get $j) (i32.const 8)))
+      (br $panels))))
 
   ;; A partial tile (r < 4 rows or cols < 8 columns of C at c, rows cs bytes apart) through the scratch tile: C's
   ;; valid part (when accumulating) or zeros in, the micro-kernel accumulating onto it, the valid part out.
@@ -245,43 +294,51 @@ ${kernel}
 
   ;; One slice: C[M, N] = A[M, K] · B[K, N].
   (func $slice (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $bks i32) (param $bcs i32) (param $c i32) (param $cs i32) (param $M i32) (param $N i32) (param $K i32) (param $pa i32) (param $pb i32) (param $tile i32)
-    (local $k0 i32) (local $kc i32) (local $acc i32) (local $i0 i32) (local $rows i32) (local $j0 i32) (local $cols i32) (local $t i32) (local $r i32) (local $cp i32) (local $ap i32)
-    (local.set $k0 (i32.const 0))
-    (block $kdone (loop $kblocks
-      (br_if $kdone (i32.ge_s (local.get $k0) (local.get $K)))
-      (local.set $kc ${upTo(KC, '$K', '$k0')})
-      (local.set $acc (i32.gt_s (local.get $k0) (i32.const 0)))
-      (local.set $i0 (i32.const 0))
-      (block $idone (loop $iblocks
-        (br_if $idone (i32.ge_s (local.get $i0) (local.get $M)))
-        (local.set $rows ${upTo(MC, '$M', '$i0')})
-        (call $packA
-          (i32.add (local.get $a) (i32.add (i32.mul (local.get $i0) (local.get $ars)) (i32.mul (local.get $k0) (local.get $aks))))
-          (local.get $ars) (local.get $aks) (local.get $rows) (local.get $kc) (local.get $pa))
-        (local.set $j0 (i32.const 0))
-        (block $jdone (loop $panels
-          (br_if $jdone (i32.ge_s (local.get $j0) (local.get $N)))
-          (local.set $cols ${upTo(8, '$N', '$j0')})
-          (call $packB
-            (i32.add (local.get $b) (i32.add (i32.mul (local.get $k0) (local.get $bks)) (i32.mul (local.get $j0) (local.get $bcs))))
-            (local.get $bks) (local.get $bcs) (local.get $kc) (local.get $cols) (local.get $pb))
-          (local.set $t (i32.const 0))
-          (block $tdone (loop $tiles
-            (br_if $tdone (i32.ge_s (local.get $t) (local.get $rows)))
-            (local.set $r ${upTo(4, '$rows', '$t')})
-            (local.set $cp (i32.add (local.get $c) (i32.add (i32.mul (i32.add (local.get $i0) (local.get $t)) (local.get $cs)) (i32.shl (local.get $j0) (i32.const 2)))))
-            (local.set $ap (i32.add (local.get $pa) (i32.mul (local.get $t) (i32.shl (local.get $kc) (i32.const 2)))))
-            (if (i32.and (i32.eq (local.get $r) (i32.const 4)) (i32.eq (local.get $cols) (i32.const 8)))
-              (then (call $kernel (local.get $ap) (local.get $pb) (local.get $cp) (local.get $cs) (local.get $kc) (local.get $acc)))
-              (else (call $edge (local.get $ap) (local.get $pb) (local.get $cp) (local.get $cs) (local.get $kc) (local.get $acc) (local.get $r) (local.get $cols) (local.get $tile))))
-            (local.set $t (i32.add (local.get $t) (i32.const 4)))
-            (br $tiles)))
-          (local.set $j0 (i32.add (local.get $j0) (i32.const 8)))
-          (br $panels)))
-        (local.set $i0 (i32.add (local.get $i0) (i32.const ${MC})))
-        (br $iblocks)))
-      (local.set $k0 (i32.add (local.get $k0) (i32.const ${KC})))
-      (br $kblocks))))
+    (local $n0 i32) (local $nc i32) (local $k0 i32) (local $kc i32) (local $acc i32) (local $i0 i32) (local $rows i32) (local $j0 i32) (local $cols i32) (local $t i32) (local $r i32) (local $cp i32) (local $ap i32) (local $bp i32)
+    (local.set $n0 (i32.const 0))
+    (block $ndone (loop $nblocks
+      (br_if $ndone (i32.ge_s (local.get $n0) (local.get $N)))
+      (local.set $nc ${upTo(NC, '$N', '$n0')})
+      (local.set $k0 (i32.const 0))
+      (block $kdone (loop $kblocks
+        (br_if $kdone (i32.ge_s (local.get $k0) (local.get $K)))
+        (local.set $kc ${upTo(KC, '$K', '$k0')})
+        (local.set $acc (i32.gt_s (local.get $k0) (i32.const 0)))
+        (call $packBBlock
+          (i32.add (local.get $b) (i32.add (i32.mul (local.get $k0) (local.get $bks)) (i32.mul (local.get $n0) (local.get $bcs))))
+          (local.get $bks) (local.get $bcs) (local.get $kc) (local.get $nc) (local.get $pb))
+        (local.set $i0 (i32.const 0))
+        (block $idone (loop $iblocks
+          (br_if $idone (i32.ge_s (local.get $i0) (local.get $M)))
+          (local.set $rows ${upTo(MC, '$M', '$i0')})
+          (call $packA
+            (i32.add (local.get $a) (i32.add (i32.mul (local.get $i0) (local.get $ars)) (i32.mul (local.get $k0) (local.get $aks))))
+            (local.get $ars) (local.get $aks) (local.get $rows) (local.get $kc) (local.get $pa))
+          (local.set $j0 (i32.const 0))
+          (local.set $bp (local.get $pb))
+          (block $jdone (loop $panels
+            (br_if $jdone (i32.ge_s (local.get $j0) (local.get $nc)))
+            (local.set $cols ${upTo(8, '$nc', '$j0')})
+            (local.set $t (i32.const 0))
+            (block $tdone (loop $tiles
+              (br_if $tdone (i32.ge_s (local.get $t) (local.get $rows)))
+              (local.set $r ${upTo(4, '$rows', '$t')})
+              (local.set $cp (i32.add (local.get $c) (i32.add (i32.mul (i32.add (local.get $i0) (local.get $t)) (local.get $cs)) (i32.shl (i32.add (local.get $n0) (local.get $j0)) (i32.const 2)))))
+              (local.set $ap (i32.add (local.get $pa) (i32.mul (local.get $t) (i32.shl (local.get $kc) (i32.const 2)))))
+              (if (i32.and (i32.eq (local.get $r) (i32.const 4)) (i32.eq (local.get $cols) (i32.const 8)))
+                (then (call $kernel (local.get $ap) (local.get $bp) (local.get $cp) (local.get $cs) (local.get $kc) (local.get $acc)))
+                (else (call $edge (local.get $ap) (local.get $bp) (local.get $cp) (local.get $cs) (local.get $kc) (local.get $acc) (local.get $r) (local.get $cols) (local.get $tile))))
+              (local.set $t (i32.add (local.get $t) (i32.const 4)))
+              (br $tiles)))
+            (local.set $j0 (i32.add (local.get $j0) (i32.const 8)))
+            (local.set $bp (i32.add (local.get $bp) (i32.shl (local.get $kc) (i32.const 5))))
+            (br $panels)))
+          (local.set $i0 (i32.add (local.get $i0) (i32.const ${MC})))
+          (br $iblocks)))
+        (local.set $k0 (i32.add (local.get $k0) (i32.const ${KC})))
+        (br $kblocks)))
+      (local.set $n0 (i32.add (local.get $n0) (i32.const ${NC})))
+      (br $nblocks))))
 
   (func (export "gemm") (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $bks i32) (param $bcs i32) (param $c i32) (param $cs i32) (param $M i32) (param $N i32) (param $K i32) (param $batch i32) (param $sa i32) (param $sb i32) (param $sc i32) (param $pa i32) (param $pb i32) (param $tile i32)
     (block $done (loop $slices

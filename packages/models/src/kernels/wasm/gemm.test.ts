@@ -5,7 +5,7 @@ import { initBackend } from '@peftkit/core';
 import '../../index.js'; // registers the kernels on backend ready
 import { matMulReference } from '../reference/matmul.js';
 import { gemmBinary, heapGemm, requestedWasmGemm, wasmGemmInfo, WASM_GEMM_ENV } from './gemm.js';
-import { KC, MC, SCRATCH_BYTES } from './gemm-wat.js';
+import { KC, MC, NC, SCRATCH_BYTES } from './gemm-wat.js';
 import type { WasmHeapBackend } from './heap.js';
 
 // Two threads where the machine allows them, so that the split between threads is exercised.
@@ -24,7 +24,7 @@ function assertClose(got: ArrayLike<number>, ref: Float64Array, absRef: Float64A
 const abs = (x: Float32Array) => x.map(Math.abs);
 
 // [aShape, bShape, transposeA, transposeB]: partial tiles in rows and columns, K over one and several KC blocks
-// (K not a multiple of KC), M over one MC block, all four transpose combinations, batches with either operand broadcast.
+// (K not a multiple of KC), M over one MC block, N over one NC block, all four transpose combinations, batches with either operand broadcast.
 const CASES: [number[], number[], boolean, boolean][] = [
   [[17, 5], [5, 9], false, false],
   [[33, KC + 44], [KC + 44, 17], false, false],
@@ -39,6 +39,10 @@ const CASES: [number[], number[], boolean, boolean][] = [
   [[3, 7, 20], [1, 9, 7], true, true],
   [[40, 23], [19, 23], false, true], // inner size not a multiple of 4: the vector packs' remainders
   [[23, 40], [23, 19], true, false],
+  // B's column blocks: two of them, the second with a partial panel; K's last block not a multiple of 4 (the row
+  // packing's one-row tail), row-major B and transposed.
+  [[9, KC + 3], [KC + 3, NC + 13], false, false],
+  [[9, KC + 3], [NC + 13, KC + 3], false, true],
 ];
 
 test('the GEMM module, fused and unfused, equals the float64 reference on its own memory', async () => {
