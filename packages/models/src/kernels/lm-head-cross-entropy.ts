@@ -98,7 +98,7 @@ export function lmHeadCrossEntropy(hidden: tf.Tensor2D, weight: tf.Tensor2D, tar
 
   // On WASM with peftkit's GEMM the logits read W [V, C] in place; elsewhere they multiply by Wᵀ [C, V], made once
   // per pass (cached for a frozen W: transposeForProduct).
-  const inPlace = parts.every(([, r]) => productsTakeTransposes(r));
+  const inPlace = productsTakeTransposes();
   const transposedW = (w: tf.Tensor2D) => (inPlace ? undefined : transposeForProduct(w));
   const logitsOf = (hc: tf.Tensor2D, w: tf.Tensor2D, wT: tf.Tensor2D | undefined) => (wT ? matMul2d(hc, wT) : matMulTransposed(hc, w, false, true)); // [r, V]
 

@@ -39,24 +39,24 @@ export function matMul2d(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
 
 /**
  * a · b, aᵀ · b, a · bᵀ or aᵀ · bᵀ for 2-D float32 operands. On WASM with peftkit's GEMM (wasm/gemm.ts), which
- * reads transposed operands in place, one BatchMatMul with the flags; everywhere else, and for products of a few
- * rows (a decoding step, which the backend's own kernel runs: XNNPACK keeps a frozen weight packed), the transposes
- * are materialised and the product is {@link matMul2d}'s plain one: tfjs-wasm's own kernel runs flagged products in
- * a scalar loop, and the WebGPU kernel takes plain operands only.
+ * reads transposed operands in place, one BatchMatMul with the flags (a decoding step's few rows included: its
+ * few-row path reads the weight once, either layout); everywhere else the transposes are materialised and the
+ * product is {@link matMul2d}'s plain one: tfjs-wasm's own kernel runs flagged products in a scalar loop, and the
+ * WebGPU kernel takes plain operands only.
  * @param a - [M, K], or [K, M] when `transposeA`
  * @param b - [K, N], or [N, K] when `transposeB`
  * @returns [M, N]
  * @throws Error when the inner sizes differ.
  */
 export function matMulTransposed(a: tf.Tensor2D, b: tf.Tensor2D, transposeA: boolean, transposeB: boolean): tf.Tensor2D {
-  if (productsTakeTransposes(transposeA ? a.shape[1] : a.shape[0], a.dtype, b.dtype)) return tf.matMul(a, b, transposeA, transposeB);
+  if (productsTakeTransposes(a.dtype, b.dtype)) return tf.matMul(a, b, transposeA, transposeB);
   return tf.tidy(() => matMul2d(transposeA ? tf.transpose(a) : a, transposeB ? tf.transpose(b) : b));
 }
 
 /**
- * Whether a product of `rows` rows with transposed operands costs no more than a plain one on the backend now in
- * use: WASM with peftkit's GEMM, for more than a decoding step's rows (see {@link matMulTransposed}).
+ * Whether a product with transposed operands costs no more than a plain one on the backend now in use: WASM with
+ * peftkit's GEMM, whatever the row count (see {@link matMulTransposed}).
  */
-export function productsTakeTransposes(rows: number, dtypeA: tf.DataType = 'float32', dtypeB: tf.DataType = 'float32'): boolean {
-  return tf.getBackend() === 'wasm' && ownGemmTakes(rows, dtypeA, dtypeB);
+export function productsTakeTransposes(dtypeA: tf.DataType = 'float32', dtypeB: tf.DataType = 'float32'): boolean {
+  return tf.getBackend() === 'wasm' && ownGemmTakes(dtypeA, dtypeB);
 }

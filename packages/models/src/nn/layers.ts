@@ -155,12 +155,12 @@ export function clearFrozenTransposes(): void {
   frozenTransposes.clear();
 }
 
-/** Up to this many rows (a decoding step) m·Wᵀ always uses the cached Wᵀ: a GEMM with one output column wastes XNNPACK's vector lanes. */
+/** Up to this many rows (a decoding step), off peftkit's WASM GEMM, m·Wᵀ always uses the cached Wᵀ: a GEMM with one output column wastes XNNPACK's vector lanes. */
 const FEW_ROWS = 16;
 
 /**
  * m·Wᵀ for a frozen W [p, q] and m [rows, q]. On WASM with peftkit's GEMM, one product that reads W in place
- * (beyond a decoding step's few rows). Elsewhere as plain products, by whichever costs less: the cached
+ * (a decoding step's few rows too). Elsewhere as plain products, by whichever costs less: the cached
  * Wᵀ (one transpose, but the weight's memory again, twice counting XNNPACK's packed copy), or
  * (W·mᵀ)ᵀ (two transposes of activations per call, no copy of W). The cache is taken when W is no
  * bigger than the activations transposed instead (p·q ≤ rows·(p + q): small models, long batches)
@@ -170,8 +170,8 @@ const FEW_ROWS = 16;
 function timesTransposed(m: tf.Tensor2D, w: tf.Variable & tf.Tensor2D): tf.Tensor2D {
   const rows = m.shape[0];
   const [p, q] = w.shape as [number, number];
+  if (productsTakeTransposes()) return matMulTransposed(m, w, false, true); // no copy at all
   if (rows <= FEW_ROWS) return matMul2d(m, frozenTranspose(w));
-  if (productsTakeTransposes(rows)) return matMulTransposed(m, w, false, true); // no copy at all
   if (p * q <= rows * (p + q)) return matMul2d(m, frozenTranspose(w));
   return tf.tidy(() => tf.transpose(matMul2d(w, tf.transpose(m) as tf.Tensor2D)) as tf.Tensor2D);
 }
@@ -210,7 +210,7 @@ function frozenProduct(x: tf.Tensor2D, w: tf.Variable & tf.Tensor2D, transposeW:
 export function weightGradNT(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
   const [N, p] = a.shape;
   const q = b.shape[1];
-  if (productsTakeTransposes(p)) return matMulTransposed(a, b, true, false);
+  if (productsTakeTransposes()) return matMulTransposed(a, b, true, false);
   if (N * p <= N * q + p * q) return matMul2d(tf.transpose(a) as tf.Tensor2D, b);
   return tf.transpose(matMul2d(tf.transpose(b) as tf.Tensor2D, a)) as tf.Tensor2D;
 }

@@ -1,10 +1,11 @@
 /**
  * BatchMatMul for the WASM backend.
  *
- * Products of more than 16 rows (per slice) go to peftkit's GEMM (./gemm.ts), which reads transposed and batched
- * operands in place (one of them may be broadcast over the batch) and runs at about 1.5 times XNNPACK's speed.
+ * Float32 products go to peftkit's GEMM (./gemm.ts), which reads transposed and batched operands in place (one of
+ * them may be broadcast over the batch) and runs at about 1.5 times XNNPACK's speed; a decoding step's few rows
+ * stream the weight once, unpacked.
  *
- * The rest (a decoding step's few rows, other dtypes, general batch broadcasting), and everything when
+ * The rest (other dtypes, general batch broadcasting), and everything when
  * `PEFTKIT_WASM_GEMM=xnnpack`, goes the way of the backend's own kernel. tfjs-backend-wasm 4.22 sends a product to
  * XNNPACK's GEMM only when neither operand is transposed and the right operand has no batch axis; everything else
  * (attention's q·kᵀ and probs·v over [batch·heads] slices, every transposed product tfjs's matMul gradient makes)
@@ -37,15 +38,12 @@ function copyMatrix(src: tf.TypedArray, off: number, rows: number, cols: number,
   }
 }
 
-/** Up to this many rows per slice (a decoding step) the backend's kernel runs the product: XNNPACK keeps a frozen weight packed across calls, where peftkit's GEMM packs B on every call. */
-const FEW_ROWS = 16;
-
 /**
- * Whether this kernel gives a product of `m` rows (per slice) to peftkit's GEMM, which takes transposed operands at
- * full speed, on the WASM backend now in use.
+ * Whether this kernel gives a product to peftkit's GEMM, which takes transposed operands at full speed, on the WASM
+ * backend now in use: float32 operands, the GEMM on.
  */
-export function ownGemmTakes(m: number, dtypeA: tf.DataType, dtypeB: tf.DataType): boolean {
-  return m > FEW_ROWS && dtypeA === 'float32' && dtypeB === 'float32' && wasmGemmInfo().kind !== 'xnnpack';
+export function ownGemmTakes(dtypeA: tf.DataType, dtypeB: tf.DataType): boolean {
+  return dtypeA === 'float32' && dtypeB === 'float32' && wasmGemmInfo().kind !== 'xnnpack';
 }
 
 function batchMatMul(args: WasmKernelArgs): tf.TensorInfo {
@@ -121,8 +119,8 @@ function sameBatchShape(a: tf.TensorInfo, b: tf.TensorInfo): boolean {
 /**
  * The product by peftkit's GEMM (./gemm.ts), which reads any strides: transposed operands and batches (one of them
  * broadcast) need no copies; empty products give zeros here. Undefined where the backend's kernel runs it: not float32,
- * few rows, batch axes that broadcast other than whole-operand, mismatched inner sizes (the backend's kernel words the
- * error), or the GEMM off.
+ * batch axes that broadcast other than whole-operand, mismatched inner sizes (the backend's kernel words the error),
+ * or the GEMM off.
  */
 function ownGemm(args: WasmKernelArgs, a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean, batchA: number, batchB: number): tf.TensorInfo | undefined {
   const ra = a.shape.length, rb = b.shape.length;
@@ -143,7 +141,6 @@ function ownGemm(args: WasmKernelArgs, a: tf.TensorInfo, b: tf.TensorInfo, trans
     backend.typedArrayFromHeap(zeros).fill(0);
     return zeros;
   }
-  if (m <= FEW_ROWS) return undefined;
   const out = backend.makeOutput([...batchShape, m, n], 'float32');
   // Views after makeOutput: allocating may have grown the heap.
   const at = (t: tf.TensorInfo) => backend.typedArrayFromHeap(t).byteOffset;

@@ -5,7 +5,7 @@ import { initBackend } from '@peftkit/core';
 import '../../index.js'; // registers the kernels on backend ready
 import { matMulReference } from '../reference/matmul.js';
 import { gemmBinary, heapGemm, requestedWasmGemm, wasmGemmInfo, WASM_GEMM_ENV } from './gemm.js';
-import { KC, MC, NC, SCRATCH_BYTES } from './gemm-wat.js';
+import { FEW_ROWS, KC, MC, NC, SCRATCH_BYTES } from './gemm-wat.js';
 import type { WasmHeapBackend } from './heap.js';
 
 // Two threads where the machine allows them, so that the split between threads is exercised.
@@ -41,8 +41,17 @@ const CASES: [number[], number[], boolean, boolean][] = [
   [[23, 40], [23, 19], true, false],
   // B's column blocks: two of them, the second with a partial panel; K's last block not a multiple of 4 (the row
   // packing's one-row tail), row-major B and transposed.
-  [[9, KC + 3], [KC + 3, NC + 13], false, false],
-  [[9, KC + 3], [NC + 13, KC + 3], false, true],
+  [[FEW_ROWS + 5, KC + 3], [KC + 3, NC + 13], false, false],
+  [[FEW_ROWS + 5, KC + 3], [NC + 13, KC + 3], false, true],
+  // Few rows (no packing): row-major B with K and N not multiples of 4, K under 4, A transposed; transposed B with
+  // K and N not multiples of 4, K under 4, batched (a decoding step's attention); both transposed (the packed path).
+  [[1, 70], [70, 37], false, false],
+  [[FEW_ROWS, 3], [3, 9], false, false],
+  [[70, 3], [70, 9], true, false],
+  [[FEW_ROWS, 70], [37, 70], false, true],
+  [[2, 3], [5, 3], false, true],
+  [[2, 3, 1, 7], [2, 3, 9, 7], false, true],
+  [[70, 3], [9, 70], true, true],
 ];
 
 test('the GEMM module, fused and unfused, equals the float64 reference on its own memory', async () => {
