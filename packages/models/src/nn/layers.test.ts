@@ -52,13 +52,12 @@ test('dW of x·W (in > out: transposes dy and the result) and of x·Wᵀ equal x
       const gv = (transposeW ? tf.transpose(g!) : g!).dataSync(); // x·Wᵀ's dW is [out, in]
       exact.forEach((e, k) => assert.ok(Math.abs(gv[k] - e) <= 1e-5 * (1 + Math.abs(e)), `${rows}x${inF}x${out} transposeW ${transposeW} [${k}]: ${gv[k]} vs ${e}`));
       // Elements moved by transposes: the forward pass of x·Wᵀ transposes W (in·out), the backward pass's dx = dy·Wᵀ
-      // too, dW the fewer elements; none where peftkit's GEMM reads the operand in place (products of more than a
-      // decoding step's rows on WASM with peftkit's GEMM: here the 40-row products; dW's 12 or 3 rows do not qualify).
+      // too, dW the fewer elements; none where peftkit's GEMM reads the operands in place (WASM with peftkit's GEMM).
       const moved = prof.kernels.filter((k) => k.name === 'Transpose').reduce((n, k) => n + k.inputShapes[0].reduce((a, b) => a * b, 1), 0);
-      const inPlace = (_rows: number) => productsTakeTransposes();
-      const forward = transposeW && !inPlace(rows) ? inF * out : 0;
-      const backwardDx = !transposeW && !inPlace(rows) ? inF * out : 0; // dx = dy·Wᵀ
-      const dW = inPlace(transposeW ? out : inF) ? 0 : transposeW ? Math.min(rows * out, rows * inF + inF * out) : Math.min(rows * inF, rows * out + inF * out);
+      const inPlace = productsTakeTransposes();
+      const forward = transposeW && !inPlace ? inF * out : 0;
+      const backwardDx = !transposeW && !inPlace ? inF * out : 0; // dx = dy·Wᵀ
+      const dW = inPlace ? 0 : transposeW ? Math.min(rows * out, rows * inF + inF * out) : Math.min(rows * inF, rows * out + inF * out);
       assert.equal(moved, forward + backwardDx + dW, `${rows}x${inF}x${out} transposeW ${transposeW}`);
       tf.dispose([x, r, w, g!]);
     }
