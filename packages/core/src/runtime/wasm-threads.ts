@@ -119,6 +119,18 @@ const FACTORY_LOAD = 'if(typeof e.data.urlOrBlob=="string")';
  * @throws Error when not even the single-threaded build starts.
  */
 export async function startWasm(opts: WasmStartOptions = {}): Promise<WasmStart> {
+  // The backend starts once per process; a later call (initBackend after a direct start) reports that start.
+  if (startedWith && tf.findBackend('wasm')) {
+    if (!(await tf.setBackend('wasm'))) throw new Error('the WASM backend did not start');
+    return startedWith;
+  }
+  startedWith = await startOnce(opts);
+  return startedWith;
+}
+
+let startedWith: WasmStart | undefined;
+
+async function startOnce(opts: WasmStartOptions): Promise<WasmStart> {
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
   const threads = opts.threads ?? (await requestedWasmThreads());
   const pool = opts.poolThreads ?? (claims.some((c) => c()) ? 1 : threads);
