@@ -24,7 +24,8 @@ function assertClose(got: ArrayLike<number>, ref: Float64Array, absRef: Float64A
 const abs = (x: Float32Array) => x.map(Math.abs);
 
 // [aShape, bShape, transposeA, transposeB]: partial tiles in rows and columns, K over one and several KC blocks
-// (K not a multiple of KC), M over one MC block, N over one NC block, all four transpose combinations, batches with either operand broadcast.
+// (K not a multiple of KC), M over one MC block, N over one NC block, all four transpose combinations, batches with
+// either operand broadcast.
 const CASES: [number[], number[], boolean, boolean][] = [
   [[17, 5], [5, 9], false, false],
   [[33, KC + 44], [KC + 44, 17], false, false],
