@@ -83,8 +83,9 @@ const START_TIMEOUT_MS = 10_000;
 /**
  * How long a helper spins on its control word for the next job before it sleeps, and the calling thread for a
  * helper's share before it sleeps, in ms. Products in a step come tens to hundreds of microseconds apart; a thread
- * woken from sleep (a futex) starts late. Spinning 0.1 to 0.6 ms made LoRA steps 7 to 9 % faster (GPT-2 small
- * 101 → 107-110 tokens/s, the SmolLM shape 81 → 87-89, docs/benchmarks.md), as XNNPACK's pool does for its own.
+ * woken from sleep (a futex) starts late. Spinning 0.1 to 0.6 ms made LoRA steps 6 to 9 % faster (GPT-2 small
+ * 101 → 107-110 tokens/s, the SmolLM shape 81 → 87-89; 2 ms did not help; docs/benchmarks.md), as XNNPACK's pool
+ * spins for its own workers.
  */
 const SPIN_MS = 0.2;
 
