@@ -48,8 +48,6 @@ export interface WasmStart {
 export interface WasmStartOptions {
   /** Threads wanted; default {@link requestedWasmThreads}. */
   threads?: number;
-  /** Threads of XNNPACK's pool; default `threads`, or 1 when a {@link claimWasmThreads} claim holds. */
-  poolThreads?: number;
   /** Milliseconds to wait for the threaded build before falling back (default 60 000). */
   timeoutMs?: number;
   /** Replaces the worker script's text (tests use it to make the threaded start fail). */
@@ -133,7 +131,8 @@ let startedWith: WasmStart | undefined;
 async function startOnce(opts: WasmStartOptions): Promise<WasmStart> {
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
   const threads = opts.threads ?? (await requestedWasmThreads());
-  const pool = opts.poolThreads ?? (claims.some((c) => c()) ? 1 : threads);
+  // XNNPACK's pool: every thread, or one when a package claimed them (claimWasmThreads).
+  const pool = claims.some((c) => c()) ? 1 : threads;
   let fallback: string | undefined;
   if (threads > 1) {
     try {
