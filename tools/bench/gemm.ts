@@ -1,7 +1,8 @@
 /**
  * The matrix-product ceiling: GFLOP/s of `tf.matMul` on the WASM backend at the shapes that dominate the benchmarks'
- * training steps, best of 15 calls (the first ones also wait for V8 to compile the WebAssembly fully: it starts every function in its baseline compiler). The kernel is peftkit's GEMM (packages/models/src/kernels/wasm/gemm.ts; packs
- * both operands on every call) unless PEFTKIT_WASM_GEMM says otherwise: `xnnpack` measures tfjs-backend-wasm's own
+ * training steps, best of 15 calls (the first ones also wait for V8 to compile the WebAssembly fully: it starts
+ * every function in its baseline compiler). The kernel is peftkit's GEMM (packages/models/src/kernels/wasm/gemm.ts;
+ * packs both operands on every call, above 4 rows) unless PEFTKIT_WASM_GEMM says otherwise: `xnnpack` measures tfjs-backend-wasm's own
  * (XNNPACK's GEMM, which packs the right operand on the first call and caches it, so its best call is the product
  * alone), `simd` peftkit's without fused multiply-add. tools/bench/gemm_torch.py measures PyTorch's `a @ b` at the
  * same shapes. Threads: PEFTKIT_WASM_THREADS.
