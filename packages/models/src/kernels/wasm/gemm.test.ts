@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '@peftkit/core';
 import '../../index.js'; // registers the kernels on backend ready
 import { matMulReference } from '../reference/matmul.js';
-import { gemmBinary, heapGemm, requestedWasmGemm, wasmGemmInfo, WASM_GEMM_ENV } from './gemm.js';
+import { gemmBinary, guidedChunks, heapGemm, requestedWasmGemm, wasmGemmInfo, WASM_GEMM_ENV } from './gemm.js';
 import { FEW_ROWS, KC, MC, NC, SCRATCH_BYTES } from './gemm-wat.js';
 import type { WasmHeapBackend } from './heap.js';
 
@@ -109,6 +109,19 @@ test('wasm matMul through peftkit\'s GEMM equals the reference, and one thread g
     backend.disposeData(one.dataId);
     tf.dispose([a, b, all]);
   }
+});
+
+test('guided chunks cover the work once, largest first, none under the minimum but the last, at most 512', () => {
+  // GPT-2 small's c_fc at 2 threads: 3072 columns in units of 8, smallest chunk 8 units.
+  assert.deepEqual(guidedChunks(384, 2, 8), [96, 72, 54, 41, 31, 23, 17, 13, 10, 8, 8, 8, 3]);
+  for (const [units, threads, min] of [[1, 2, 1], [6, 2, 1], [51, 2, 16], [6283, 2, 8], [100_000, 4, 1]]) {
+    const sizes = guidedChunks(units, threads, min);
+    assert.equal(sizes.reduce((a, b) => a + b, 0), units, `${units}, ${threads}, ${min}`);
+    assert.ok(sizes.length <= 512);
+    for (let i = 1; i < sizes.length; i++) assert.ok(sizes[i] <= sizes[i - 1], `${units}: non-increasing`);
+    for (const s of sizes.slice(0, -1)) assert.ok(s >= min, `${units}: ${s} under ${min}`);
+  }
+  assert.deepEqual(guidedChunks(1, 2, 8), [1]);
 });
 
 test(`${WASM_GEMM_ENV} accepts fma, simd and xnnpack and names itself otherwise`, () => {

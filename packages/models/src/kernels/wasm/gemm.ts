@@ -1,7 +1,7 @@
 /**
  * peftkit's float32 GEMM on tfjs-backend-wasm's heap (the module's text and loop nest: ./gemm-wat.ts), run on the
- * backend's thread count: the calling thread takes one share of the batch's slices, columns or rows, and one Node
- * worker per further thread takes another, all in the same shared memory.
+ * backend's thread count: the product is cut into chunks of the batch's slices, columns or rows, and the calling
+ * thread and one Node worker per further thread take them from a shared queue, all in the same shared memory.
  *
  * Why not XNNPACK's GEMM, which the backend calls: it reaches 16 to 25 GFLOP/s per thread here, this kernel 27 to
  * 37 with relaxed SIMD's fused multiply-add, packing included (its micro-kernel alone 38 to 44; docs/benchmarks.md),
@@ -89,14 +89,28 @@ const START_TIMEOUT_MS = 10_000;
  */
 const SPIN_MS = 0.2;
 
-/** A helper thread's loop: wait for a job generation, run the GEMM on its share, publish the generation as done. */
+/** Chunks a shared product is cut into, at most (the queue's table in shared memory). */
+const MAX_CHUNKS = 512;
+/** Words per chunk in the queue's table: the share's a, b, c, M, N, batch. */
+const CHUNK_WORDS = 6;
+/** The queue's header: [next chunk to take, chunk count]; the table follows. */
+const QUEUE_HEAD = 2;
+/** Where a chunk's words go in the GEMM's arguments (a, b, c, M, N, batch). */
+const CHUNK_ARGS = [0, 3, 6, 8, 9, 11];
+
+/**
+ * A helper thread's loop: wait for a job generation, take chunks from the shared queue until none is left (each runs
+ * the GEMM with the job's arguments and the chunk's operands and sizes), publish the generation as done.
+ */
 const WORKER_SOURCE = `
 const READY = ${READY};
 const SPIN_MS = ${SPIN_MS};
 const { workerData } = require('node:worker_threads');
-const { module, memory, ctrl } = workerData;
+const { module, memory, ctrl, queue } = workerData;
 const c = new Int32Array(ctrl);
+const q = new Int32Array(queue);
 const gemm = new WebAssembly.Instance(module, { env: { memory } }).exports.gemm;
+const args = new Array(${ARGS});
 Atomics.store(c, 2, READY);
 Atomics.notify(c, 2);
 let seen = 0;
@@ -111,7 +125,12 @@ for (;;) {
   seen = Atomics.load(c, 0);
   if (seen < 0) break;
   try {
-    gemm(${Array.from({ length: ARGS }, (_, i) => `c[${3 + i}]`).join(', ')});
+    for (let k = 0; k < ${ARGS}; k++) args[k] = c[3 + k];
+    for (let i = Atomics.add(q, 0, 1); i < q[1]; i = Atomics.add(q, 0, 1)) {
+      const o = ${QUEUE_HEAD} + ${CHUNK_WORDS} * i;
+      ${CHUNK_ARGS.map((a, w) => `args[${a}] = q[o + ${w}];`).join(' ')}
+      gemm(...args);
+    }
     c[2] = 0;
   } catch (e) {
     c[2] = 1;
@@ -133,6 +152,8 @@ interface BoundGemm {
   /** Scratch per thread: [pa, pb, tile] byte offsets. */
   scratch: [number, number, number][];
   helpers: Helper[];
+  /** The shared chunk queue: [next, count, then CHUNK_WORDS words per chunk]. */
+  queue: Int32Array;
 }
 
 const bound = new WeakMap<object, BoundGemm | null>();
@@ -166,10 +187,11 @@ function gemmFor(backend: unknown): BoundGemm | null {
       scratch.push([at(SCRATCH_BYTES.a), at(SCRATCH_BYTES.b), at(SCRATCH_BYTES.tile)]);
     }
     const helpers: Helper[] = [];
+    const queue = new Int32Array(new SharedArrayBuffer((QUEUE_HEAD + MAX_CHUNKS * CHUNK_WORDS) * 4));
     for (let t = 1; t < threads; t++) {
       const ctrl = new Int32Array(new SharedArrayBuffer(CTRL_WORDS * 4));
       // execArgv []: the parent's flags (tsx's loader in development) are not needed by this plain script.
-      const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { module: compiled, memory, ctrl: ctrl.buffer } });
+      const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { module: compiled, memory, ctrl: ctrl.buffer, queue: queue.buffer } });
       worker.unref(); // it waits for work forever; the process must still exit on its own
       // Its errors reach this thread's event loop only after the product that waits for it: wait for its start
       // here, bounded, and run without it if it does not come.
@@ -182,7 +204,7 @@ function gemmFor(backend: unknown): BoundGemm | null {
       helpers.push({ worker, ctrl, generation: 0 });
     }
     scratch.length = helpers.length + 1;
-    made = { kind: fmaModule ? 'fma' : 'simd', gemm, scratch, helpers };
+    made = { kind: fmaModule ? 'fma' : 'simd', gemm, scratch, helpers, queue };
   }
   bound.set(module, made);
   return made;
@@ -208,8 +230,34 @@ export interface HeapProduct {
 }
 
 /**
- * Runs C = A · B on the backend's heap with peftkit's GEMM, shared between the threads (the batch's slices when
- * there are at least as many as threads, else columns or rows, whichever are more). C must not overlap A or B.
+ * Sizes of the chunks `units` units of work are cut into for `threads` threads, largest first (guided scheduling):
+ * each a 2·threads-th of what is left, at least `min`. The threads take chunks as they come free, so one that starts
+ * late (a helper woken from sleep) or runs slow (its core shared) does fewer, and the last chunks are small.
+ * At most {@link MAX_CHUNKS} chunks: `min` grows where it would give more.
+ */
+export function guidedChunks(units: number, threads: number, min: number): number[] {
+  min = Math.max(min, Math.ceil(units / MAX_CHUNKS));
+  const sizes: number[] = [];
+  for (let left = units; left > 0; ) {
+    const s = Math.min(left, Math.max(min, Math.ceil(left / (2 * threads))));
+    sizes.push(s);
+    left -= s;
+  }
+  return sizes;
+}
+
+/**
+ * Smallest chunk, in columns or rows, of a product shared by columns or rows. Each chunk packs the other operand's
+ * part again (all of A's rows for a chunk of columns), so chunks cost; but a thread that runs out of chunks waits
+ * for the other's last one. GPT-2 small's LoRA step (1 x 128, 2 threads) waited 40 to 70 ms a step for helpers with
+ * the work split in halves or a smallest chunk of 128, 12 to 28 ms at 64, 9 to 16 ms at 16 (docs/benchmarks.md).
+ */
+const MIN_CHUNK = 64;
+
+/**
+ * Runs C = A · B on the backend's heap with peftkit's GEMM, shared between the threads in chunks ({@link guidedChunks})
+ * of the batch's slices when there are at least as many as threads, else of columns or rows, whichever are more.
+ * C must not overlap A or B.
  * @param maxThreads - at most this many threads (tests compare 1 with all)
  * @returns false when peftkit's GEMM is off or cannot run (the caller uses the backend's kernel).
  * @throws Error when a helper thread's share failed (a trap: an operand outside the heap).
@@ -220,38 +268,56 @@ export function heapGemm(backend: unknown, p: HeapProduct, maxThreads = Infinity
   // A few-row product streams B from memory: it counts as FEW_ROWS rows' work (GPT-2 small's 768 x 768 weight at one
   // row ran at 9 GB/s on one thread, 14 on two).
   const threads = Math.max(p.M, FEW_ROWS) * p.N * p.K * p.batch >= SPLIT_MIN_MACS ? Math.min(maxThreads, g.scratch.length) : 1;
-  // Shares: [a, b, c, M, N, batch]. By slices when there are enough; else by columns when there are more columns than
-  // rows (each thread then packs only its part of B, the bigger operand), else by rows; whole tiles per thread.
-  const shares: number[][] = [];
-  if (threads === 1) shares.push([p.a, p.b, p.c, p.M, p.N, p.batch]);
+  // Chunks: [a, b, c, M, N, batch]. By slices when there are enough; else by columns when there are more columns than
+  // rows (each chunk then packs only its part of B, the bigger operand), else by rows; whole tiles per chunk.
+  const chunks: number[][] = [];
+  if (threads === 1) chunks.push([p.a, p.b, p.c, p.M, p.N, p.batch]);
   else if (p.batch >= threads) {
-    for (let t = 0; t < threads; t++) {
-      const s0 = Math.floor((p.batch * t) / threads), s1 = Math.floor((p.batch * (t + 1)) / threads);
-      if (s1 > s0) shares.push([p.a + s0 * p.sa, p.b + s0 * p.sb, p.c + s0 * p.sc, p.M, p.N, s1 - s0]);
+    let s0 = 0;
+    for (const s of guidedChunks(p.batch, threads, 1)) {
+      chunks.push([p.a + s0 * p.sa, p.b + s0 * p.sb, p.c + s0 * p.sc, p.M, p.N, s]);
+      s0 += s;
     }
   } else if (p.N > p.M) {
-    const cols = Math.ceil(p.N / threads / NR) * NR;
-    for (let j0 = 0; j0 < p.N; j0 += cols) shares.push([p.a, p.b + j0 * p.bcs, p.c + j0 * 4, p.M, Math.min(cols, p.N - j0), p.batch]);
+    let j0 = 0;
+    for (const s of guidedChunks(Math.ceil(p.N / NR), threads, MIN_CHUNK / NR)) {
+      const cols = Math.min(s * NR, p.N - j0);
+      chunks.push([p.a, p.b + j0 * p.bcs, p.c + j0 * 4, p.M, cols, p.batch]);
+      j0 += cols;
+    }
   } else {
-    const rows = Math.ceil(p.M / threads / MR) * MR;
-    for (let r0 = 0; r0 < p.M; r0 += rows) shares.push([p.a + r0 * p.ars, p.b, p.c + r0 * p.N * 4, Math.min(rows, p.M - r0), p.N, p.batch]);
+    let r0 = 0;
+    for (const s of guidedChunks(Math.ceil(p.M / MR), threads, MIN_CHUNK / MR)) {
+      const rows = Math.min(s * MR, p.M - r0);
+      chunks.push([p.a + r0 * p.ars, p.b, p.c + r0 * p.N * 4, rows, p.N, p.batch]);
+      r0 += rows;
+    }
   }
-  const args = (share: number[], t: number) => {
-    const [a, b, c, M, N, batch] = share;
+  const args = (chunk: number[], t: number) => {
+    const [a, b, c, M, N, batch] = chunk;
     const [pa, pb, tile] = g.scratch[t];
     return [a, p.ars, p.aks, b, p.bks, p.bcs, c, 4 * p.N, M, N, p.K, batch, p.sa, p.sb, p.sc, pa, pb, tile];
   };
+  if (chunks.length === 1) {
+    g.gemm(...args(chunks[0], 0));
+    return true;
+  }
+  // The queue: the calling thread and every helper take the next chunk until none is left.
+  const q = g.queue;
+  chunks.forEach((chunk, i) => q.set(chunk, QUEUE_HEAD + i * CHUNK_WORDS));
+  q[1] = chunks.length;
+  Atomics.store(q, 0, 0);
   const started: Helper[] = [];
-  for (let t = 1; t < shares.length; t++) {
+  for (let t = 1; t < threads; t++) {
     const h = g.helpers[t - 1];
-    h.ctrl.set(args(shares[t], t), 3);
+    h.ctrl.set(args(chunks[0], t), 3); // the job's strides and this thread's scratch; each chunk sets its operands
     h.generation = (h.generation + 1) & 0x3fffffff;
     Atomics.store(h.ctrl, 0, h.generation);
     Atomics.notify(h.ctrl, 0);
     started.push(h);
   }
   try {
-    g.gemm(...args(shares[0], 0));
+    for (let i = Atomics.add(q, 0, 1); i < chunks.length; i = Atomics.add(q, 0, 1)) g.gemm(...args(chunks[i], 0));
   } finally {
     for (const h of started) {
       const t0 = performance.now();
