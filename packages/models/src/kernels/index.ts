@@ -15,6 +15,7 @@ import { transposeWasmConfig } from './wasm/transpose.js';
 import { sumWasmConfig } from './wasm/sum.js';
 import { rememberReplaced } from './replaced.js';
 import { unsortedSegmentSumConfig } from './wasm/unsorted-segment-sum.js';
+import { gatherV2WasmConfig } from './wasm/gather.js';
 import { WEBGPU_KERNEL_CONFIGS } from './webgpu/index.js';
 
 /**
@@ -27,11 +28,11 @@ export const KERNEL_CONFIGS: readonly tf.KernelConfig[] = [unsortedSegmentSumCon
 /**
  * Kernels that replace the backend's own: the same results with less memory (Identity shares
  * instead of copying; Slice, SplitV and Unpack read a view instead of copying their whole input) or faster (BatchMatMul
- * keeps batched and transposed products on XNNPACK's GEMM; Transpose moves 32 x 32 tiles instead of
- * single elements; Sum over leading axes reads its input once instead of transposing it). An override may hand cases back to the
+ * runs peftkit's GEMM, batched and transposed operands included; Transpose moves 32 x 32 tiles instead of
+ * single elements; Sum over leading axes reads its input once instead of transposing it; GatherV2 copies whole slices). An override may hand cases back to the
  * kernel it replaced (`replacedKernel`).
  */
-export const KERNEL_OVERRIDES: readonly tf.KernelConfig[] = [identityConfig, sliceWasmConfig, splitVWasmConfig, unpackWasmConfig, batchMatMulWasmConfig, transposeWasmConfig, sumWasmConfig];
+export const KERNEL_OVERRIDES: readonly tf.KernelConfig[] = [identityConfig, sliceWasmConfig, splitVWasmConfig, unpackWasmConfig, batchMatMulWasmConfig, transposeWasmConfig, sumWasmConfig, gatherV2WasmConfig];
 
 /** Gradients of peftkit's own kernels (backend-neutral; `PeftkitAttention`'s is a tf.customGrad in attention.ts). */
 export const GRADIENT_CONFIGS: readonly tf.GradConfig[] = [dropoutGradConfig, matMulGradConfig];
