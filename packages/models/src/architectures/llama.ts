@@ -14,6 +14,7 @@ import { Embedding, Linear, RMSNorm, dropoutDraw, residualAdd } from '../nn/laye
 import { gatedActivation } from '../nn/activations.js';
 import { blockForward } from '../nn/checkpoint.js';
 import { PreTrainedModel, type KVCache, type LayerKV, type ModelBuildOptions, type ModelConfig, type LinearHead, type ModelInputs, type ModelOutput, type TransformerDims } from '../model.js';
+import { applyRotary } from '../kernels/rotary.js';
 import { appendKV, attentionBias, defaultPositionIds, mergeHeads, scaledDotProductAttention, splitHeads } from './attention.js';
 import { requireDivisible, resolveConfig, type Resolved } from './config.js';
 import { resolveRopeParameters, ropeDependsOnLength, ropeFrequencies, ropeInvFreqForPositions, type RopeFrequencies, type RopeParameters } from './rope.js';
@@ -68,16 +69,6 @@ export function ropeInverseFrequencies(c: ResolvedLlamaConfig, seqLen = 0): Floa
   return ropeFrequencies(c.rope_parameters, c.head_dim, c.max_position_embeddings, seqLen).invFreq;
 }
 
-/** `rotate_half`: [x1, x2] → [-x2, x1] over the last axis (HF's layout, not interleaved pairs). */
-function rotateHalf(x: tf.Tensor): tf.Tensor {
-  const [x1, x2] = tf.split(x, 2, -1);
-  return tf.concat([tf.neg(x2), x1], -1);
-}
-
-/** `x cos + rotate_half(x) sin`; x [B, H, T, D], cos/sin [B or 1, 1, T, D]. */
-function applyRotary(x: tf.Tensor4D, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor4D {
-  return tf.add(tf.mul(x, cos), tf.mul(rotateHalf(x), sin)) as tf.Tensor4D;
-}
 
 /** RoPE tables; no parameters (HF's `inv_freq` is a non-persistent buffer). */
 export class LlamaRotaryEmbedding extends Module {

@@ -16,14 +16,16 @@ import { sumWasmConfig } from './wasm/sum.js';
 import { rememberReplaced } from './replaced.js';
 import { unsortedSegmentSumConfig } from './wasm/unsorted-segment-sum.js';
 import { gatherV2WasmConfig } from './wasm/gather.js';
+import { rotaryWasmConfig } from './wasm/rotary.js';
+import { rotaryGradConfig } from './rotary.js';
 import { WEBGPU_KERNEL_CONFIGS } from './webgpu/index.js';
 
 /**
  * Kernels the backend lacks (tfjs's own, or peftkit's: `PeftkitDropout` for cpu, wasm and webgpu;
- * `PeftkitAttention` and `PeftkitMatMul` for webgpu; their gradients, backend-neutral, are in
+ * `PeftkitRotary` for wasm; `PeftkitAttention` and `PeftkitMatMul` for webgpu; their gradients, backend-neutral, are in
  * {@link GRADIENT_CONFIGS} or, for attention, a custom gradient in attention.ts).
  */
-export const KERNEL_CONFIGS: readonly tf.KernelConfig[] = [unsortedSegmentSumConfig, dropoutCpuConfig, dropoutWasmConfig, ...WEBGPU_KERNEL_CONFIGS];
+export const KERNEL_CONFIGS: readonly tf.KernelConfig[] = [unsortedSegmentSumConfig, dropoutCpuConfig, dropoutWasmConfig, rotaryWasmConfig, ...WEBGPU_KERNEL_CONFIGS];
 
 /**
  * Kernels that replace the backend's own: the same results with less memory (Identity shares
@@ -35,7 +37,7 @@ export const KERNEL_CONFIGS: readonly tf.KernelConfig[] = [unsortedSegmentSumCon
 export const KERNEL_OVERRIDES: readonly tf.KernelConfig[] = [identityConfig, sliceWasmConfig, splitVWasmConfig, unpackWasmConfig, batchMatMulWasmConfig, transposeWasmConfig, sumWasmConfig, gatherV2WasmConfig];
 
 /** Gradients of peftkit's own kernels (backend-neutral; `PeftkitAttention`'s is a tf.customGrad in attention.ts). */
-export const GRADIENT_CONFIGS: readonly tf.GradConfig[] = [dropoutGradConfig, matMulGradConfig];
+export const GRADIENT_CONFIGS: readonly tf.GradConfig[] = [dropoutGradConfig, matMulGradConfig, rotaryGradConfig];
 
 /**
  * Registers, for `backend` (all backends when omitted), the kernels tfjs lacks and the overrides
