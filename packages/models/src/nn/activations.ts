@@ -5,21 +5,23 @@
  * (PyTorch frees what autograd does not save): composed of tfjs ops, GPT-2's gelu_new kept about seven
  * [B, T, 4C] tensors a layer for the backward pass. Here each activation is one `tf.customGrad` op: its forward
  * runs in the op's own tidy (its intermediates die at once) and saves only its input x; the backward recomputes
- * what it needs from x. Values are the composed ops' own (the same ops run in the forward), gradients equal
- * autodiff's up to float32 rounding (nn/lean-ops.test.ts).
+ * what it needs from x. Gradients equal autodiff's up to float32 rounding (nn/lean-ops.test.ts).
+ *
+ * GELU's tanh form and SiLU run as one kernel each way where the backend has `PeftkitActivation` (WASM;
+ * kernels/activation.ts), within about 1e−7 of the composed ops' values; elsewhere the composed ops.
  */
 import * as tf from '@tensorflow/tfjs';
+import { activationGradKernel, activationKernel, hasActivationKernels, type ActivationKernelFn } from '../kernels/activation.js';
+import { GELU_TANH_C1, GELU_TANH_C3 } from '../kernels/reference/activation.js';
 
-/** 2u = x (C1 + C3 x²) for the tanh approximation's u = √(2/π) (x + 0.044715 x³). */
-const GELU_TANH_C1 = 2 * Math.sqrt(2 / Math.PI);
-const GELU_TANH_C3 = 2 * 0.044715 * Math.sqrt(2 / Math.PI);
 /** 1 / √(2π), the standard normal density's factor. */
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
-/** An elementwise activation: its value and its derivative at x (same shape as x). */
+/** An elementwise activation: its value and its derivative at x (same shape as x), and its kernel if it has one. */
 interface Elementwise {
   value: (x: tf.Tensor) => tf.Tensor;
   derivative: (x: tf.Tensor) => tf.Tensor;
+  kernel?: ActivationKernelFn;
 }
 
 // Each value is the composed form the models used before (same ops, same bits).
@@ -35,6 +37,7 @@ const GELU_ERF: Elementwise = {
 // scalar loop, and this form has fewer kernels, so forward and backward ran 5 times faster.
 // x·x, not tf.pow: pow and its gradient ran 8 times slower on WASM (docs/benchmarks.md).
 const GELU_TANH: Elementwise = {
+  kernel: 'gelu_tanh',
   value: (x) => tf.mul(x, tf.sigmoid(tf.mul(x, tf.add(GELU_TANH_C1, tf.mul(GELU_TANH_C3, tf.mul(x, x)))))),
   // d/dx x σ(z) = σ(z) + x σ(z) (1 − σ(z)) z′, z = x (C1 + C3 x²), z′ = C1 + 3 C3 x².
   derivative: (x) => {
@@ -45,6 +48,7 @@ const GELU_TANH: Elementwise = {
 };
 
 const SILU: Elementwise = {
+  kernel: 'silu',
   value: (x) => tf.mul(x, tf.sigmoid(x)),
   // σ(x) (1 + x (1 − σ(x))).
   derivative: (x) => {
@@ -66,18 +70,28 @@ const LEAN: Record<string, Elementwise> = {
 /** The names {@link activation} knows. */
 export const ACTIVATION_NAMES = ['gelu', 'gelu_new', 'gelu_pytorch_tanh', 'gelu_fast', 'relu', 'silu', 'swish', 'tanh'] as const;
 
+/** f(x): the backend's kernel where there is one, else the composed ops. */
+function valueOf(f: Elementwise, x: tf.Tensor): tf.Tensor {
+  return f.kernel && hasActivationKernels() ? activationKernel(f.kernel, x) : f.value(x);
+}
+
+/** dy · f′(x): the backend's kernel where there is one, else the composed ops. */
+function gradientOf(f: Elementwise, x: tf.Tensor, dy: tf.Tensor): tf.Tensor {
+  return f.kernel && hasActivationKernels() ? activationGradKernel(f.kernel, x, dy) : tf.mul(dy, f.derivative(x));
+}
+
 /** `f` as one op that saves only its input and recomputes f′(x) in the backward pass. */
 function leanOp(f: Elementwise): (x: tf.Tensor) => tf.Tensor {
   const op = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
     save([x]);
     return {
-      value: f.value(x),
-      gradFunc: (dy: tf.Tensor, [sx]: tf.Tensor[]) => tf.tidy(() => tf.mul(dy, f.derivative(sx!))),
+      value: valueOf(f, x),
+      gradFunc: (dy: tf.Tensor, [sx]: tf.Tensor[]) => tf.tidy(() => gradientOf(f, sx!, dy)),
     };
     // tfjs types the callback as variadic over tensors and the save function.
   }) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor) => tf.Tensor;
   // Outside a gradient the plain ops cost the same and skip the saved clone.
-  return (x) => (tf.engine().isTapeOn() ? op(x) : tf.tidy(() => f.value(x)));
+  return (x) => (tf.engine().isTapeOn() ? op(x) : tf.tidy(() => valueOf(f, x)));
 }
 
 /**
@@ -119,10 +133,10 @@ export function gatedActivation(name: string): (gate: tf.Tensor, up: tf.Tensor) 
   const op = tf.customGrad(((gate: tf.Tensor, up: tf.Tensor, save: tf.GradSaveFunc) => {
     save([gate, up]);
     return {
-      value: tf.mul(lean.value(gate), up),
-      gradFunc: (dy: tf.Tensor, [sg, su]: tf.Tensor[]) => tf.tidy(() => [tf.mul(tf.mul(dy, su!), lean.derivative(sg!)), tf.mul(dy, lean.value(sg!))]),
+      value: tf.mul(valueOf(lean, gate), up),
+      gradFunc: (dy: tf.Tensor, [sg, su]: tf.Tensor[]) => tf.tidy(() => [gradientOf(lean, sg!, tf.mul(dy, su!)), tf.mul(dy, valueOf(lean, sg!))]),
     };
     // tfjs types the callback as variadic over tensors and the save function.
   }) as unknown as Parameters<typeof tf.customGrad>[0]) as (gate: tf.Tensor, up: tf.Tensor) => tf.Tensor;
-  return (gate, up) => (tf.engine().isTapeOn() ? op(gate, up) : tf.tidy(() => tf.mul(lean.value(gate), up)));
+  return (gate, up) => (tf.engine().isTapeOn() ? op(gate, up) : tf.tidy(() => tf.mul(valueOf(lean, gate), up)));
 }

@@ -34,14 +34,20 @@ function weighted(f: (...xs: tf.Tensor[]) => tf.Tensor, seed: number): (...xs: t
 }
 
 /** Values and gradients (tf.grads over `inputs`) of `lean` and `composed` agree. */
-function sameValueAndGrads(lean: (...xs: tf.Tensor[]) => tf.Tensor, composed: (...xs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[], tol: number, what: string) {
+function sameValueAndGrads(lean: (...xs: tf.Tensor[]) => tf.Tensor, composed: (...xs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[], tol: number, what: string, valueTol = 0) {
   tf.tidy(() => {
     // Values with the tape on, so that the custom op itself runs.
     const [yl] = tf.tidy(() => { let y!: tf.Tensor; tf.grads((...xs: tf.Tensor[]) => { y = tf.keep(lean(...xs)); return tf.sum(y) as tf.Scalar; })(inputs); return [y]; });
     const yc = composed(...inputs);
-    // Bit for bit: the lean ops run the composed ops in their forward.
-    assert.deepEqual(yl!.dataSync(), yc.dataSync(), `${what}: value`);
-    assert.deepEqual(lean(...inputs).dataSync(), yc.dataSync(), `${what}: value without a gradient`);
+    if (valueTol > 0) {
+      // The op runs a kernel of its own (PeftkitActivation): within its rounding of the composed ops.
+      close(yl!, yc, valueTol, `${what}: value`);
+      close(lean(...inputs), yc, valueTol, `${what}: value without a gradient`);
+    } else {
+      // Bit for bit: the lean ops run the composed ops in their forward.
+      assert.deepEqual(yl!.dataSync(), yc.dataSync(), `${what}: value`);
+      assert.deepEqual(lean(...inputs).dataSync(), yc.dataSync(), `${what}: value without a gradient`);
+    }
     const gl = tf.grads(weighted(lean, 7))(inputs);
     const gc = tf.grads(weighted(composed, 7))(inputs);
     gl.forEach((g, i) => close(g, gc[i]!, tol, `${what}: gradient of input ${i}`));
@@ -72,15 +78,17 @@ for (const backend of BACKENDS) {
   test(`${backend}: gelu, gelu_new and silu keep only their input, with the composed ops' values and gradients`, async () => {
     await initBackend(backend);
     const x = tf.mul(tf.randomNormal([3, 5, 7], 0, 1, 'float32', 1), 3); // reaches the tails
+    // On wasm, gelu_new and silu run PeftkitActivation (kernels/activation.ts): values within 5e-7, not bit for bit.
+    const valueTol = (name: string) => (backend === 'wasm' && name !== 'gelu' ? 5e-7 : 0);
     for (const name of ['gelu', 'gelu_new', 'silu']) {
-      sameValueAndGrads(activation(name), composedAct[name]!, [x], 2e-6, name);
+      sameValueAndGrads(activation(name), composedAct[name]!, [x], 2e-6, name, valueTol(name));
       assert.equal(buffersKept(activation(name), [x]), 1, `${name}: only the output is a new buffer`);
       assert.ok(buffersKept(composedAct[name]!, [x]) >= 2, `${name}: the composed form keeps its intermediates (silu: σ(x) too)`);
     }
     const up = tf.randomNormal([3, 5, 7], 0, 1, 'float32', 2);
     for (const name of ['silu', 'gelu']) {
       const composed = (g: tf.Tensor, u: tf.Tensor) => tf.mul(composedAct[name]!(g), u);
-      sameValueAndGrads(gatedActivation(name), composed, [x, up], 2e-6, `gated ${name}`);
+      sameValueAndGrads(gatedActivation(name), composed, [x, up], 2e-6, `gated ${name}`, valueTol(name));
       assert.equal(buffersKept(gatedActivation(name), [x, up]), 1, `gated ${name}: only the output is a new buffer`);
     }
     // relu has no lean form; the gated op falls back to the composed ops.
