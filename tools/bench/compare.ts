@@ -6,7 +6,11 @@
  *
  *   node --conditions=peftkit-source --import tsx tools/bench/compare.ts \
  *     [--models gpt2,llama,gpt2-main] [--modes forward,lora,full,full-sgd,generate] [--batch B] [--seq T] [--warmup W] [--steps N] \
- *     [--new-tokens 64] [--config-override '{"n_layer": 1}'] [--python /usr/bin/python3] [--torch-threads 2,1] [--json results.json]
+ *     [--new-tokens 64] [--config-override '{"n_layer": 1}'] [--python /usr/bin/python3] [--torch-threads 2,1] [--repeat R] [--json results.json]
+ *
+ * --repeat R runs each (model, mode) R rounds, peftkit then PyTorch in each, and prints medians: tokens/s, the median
+ * of the rounds' own ratios (each round's peftkit against the PyTorch run right after it) and their range. Single
+ * runs on this shared 2-core virtual machine move by 15 to 25 %, both sides alike; paired rounds show the spread.
  *
  * The rows of issue 14, on a quiet machine (each command's defaults are the spec's shapes):
  *
@@ -51,6 +55,7 @@ const { values: args } = parseArgs({
     'new-tokens': { type: 'string' },
     'config-override': { type: 'string' },
     'torch-threads': { type: 'string', default: '2,1' },
+    repeat: { type: 'string', default: '1' },
     python: { type: 'string', default: process.env.PEFTKIT_TORCH_PYTHON ?? '/usr/bin/python3' },
     json: { type: 'string' },
   },
@@ -63,17 +68,21 @@ const torchThreads = args['torch-threads']!.split(',').map(Number);
 const hasTorch = spawnSync(args.python!, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
 
 /** Runs one driver for one (model, mode) and reads its JSON; a crash of the driver itself becomes an error row. */
-function run(cmd: string, argv: string[], impl: RunResult['impl'], model: string, mode: Mode, threads = 1): RunResult {
-  const out = join(tmp, `${impl}-${threads}-${model}-${mode}.json`);
+function run(cmd: string, argv: string[], impl: RunResult['impl'], model: string, mode: Mode, round: number, threads = 1): RoundResult {
+  const out = join(tmp, `${impl}-${threads}-${model}-${mode}-${round}.json`);
   const p = spawnSync(cmd, [...argv, '--models', model, '--modes', mode, ...pass, '--json', out], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   try {
-    return { threads, ...(JSON.parse(readFileSync(out, 'utf8')) as RunResult[])[0] };
+    return { threads, round, ...(JSON.parse(readFileSync(out, 'utf8')) as RunResult[])[0] };
   } catch {
-    return { impl, model, mode, threads, error: `driver exited ${p.status}${p.error ? `: ${p.error.message}` : ''}` } as RunResult;
+    return { impl, model, mode, threads, round, error: `driver exited ${p.status}${p.error ? `: ${p.error.message}` : ''}` } as RoundResult;
   }
 }
 
-const results: RunResult[] = [];
+/** One driver run, and which round of --repeat it belongs to. */
+type RoundResult = RunResult & { round: number };
+
+const rounds = Math.max(1, Number(args.repeat));
+const runs: RoundResult[] = [];
 const started = new Date();
 for (const model of args.models!.split(',')) {
   for (const mode of args.modes!.split(',') as Mode[]) {
@@ -81,14 +90,43 @@ for (const model of args.models!.split(',')) {
       process.stderr.write(`${model} ${mode}: skipped, train-spec.json has no ${mode} run for ${model}\n`);
       continue;
     }
-    results.push(run(process.execPath, [...process.execArgv, join(here, 'train.ts')], 'peftkit', model, mode));
-    if (hasTorch) for (const th of torchThreads) results.push(run(args.python!, [join(here, 'train_torch.py'), '--threads', String(th)], 'pytorch', model, mode, th));
+    for (let round = 0; round < rounds; round++) {
+      runs.push(run(process.execPath, [...process.execArgv, join(here, 'train.ts')], 'peftkit', model, mode, round));
+      if (hasTorch) for (const th of torchThreads) runs.push(run(args.python!, [join(here, 'train_torch.py'), '--threads', String(th)], 'pytorch', model, mode, round, th));
+    }
   }
 }
 rmSync(tmp, { recursive: true, force: true });
-if (args.json) writeJsonAtomic(args.json, results);
+if (args.json) writeJsonAtomic(args.json, runs);
 
 const mean = (xs: number[] | undefined) => (xs?.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+/** The runs of one (impl, model, mode, threads) over the rounds as one result: median tokens/s, largest memory, every step. */
+function merge(group: RoundResult[]): RoundResult | undefined {
+  const ok = group.filter((r) => !r.error);
+  if (ok.length === 0) return group[0];
+  const most = (f: (r: RunResult) => number | undefined | null) => Math.max(...ok.map((r) => f(r) ?? NaN));
+  return {
+    ...ok[0],
+    tokensPerSecond: median(ok.map((r) => r.tokensPerSecond)),
+    peakRssBytes: most((r) => r.peakRssBytes),
+    wasmHeapBytes: most((r) => r.wasmHeapBytes),
+    stepSeconds: ok.flatMap((r) => r.stepSeconds),
+    cpuSeconds: ok.flatMap((r) => r.cpuSeconds),
+  };
+}
+const key = (r: RoundResult) => `${r.impl}/${r.model}/${r.mode}/${r.threads}`;
+const results: RoundResult[] = [...new Set(runs.map(key))].map((k) => merge(runs.filter((r) => key(r) === k))!);
+/** Each round's peftkit tokens/s over the PyTorch run of the same round. */
+const roundRatios = (p: RoundResult, th: number) =>
+  runs
+    .filter((r) => r.impl === 'peftkit' && r.model === p.model && r.mode === p.mode && !r.error)
+    .map((pr) => [pr, runs.find((t) => t.impl === 'pytorch' && t.model === p.model && t.mode === p.mode && t.threads === th && t.round === pr.round && !t.error)] as const)
+    .filter(([, t]) => t)
+    .map(([pr, t]) => pr.tokensPerSecond / t!.tokensPerSecond);
 const MiB = (b: number | undefined | null) => (b == null || Number.isNaN(b) ? '-' : (b / 2 ** 20).toFixed(0));
 const num = (x: number, digits = 0) => (Number.isFinite(x) ? x.toFixed(digits) : '-');
 const MODE_LABEL: Record<Mode, string> = { forward: 'forward (no grad)', lora: 'LoRA step (AdamW)', full: 'full step (AdamW)', 'full-sgd': 'full step (SGD)', generate: 'greedy generation (KV cache)' };
@@ -97,7 +135,7 @@ const shape = (r: RunResult) => `${r.batch} × ${r.seq}${r.mode === 'generate' ?
 const failed = (r: RunResult | undefined) => (r ? (r.error ? `failed: ${r.error.replace(/\|/g, '/').slice(0, 240)}` : '') : hasTorch ? 'not run' : `no torch in ${args.python}`);
 
 const engines = [...new Set(results.filter((r) => r.engine).map((r) => `${r.impl}: ${r.engine}`))];
-console.log(`Run ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC.\n\n${engines.map((e) => `- ${e}`).join('\n')}\n`);
+console.log(`Run ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC${rounds > 1 ? `, ${rounds} rounds: medians; ratios are the median of the rounds' own (range in brackets)` : ''}.\n\n${engines.map((e) => `- ${e}`).join('\n')}\n`);
 const torchCols = torchThreads.flatMap((th) => [`PyTorch ${th}T tok/s`, `peftkit / PyTorch ${th}T`]);
 console.log(`| model | mode | batch × seq | trainable params | peftkit tok/s | ${torchCols.join(' | ')} | peftkit peak RSS MiB (WASM heap) | PyTorch peak RSS MiB |`);
 console.log(`|---|---|---|---:|---:|${torchCols.map(() => '---:').join('|')}|---:|---:|`);
@@ -107,7 +145,9 @@ for (const p of peft) {
   const pt = p.error ? failed(p) : num(p.tokensPerSecond, 1);
   const cols = torchThreads.flatMap((th) => {
     const t = torchOf(p, th);
-    return [!t || t.error ? failed(t) : num(t.tokensPerSecond, 1), !p.error && t && !t.error ? `${(p.tokensPerSecond / t.tokensPerSecond).toFixed(2)}×` : '-'];
+    const ratios = roundRatios(p, th);
+    const range = ratios.length > 1 ? ` (${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})` : '';
+    return [!t || t.error ? failed(t) : num(t.tokensPerSecond, 1), ratios.length ? `${median(ratios).toFixed(2)}×${range}` : '-'];
   });
   const all = [p, ...torchThreads.map((th) => torchOf(p, th))];
   const trainable = all.find((r) => r && !r.error && Number.isFinite(r.trainable))?.trainable;
