@@ -6,6 +6,7 @@ import { Dropout, manualSeed } from '../../index.js'; // registers the kernels o
 import { seededDropout } from '../dropout.js';
 import { dropoutReference } from '../reference/philox.js';
 import { backendMemory } from './wasm-module.js';
+import { DROPOUT_GROUPS } from './dropout-wat.js';
 
 test('PeftkitDropout on WASM: the reference values over the heap, and the gradient is the same mask times dy', async () => {
   await initBackend('wasm');
@@ -22,14 +23,16 @@ test('PeftkitDropout on WASM: the reference values over the heap, and the gradie
   }
 });
 
-test('PeftkitDropout on WASM runs the SIMD loop: the reference values over 300,007 elements (block counters past 2^16)', async () => {
+test('PeftkitDropout on WASM runs the SIMD loop: the reference values over 300,007 elements (block counters past 2^16), and through all its loops', async () => {
   await initBackend('wasm');
   assert.ok(backendMemory(tf.backend()), 'the backend\'s memory is found, so the SIMD module (not the JavaScript loop) runs');
-  const n = 300_007;
-  const xv = Float32Array.from({ length: n }, (_, i) => Math.cos(i * 0.011) - 0.25);
-  const x = tf.tensor(xv);
-  assert.deepEqual(seededDropout(x, 0.3, 0xdeadbeef, 0x01234567).dataSync(), dropoutReference(xv, 0.3, 0xdeadbeef, 0x01234567));
-  x.dispose();
+  // 300,007: interleaved groups, then a partial one; the other: interleaved groups, one whole group alone, a partial one.
+  for (const n of [300_007, 16 * DROPOUT_GROUPS * 3 + 16 + 5]) {
+    const xv = Float32Array.from({ length: n }, (_, i) => Math.cos(i * 0.011) - 0.25);
+    const x = tf.tensor(xv);
+    assert.deepEqual(seededDropout(x, 0.3, 0xdeadbeef, 0x01234567).dataSync(), dropoutReference(xv, 0.3, 0xdeadbeef, 0x01234567), `${n} elements`);
+    x.dispose();
+  }
 });
 
 test('the Dropout layer: the same seed gives the same masks, the next call another, eval mode none; no randomUniform kernel runs', async () => {
