@@ -7,52 +7,27 @@
  * the last 1-3 elements through the same vector code with the lanes they fill: every element gets the same
  * operations.
  *
- * σ(z) from e^−|z| (see `sigmoid`), e^t from Cephes' `expf` (Moshier, Cephes Math Library, expf.c): n = round(t log₂e),
- * r = t − n ln 2 in two parts, e^r by its degree-7 polynomial, times 2^n built in the exponent bits. Cephes gives its
- * relative error as about 1e−7. Multiplies and adds are separate (no fused multiply-add), so the results are the
- * same on every engine. pmax, not max: WebAssembly's max orders NaN and −0, which costs V8 several instructions.
+ * σ(z) from e^−|z| (see `sigmoid`; e^t: ./simd-wat.ts). pmax, not max: WebAssembly's max orders NaN and −0, which
+ * costs V8 several instructions.
  */
 import { memoryImport } from './wasm-module.js';
+import { add, EXP_LOCALS, EXP_MIN, expSteps, interleave, mul, ONE, set, splat, v, vectorLocals, type Step } from './simd-wat.js';
 import { GELU_TANH_C1, GELU_TANH_C3, type ActivationKernelFn } from '../reference/activation.js';
 
 /** Vectors per iteration of the main loop. */
 export const UNROLL = 8;
 
-/** A step of the vector code for vector u: WAT text using that vector's locals (`$name_u`). */
-type Step = (u: number) => string;
-
-const splat = (c: number) => `(v128.const f32x4 ${c} ${c} ${c} ${c})`;
-const ONE = splat(1);
-const mul = (a: string, b: string) => `(f32x4.mul ${a} ${b})`;
-const add = (a: string, b: string) => `(f32x4.add ${a} ${b})`;
-const sub = (a: string, b: string) => `(f32x4.sub ${a} ${b})`;
-/** Vector u's local `name`, and setting it. */
-const v = (name: string) => (u: number) => `(local.get $${name}_${u})`;
-const set = (name: string, expr: (u: number) => string): Step => (u) => `(local.set $${name}_${u} ${expr(u)})`;
-
 /** The vector locals the steps use (each per unrolled vector). */
-const LOCALS = ['x', 'dy', 'x2', 'z', 'out', 's', 'c', 't', 'n', 'r', 'p', 'q'];
-
-/** Cephes expf's polynomial for e^r − 1 − r over r², highest power first. */
-const EXP_POLY = [1.98756915e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1];
-/** 1.5 · 2^23 + 127: added to t log₂e, it rounds to an integer n and leaves n + 127 in the low mantissa bits. */
-const MAGIC = 12582912 + 127;
+const LOCALS = ['x', 'dy', 'x2', 'z', 'out', 's', 'c', 't', 'p', ...EXP_LOCALS];
 
 /**
  * Steps setting $s = σ(z) and $c = 1 − σ(z) from $z, both without cancellation. With a = e^−|z| (at most 1, so no
  * overflow) and q = 1 / (1 + a): σ(|z|) = q and σ(−|z|) = a q, and z's sign picks which is σ(z). |z| is clamped to
- * 87 (2^n stays a normal float32; σ(−87) ≈ 1.6e−38, nothing in float32 sums). 2^n comes from the magic-bias trick
- * (as XNNPACK's sigmoid kernels do), with no float-to-integer conversion.
+ * 87 (σ(−87) ≈ 1.6e−38, nothing in float32 sums).
  */
 const sigmoid: Step[] = [
-  set('t', (u) => `(f32x4.pmax (f32x4.neg (f32x4.abs ${v('z')(u)})) ${splat(-87)})`),
-  set('n', (u) => add(mul(v('t')(u), splat(Math.LOG2E)), splat(MAGIC))),
-  set('q', (u) => `(i32x4.shl ${v('n')(u)} (i32.const 23))`),
-  set('n', (u) => sub(v('n')(u), splat(MAGIC))),
-  set('r', (u) => sub(sub(v('t')(u), mul(v('n')(u), splat(0.693359375))), mul(v('n')(u), splat(-2.12194440e-4)))),
-  set('p', () => splat(EXP_POLY[0])),
-  ...EXP_POLY.slice(1).map((c) => set('p', (u) => add(mul(v('p')(u), v('r')(u)), splat(c)))),
-  set('p', (u) => mul(add(add(mul(v('p')(u), mul(v('r')(u), v('r')(u))), v('r')(u)), ONE), v('q')(u))),
+  set('t', (u) => `(f32x4.pmax (f32x4.neg (f32x4.abs ${v('z')(u)})) ${splat(EXP_MIN)})`),
+  ...expSteps('t', 'p'),
   set('q', (u) => `(f32x4.div ${ONE} ${add(ONE, v('p')(u))})`),
   set('p', (u) => mul(v('p')(u), v('q')(u))),
   set('n', (u) => `(f32x4.ge ${v('z')(u)} ${splat(0)})`),
@@ -81,9 +56,6 @@ const BODIES: Record<ActivationKernelFn, { value: Step[]; grad: Step[] }> = {
   },
 };
 
-/** The steps for vectors 0..count−1, step by step (vector 0's step, vector 1's, ...), so that they overlap. */
-const interleave = (steps: Step[], count: number) => steps.map((step) => Array.from({ length: count }, (_, u) => step(u)).join('\n      ')).join('\n      ');
-
 /**
  * One exported function over n float32 elements at byte offsets: `inputs` (x, or x and dy) → `$y`. {@link UNROLL}
  * vectors at a time, then single vectors, then the 1-3 elements left in one vector whose other lanes are zero.
@@ -97,7 +69,7 @@ function func(name: string, inputs: string[], steps: Step[]): string {
       ${[0, 1, 2].map((l) => `(if (i32.gt_s (local.get $rem) (i32.const ${l})) (then (local.set $${i}_0 (f32x4.replace_lane ${l} (local.get $${i}_0) (f32.load offset=${4 * l} (i32.add (local.get $${i}p) (local.get $o)))))))`).join('\n      ')}`)
     .join('\n      ');
   const storeTail = [0, 1, 2].map((l) => `(if (i32.gt_s (local.get $rem) (i32.const ${l})) (then (f32.store offset=${4 * l} (i32.add (local.get $yp) (local.get $o)) (f32x4.extract_lane ${l} (local.get $out_0)))))`).join('\n      ');
-  const locals = Array.from({ length: UNROLL }, (_, u) => LOCALS.map((l) => `(local $${l}_${u} v128)`).join(' ')).join('\n    ');
+  const locals = vectorLocals(LOCALS, UNROLL);
   return `(func (export "${name}") ${inputs.map((i) => `(param $${i}p i32)`).join(' ')} (param $yp i32) (param $count i32)
     (local $o i32) (local $end i32) (local $endU i32) (local $rem i32)
     ${locals}
