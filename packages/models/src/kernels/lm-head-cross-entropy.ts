@@ -3,7 +3,8 @@
  * `Σ_rows −log softmax(h Wᵀ)[target]`, computed and differentiated a chunk of rows at a time (the
  * chunked form of Liger Kernel's fused linear cross-entropy, Hsu et al. 2024, "Liger Kernel:
  * Efficient Triton Kernels for LLM Training", section 3.3). Backend-neutral: plain tfjs ops, so it
- * runs on every backend; its reference is the composed path (logits = h Wᵀ, then log-softmax and
+ * runs on every backend, with the softmax and its gradient as peftkit's kernels where the backend has them (WASM;
+ * kernels/softmax-xent.ts); its reference is the composed path (logits = h Wᵀ, then log-softmax and
  * the one-hot pick, `causalLmNllSum` / `classificationNllSum` in @peftkit/steps' losses.ts), which
  * its tests compare it with.
  *
@@ -20,6 +21,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { matMul2d, matMulTransposed, productsTakeTransposes } from './matmul.js';
 import { transposeForProduct } from '../nn/layers.js';
+import { hasSoftmaxXentKernels, softmaxXentGradKernel, softmaxXentKernel } from './softmax-xent.js';
 
 /** PyTorch's `CrossEntropyLoss` default `ignore_index` (HF's -100 labels; `IGNORE_INDEX` in @peftkit/data). */
 const IGNORE_INDEX = -100;
@@ -102,10 +104,19 @@ export function lmHeadCrossEntropy(hidden: tf.Tensor2D, weight: tf.Tensor2D, tar
   const transposedW = (w: tf.Tensor2D) => (inPlace ? undefined : transposeForProduct(w));
   const logitsOf = (hc: tf.Tensor2D, w: tf.Tensor2D, wT: tf.Tensor2D | undefined) => (wT ? matMul2d(hc, wT) : matMulTransposed(hc, w, false, true)); // [r, V]
 
+  // The softmax and each row's nll as one kernel each way where the backend has them (WASM; kernels/softmax-xent.ts).
+  const fused = hasSoftmaxXentKernels();
+
   // Σ (lse − target logit) over the chunk's kept rows and, with keepProbs, the softmax [r, V].
   const forwardChunk = (h: tf.Tensor2D, w: tf.Tensor2D, wT: tf.Tensor2D | undefined, start: number, r: number): [tf.Scalar, tf.Tensor2D?] =>
     tf.tidy(() => {
       const logits = logitsOf(tf.slice(h, [start, 0], [r, -1]) as tf.Tensor2D, w, wT); // [r, V]
+      if (fused) {
+        const { mask, safe } = chunkTargets(targets, start, r);
+        const { probs, nll } = softmaxXentKernel(logits, safe);
+        const loss = tf.sum(tf.mul(nll, mask)) as tf.Scalar;
+        return keepProbs ? [loss, probs] : [loss];
+      }
       const p = tf.softmax(logits); // [r, V]
       const lse = logSumExpFromSoftmax(logits, p);
       const { mask, safe } = chunkTargets(targets, start, r);
@@ -142,10 +153,11 @@ export function lmHeadCrossEntropy(hidden: tf.Tensor2D, weight: tf.Tensor2D, tar
           const hc = tf.slice(h, [start, 0], [r, -1]) as tf.Tensor2D;
           const { mask, safe } = chunkTargets(y, start, r);
           // softmax [r, V]: kept, or recomputed from the logits.
-          const p = probs ?? tf.softmax(logitsOf(hc, w, wT?.t));
-          const scale = tf.expandDims(tf.mul(mask, dy), 1); // [r, 1]: dy on kept rows, 0 on ignored ones
+          const logitsAgain = () => logitsOf(hc, w, wT?.t);
+          const p = probs ?? (fused ? softmaxXentKernel(logitsAgain(), safe).probs : tf.softmax(logitsAgain()));
+          const rowScale = tf.mul(mask, dy) as tf.Tensor1D; // [r]: dy on kept rows, 0 on ignored ones
           // int32 one-hot, upcast by sub: tfjs 4.22's WASM OneHot ignores dtype 'float32' (writes int32 bits, ~1e-45).
-          const g = tf.mul(tf.sub(p, tf.oneHot(safe, V)), scale) as tf.Tensor2D; // dLogits [r, V]
+          const g = fused ? softmaxXentGradKernel(p as tf.Tensor2D, safe, rowScale) : (tf.mul(tf.sub(p, tf.oneHot(safe, V)), tf.expandDims(rowScale, 1)) as tf.Tensor2D); // dLogits [r, V]
           const dhc = matMul2d(g, w); // [r, C] = [r, V] · [V, C]
           // dW = gᵀ·h_c, g read in place by peftkit's GEMM on WASM. Where it is materialised (matMulTransposed), g is
           // transposed rather than computing (h_cᵀ·g)ᵀ, although that transposes fewer elements: XNNPACK packs a

@@ -10,8 +10,11 @@
 /** A step of vector code for vector u: WAT text using that vector's locals (`$name_u`). */
 export type Step = (u: number) => string;
 
-/** A constant vector of four float32 lanes. */
-export const splat = (c: number) => `(v128.const f32x4 ${c} ${c} ${c} ${c})`;
+/** A constant vector of four float32 lanes (WAT spells infinities `inf`). */
+export const splat = (c: number) => {
+  const t = c === Infinity ? 'inf' : c === -Infinity ? '-inf' : String(c);
+  return `(v128.const f32x4 ${t} ${t} ${t} ${t})`;
+};
 export const ONE = splat(1);
 export const mul = (a: string, b: string) => `(f32x4.mul ${a} ${b})`;
 export const add = (a: string, b: string) => `(f32x4.add ${a} ${b})`;
