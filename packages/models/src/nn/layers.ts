@@ -3,6 +3,7 @@ import { Module } from './module.js';
 import { UserError } from '@peftkit/core';
 import { nextSeed, nextSeedPair } from './rng.js';
 import { seededDropout, type PeftkitDropoutAttrs } from '../kernels/dropout.js';
+import { hasNormKernels, normGradKernel, normKernel } from '../kernels/norm.js';
 import { matMul2d, matMulTransposed, productsTakeTransposes } from '../kernels/matmul.js';
 
 /** Whether `t` can receive a gradient: not a frozen variable (a frozen one's gradient is never asked for). */
@@ -306,7 +307,8 @@ const layerNormOps = new Map<number, (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) 
  * form kept six [..., dim] tensors). Its gradient, with x̂ = (x − mean) / σ and gw = dy · weight:
  * dx = (gw − mean(gw) − x̂ · mean(gw · x̂)) / σ, d weight = Σ_rows dy · x̂, d bias = Σ_rows dy
  * (the means over the last axis; the standard LayerNorm backward, e.g. Ba et al. 2016 section 5).
- * A frozen variable weight or bias gets zeros instead (its gradient is never read).
+ * A frozen variable weight or bias gets zeros instead (its gradient is never read). y, the statistics and dx are
+ * `PeftkitNorm`'s kernels where the backend has them (WASM; kernels/norm.ts), within float32 rounding of the ops.
  * @param x - [..., dim] float32
  * @param weight - [dim]
  * @param bias - [dim]
@@ -315,6 +317,10 @@ const layerNormOps = new Map<number, (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) 
  */
 export function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: number): tf.Tensor {
   const forward = (xx: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => {
+    if (hasNormKernels()) {
+      const k = normKernel('layer', xx, w, b, eps);
+      return { y: k.y, mean: k.a, std: k.b! };
+    }
     const { mean, variance } = tf.moments(xx, -1, true);
     const std = tf.sqrt(tf.add(variance, eps));
     return { y: tf.add(tf.mul(tf.div(tf.sub(xx, mean), std), w), b), mean, std };
@@ -330,10 +336,11 @@ export function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps:
         value: y,
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
           const [sx, sMean, sStd, sw] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-          const xhat = tf.div(tf.sub(sx, sMean), sStd);
-          const gw = tf.mul(dy, sw);
-          const dx = tf.div(tf.sub(tf.sub(gw, tf.mean(gw, -1, true)), tf.mul(xhat, tf.mean(tf.mul(gw, xhat), -1, true))), sStd);
-          const dw = gradW ? sumRows(tf.mul(dy, xhat)) : tf.zerosLike(sw);
+          const xhat = () => tf.div(tf.sub(sx, sMean), sStd);
+          const dx = hasNormKernels()
+            ? normGradKernel('layer', sx, sMean, sStd, sw, dy)
+            : ((gw: tf.Tensor, xh: tf.Tensor) => tf.div(tf.sub(tf.sub(gw, tf.mean(gw, -1, true)), tf.mul(xh, tf.mean(tf.mul(gw, xh), -1, true))), sStd))(tf.mul(dy, sw), xhat());
+          const dw = gradW ? sumRows(tf.mul(dy, xhat())) : tf.zerosLike(sw);
           const db = gradB ? sumRows(dy) : tf.zeros(sw.shape);
           return [dx, dw, db];
         }),
@@ -350,7 +357,8 @@ const rmsNormOps = new Map<number, (x: tf.Tensor, w: tf.Tensor) => tf.Tensor>();
  * RMSNorm over the last axis as HF's LlamaRMSNorm (modeling_llama.py): x · rsqrt(mean(x²) + eps) · weight, in
  * float32 (Zhang and Sennrich 2019). One op that keeps only x and the per-row r = rsqrt(mean(x²) + eps)
  * ([..., 1]) for the backward pass. Its gradient, with x̂ = x · r and gw = dy · weight:
- * dx = r · (gw − x̂ · mean(gw · x̂)), d weight = Σ_rows dy · x̂ (zeros for a frozen variable weight).
+ * dx = r · (gw − x̂ · mean(gw · x̂)), d weight = Σ_rows dy · x̂ (zeros for a frozen variable weight). y, r and dx are
+ * `PeftkitNorm`'s kernels where the backend has them (WASM; kernels/norm.ts).
  * @param x - [..., dim] float32
  * @param weight - [dim]
  * @param eps - added to the mean square
@@ -358,6 +366,10 @@ const rmsNormOps = new Map<number, (x: tf.Tensor, w: tf.Tensor) => tf.Tensor>();
  */
 export function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
   const forward = (xx: tf.Tensor, w: tf.Tensor) => {
+    if (hasNormKernels()) {
+      const k = normKernel('rms', xx, w, undefined, eps);
+      return { y: k.y, r: k.a };
+    }
     const r = tf.rsqrt(tf.add(tf.mean(tf.square(xx), -1, true), eps));
     return { y: tf.mul(tf.mul(xx, r), w), r };
   };
@@ -372,10 +384,11 @@ export function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor
         value: y,
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
           const [sx, sr, sw] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
-          const xhat = tf.mul(sx, sr);
-          const gw = tf.mul(dy, sw);
-          const dx = tf.mul(sr, tf.sub(gw, tf.mul(xhat, tf.mean(tf.mul(gw, xhat), -1, true))));
-          return [dx, gradW ? sumRows(tf.mul(dy, xhat)) : tf.zerosLike(sw)];
+          const xhat = () => tf.mul(sx, sr);
+          const dx = hasNormKernels()
+            ? normGradKernel('rms', sx, sr, undefined, sw, dy)
+            : ((gw: tf.Tensor, xh: tf.Tensor) => tf.mul(sr, tf.sub(gw, tf.mul(xh, tf.mean(tf.mul(gw, xh), -1, true)))))(tf.mul(dy, sw), xhat());
+          return [dx, gradW ? sumRows(tf.mul(dy, xhat())) : tf.zerosLike(sw)];
         }),
       };
     }) as unknown as CustomGradFn) as (x: tf.Tensor, w: tf.Tensor) => tf.Tensor;

@@ -106,8 +106,10 @@ for (const backend of BACKENDS) {
       return tf.add(tf.mul(tf.div(tf.sub(xx, mean), tf.sqrt(tf.add(variance, eps))), ww), bb);
     };
     const composedRms = (xx: tf.Tensor, ww: tf.Tensor) => tf.mul(tf.mul(xx, tf.rsqrt(tf.add(tf.mean(tf.square(xx), -1, true), 1e-6))), ww);
-    sameValueAndGrads((xx, ww, bb) => layerNorm(xx, ww!, bb!, eps), composedLn as never, [x, w, b], 1e-5, 'layerNorm');
-    sameValueAndGrads((xx, ww) => rmsNorm(xx, ww!, 1e-6), composedRms as never, [x, w], 1e-5, 'rmsNorm');
+    // On wasm the norms run PeftkitNorm (kernels/norm.ts): values within float32 rounding, not bit for bit.
+    const valueTol = backend === 'wasm' ? 1e-6 : 0;
+    sameValueAndGrads((xx, ww, bb) => layerNorm(xx, ww!, bb!, eps), composedLn as never, [x, w, b], 1e-5, 'layerNorm', valueTol);
+    sameValueAndGrads((xx, ww) => rmsNorm(xx, ww!, 1e-6), composedRms as never, [x, w], 1e-5, 'rmsNorm', valueTol);
     assert.equal(buffersKept((xx, ww, bb) => layerNorm(xx, ww!, bb!, eps), [x, w, b]), 3, 'layerNorm: output, mean, std');
     assert.equal(buffersKept((xx, ww) => rmsNorm(xx, ww!, 1e-6), [x, w]), 2, 'rmsNorm: output, r');
     assert.ok(buffersKept(composedLn as never, [x, w, b]) >= 6);
