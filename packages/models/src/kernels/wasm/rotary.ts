@@ -1,11 +1,30 @@
 /**
- * `PeftkitRotary` for the WASM backend (contract: kernels/reference/rotary.ts): one pass over x through views of the
- * WASM heap, each output element two multiplies and an add, in float64 and rounded once to float32 on the store
- * (the composed ops round after each multiply too, so the two agree to about one float32 rounding).
+ * `PeftkitRotary` for the WASM backend (contract: kernels/reference/rotary.ts): one pass over x, the WebAssembly loop of
+ * ./rotary-wat.ts over the backend's heap (the composed ops' float32 arithmetic, in their order). Where the backend's
+ * memory cannot be found, a JavaScript loop over views of the heap, in float64 rounded once to float32 on the store
+ * (within a float32 rounding of the same values).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WasmHeapBackend, WasmKernelArgs } from './heap.js';
 import { PEFTKIT_ROTARY, type PeftkitRotaryAttrs } from '../rotary.js';
+import { rotaryWat } from './rotary-wat.js';
+import { assembleWat, backendMemory, WA } from './wasm-module.js';
+
+type RotaryFn = (x: number, cos: number, sin: number, y: number, B: number, H: number, T: number, D: number, csBatch: number, transpose: number) => void;
+const bound = new WeakMap<object, RotaryFn>();
+
+/** The loop bound to the backend's memory (made once per backend), or null where its memory is not found. */
+function simdRotary(backend: unknown): RotaryFn | null {
+  const found = backendMemory(backend);
+  if (!found) return null;
+  let fn = bound.get(found.module);
+  if (!fn) {
+    const bin = assembleWat('peftkit-rotary.wat', rotaryWat(found.shared), { simd: true, threads: found.shared });
+    fn = new WA.Instance(new WA.Module(bin), { env: { memory: found.memory } }).exports.rotary as RotaryFn;
+    bound.set(found.module, fn);
+  }
+  return fn;
+}
 
 function rotaryWasm(args: WasmKernelArgs): tf.TensorInfo {
   const { x, cos, sin } = args.inputs as { x: tf.TensorInfo; cos: tf.TensorInfo; sin: tf.TensorInfo };
@@ -22,6 +41,11 @@ function rotaryWasm(args: WasmKernelArgs): tf.TensorInfo {
   // Views are taken after makeOutput: allocating may grow the WASM memory and detach older views.
   const xs = backend.typedArrayFromHeap(x), cs = backend.typedArrayFromHeap(cos), ss = backend.typedArrayFromHeap(sin);
   const ys = backend.typedArrayFromHeap(out);
+  const simd = simdRotary(args.backend);
+  if (simd) {
+    if (ys.length) simd(xs.byteOffset, cs.byteOffset, ss.byteOffset, ys.byteOffset, B, H, T, D, cb, transpose ? 1 : 0);
+    return out;
+  }
   const h = D / 2;
   // The transposed map swaps which half's sine multiplies which and the sign: dx1 = dy1 c1 + dy2 s2, dx2 = dy2 c2 − dy1 s1.
   const sign = transpose ? -1 : 1;
