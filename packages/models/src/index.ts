@@ -28,6 +28,7 @@ export { attentionReference } from './kernels/reference/attention.js';
 export { matMul2d, matMulTransposed, productsTakeTransposes, PEFTKIT_MATMUL } from './kernels/matmul.js';
 export { wasmGemmInfo, requestedWasmGemm, WASM_GEMM_ENV, type WasmGemmKind } from './kernels/wasm/gemm.js';
 export { lmHeadCrossEntropy, defaultChunkRows, type LmHeadCrossEntropyOptions } from './kernels/lm-head-cross-entropy.js';
+export { adamWKernel, hasAdamWKernel, PEFTKIT_ADAMW, type AdamWScalars } from './kernels/adamw.js';
 // Once a backend is chosen: the WASM backend gets UnsortedSegmentSum (the gather gradient) and a
 // copy-free Identity (what tfjs saves for gradients goes through it).
 import { claimWasmThreads, onBackendReady as onBackendReadyForKernels } from '@peftkit/core';

@@ -20,15 +20,16 @@ import { rotaryWasmConfig } from './wasm/rotary.js';
 import { activationGradWasmConfig, activationWasmConfig } from './wasm/activation.js';
 import { softmaxXentGradWasmConfig, softmaxXentWasmConfig } from './wasm/softmax-xent.js';
 import { normGradWasmConfig, normWasmConfig } from './wasm/norm.js';
+import { adamWWasmConfig } from './wasm/adamw.js';
 import { rotaryGradConfig } from './rotary.js';
 import { WEBGPU_KERNEL_CONFIGS } from './webgpu/index.js';
 
 /**
  * Kernels the backend lacks (tfjs's own, or peftkit's: `PeftkitDropout` for cpu, wasm and webgpu;
- * `PeftkitRotary`, `PeftkitActivation(Grad)`, `PeftkitSoftmaxXent(Grad)` and `PeftkitNorm(Grad)` for wasm; `PeftkitAttention` and `PeftkitMatMul` for webgpu; their gradients, backend-neutral, are in
+ * `PeftkitRotary`, `PeftkitActivation(Grad)`, `PeftkitSoftmaxXent(Grad)`, `PeftkitNorm(Grad)` and `PeftkitAdamW` for wasm; `PeftkitAttention` and `PeftkitMatMul` for webgpu; their gradients, backend-neutral, are in
  * {@link GRADIENT_CONFIGS} or, for attention, a custom gradient in attention.ts).
  */
-export const KERNEL_CONFIGS: readonly tf.KernelConfig[] = [unsortedSegmentSumConfig, dropoutCpuConfig, dropoutWasmConfig, rotaryWasmConfig, activationWasmConfig, activationGradWasmConfig, softmaxXentWasmConfig, softmaxXentGradWasmConfig, normWasmConfig, normGradWasmConfig, ...WEBGPU_KERNEL_CONFIGS];
+export const KERNEL_CONFIGS: readonly tf.KernelConfig[] = [unsortedSegmentSumConfig, dropoutCpuConfig, dropoutWasmConfig, rotaryWasmConfig, activationWasmConfig, activationGradWasmConfig, softmaxXentWasmConfig, softmaxXentGradWasmConfig, normWasmConfig, normGradWasmConfig, adamWWasmConfig, ...WEBGPU_KERNEL_CONFIGS];
 
 /**
  * Kernels that replace the backend's own: the same results with less memory (Identity shares

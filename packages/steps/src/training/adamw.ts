@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { adamWKernel, hasAdamWKernel } from '@peftkit/models';
 
 /** AdamW's hyperparameters, with HF TrainingArguments' names and defaults. */
 export interface AdamWOptions {
@@ -73,6 +74,7 @@ export class AdamW {
     const bc1 = 1 - b1 ** t;
     const bc2Sqrt = Math.sqrt(1 - b2 ** t);
     const stepSize = lr / bc1;
+    const kernel = hasAdamWKernel();
     for (const [name, p] of this.params) {
       const g = grads.get(name);
       if (!g) continue;
@@ -82,6 +84,12 @@ export class AdamW {
       const [m, v] = tf.tidy(() => {
         const m0 = mOld ?? tf.zerosLike(p);
         const v0 = vOld ?? tf.zerosLike(p);
+        if (kernel) {
+          // One kernel, the same float32 operations in the same order (kernels/adamw.ts in @peftkit/models).
+          const [p1, m1, v1] = adamWKernel(p, g, m0, v0, { beta1: b1, beta2: b2, epsilon: eps, decay: 1 - lr * wd, bc2Sqrt, stepSize });
+          p.assign(p1);
+          return [m1, v1];
+        }
         const m1 = tf.add(tf.mul(m0, b1), tf.mul(g, 1 - b1));
         const v1 = tf.add(tf.mul(v0, b2), tf.mul(tf.square(g), 1 - b2));
         const decayed = wd !== 0 ? tf.mul(p, 1 - lr * wd) : p;
