@@ -70,7 +70,8 @@ const runAttention = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, bias: tf.Tensor 
  * @param dy - [B, H, T, D], the gradient of o
  * @param o - [B, H, T, D], the forward's output
  * @param stats - each row's maximum score m and log Σ exp(score − m), both [B, H, T, 1] (the fused kernel's), from
- *   which P = exp(score − m − log l); undefined: P = tf.softmax(scores), the composed forward's own kernel (the same
+ *   which P = exp(score − m − log l); or the forward's probabilities P [B, H, T, S] themselves (kept when small, see
+ *   {@link KEEP_PROBS_BYTES}); undefined: P = tf.softmax(scores), the composed forward's own kernel (the same
  *   probabilities bit for bit, and on WASM a vectorized kernel where Exp is a scalar loop)
  */
 function attentionBackward(
@@ -79,7 +80,7 @@ function attentionBackward(
   k: tf.Tensor4D,
   v: tf.Tensor4D,
   o: tf.Tensor4D,
-  stats: { m: tf.Tensor4D; logL: tf.Tensor4D } | undefined,
+  stats: { m: tf.Tensor4D; logL: tf.Tensor4D } | { p: tf.Tensor4D } | undefined,
   scale: number,
   bias: tf.Tensor4D | undefined,
   dropout: AttentionDropout | undefined,
@@ -89,10 +90,14 @@ function attentionBackward(
     const [, KVH, S] = k.shape;
     const rows = (H / KVH) * T; // a group's query heads folded into the sequence axis, as the forward
     const qg = q.reshape([B, KVH, rows, D]);
-    let scores = tf.mul(tf.matMul(qg, k, false, true), scale).reshape([B, H, T, S]);
-    if (bias) scores = tf.add(scores, bias);
-    // (score − m) first: exact for rows whose scores are all near the mask value, where m + log l would round.
-    const p = (stats ? tf.exp(tf.sub(tf.sub(scores, stats.m), stats.logL)) : tf.softmax(scores, -1)).reshape([B, KVH, rows, S]);
+    const probs = () => {
+      if (stats && 'p' in stats) return stats.p;
+      let scores = tf.mul(tf.matMul(qg, k, false, true), scale).reshape([B, H, T, S]);
+      if (bias) scores = tf.add(scores, bias);
+      // (score − m) first: exact for rows whose scores are all near the mask value, where m + log l would round.
+      return stats ? tf.exp(tf.sub(tf.sub(scores, stats.m), stats.logL)) : tf.softmax(scores, -1);
+    };
+    const p = probs().reshape([B, KVH, rows, S]);
     // [B, KVH, rows, S] has the element order of [B, H, T, S], so the flat indices, hence the mask, are the forward's.
     const drop = (x: tf.Tensor) => (dropout ? seededDropout(x, dropout.rate, dropout.seed0, dropout.seed1) : x);
     const dyg = dy.reshape([B, KVH, rows, D]);
@@ -163,30 +168,47 @@ export function fusedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, s
 }
 
 /**
+ * The largest [B, H, T, S] softmax (bytes) {@link recomputedAttention} keeps for its backward pass instead of
+ * recomputing it. 8 MiB holds one layer of GPT-2 small at 4 x 256 tokens or the main job's 16 x 128 (4 heads); a
+ * layer at 8 x 512 (12 heads) is 96 MiB and is recomputed. Keeping saved GPT-2 small's LoRA step (1 x 128) one
+ * q kᵀ product, a scale, a mask and a softmax per layer; the SmolLM shape's, 30 layers of them (docs/benchmarks.md).
+ */
+export const KEEP_PROBS_BYTES = 8 * 2 ** 20;
+
+/**
  * dropout(softmax(q kᵀ · scale + bias)) v composed of tfjs ops (reference/attention.ts `attentionReference`, so the
  * same values bit for bit) as one custom-gradient op for backends without the fused kernel (WASM, cpu), in the
  * spirit of FlashAttention: the forward runs in the op's own tidy, so the [B, H, T, S] scores, probabilities and
  * dropped probabilities die at once (tfjs would otherwise keep them until the gradient is computed), and it saves
  * only q, k, v, the bias and the output [B, H, T, D]. The backward is {@link attentionBackward}, which recomputes
  * the scores and probabilities (with tf.softmax, as the forward) and the dropout mask (the same Philox key, so the
- * same mask): one more q kᵀ product per step. Call it only while a gradient is being recorded; otherwise the
- * reference alone is the same work.
+ * same mask): one more q kᵀ product per step. Where the probabilities are small (at most {@link KEEP_PROBS_BYTES}),
+ * it keeps them instead and the backward skips that product and softmax. Call it only while a gradient is being
+ * recorded; otherwise the reference alone is the same work.
  * Shapes and parameters as {@link fusedAttention} (GQA: H a multiple of KVH; S ≥ T with a cache or prefix); the
  * bias gets no gradient.
+ * @param keepProbsBytes - keep the [B, H, T, S] softmax up to this size in bytes (tests pass 0 to force recomputing)
  * @returns [B, H, T, D]
  * @throws Error when H is not a multiple of KVH; RangeError when the dropout rate is outside [0, 1).
  */
-export function recomputedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, scale: number, bias: tf.Tensor4D | undefined, dropout?: AttentionDropout): tf.Tensor4D {
+export function recomputedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, scale: number, bias: tf.Tensor4D | undefined, dropout?: AttentionDropout, keepProbsBytes = KEEP_PROBS_BYTES): tf.Tensor4D {
   const drop = normalizeDropout(dropout);
+  const keepProbs = q.shape[0] * q.shape[1] * q.shape[2] * k.shape[2] * 4 <= keepProbsBytes;
   const f = tf.customGrad(((qq: tf.Tensor4D, kk: tf.Tensor4D, vv: tf.Tensor4D, save: tf.GradSaveFunc) => {
-    const o = attentionReference(qq, kk, vv, scale, bias, drop && ((p) => seededDropout(p, drop.rate, drop.seed0, drop.seed1)));
+    let kept: tf.Tensor4D | undefined;
+    const o = attentionReference(qq, kk, vv, scale, bias, (p) => {
+      if (keepProbs) kept = tf.keep(p) as tf.Tensor4D; // the softmax, before dropout: the mask is drawn again from its key
+      return drop ? seededDropout(p, drop.rate, drop.seed0, drop.seed1) : p;
+    });
     // The bias too: it is not an input of the op, and the caller's tidy may dispose it before the backward pass.
-    save(bias ? [qq, kk, vv, o, bias] : [qq, kk, vv, o]);
+    save([qq, kk, vv, o, ...(kept ? [kept] : []), ...(bias ? [bias] : [])]);
+    kept?.dispose(); // save() holds its own reference
     return {
       value: o,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [sq, sk, sv, so, sb] = saved as tf.Tensor4D[];
-        return attentionBackward(dy as tf.Tensor4D, sq!, sk!, sv!, so!, undefined, scale, sb, drop);
+        const [sq, sk, sv, so, ...rest] = saved as tf.Tensor4D[];
+        const sp = keepProbs ? rest.shift() : undefined;
+        return attentionBackward(dy as tf.Tensor4D, sq!, sk!, sv!, so!, sp && { p: sp }, scale, rest[0], drop);
       },
     };
     // tfjs types the callback as variadic over tensors and the save function.
