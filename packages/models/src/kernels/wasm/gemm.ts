@@ -230,16 +230,18 @@ export interface HeapProduct {
 }
 
 /**
- * Sizes of the chunks `units` units of work are cut into for `threads` threads, largest first (guided scheduling):
- * each a 2·threads-th of what is left, at least `min`. The threads take chunks as they come free, so one that starts
+ * Sizes of the chunks `units` units of work are cut into for `threads` threads, large first (guided scheduling):
+ * each a 2·threads-th of what is left, at least `min` (the last takes a remainder under `min`; only a total under
+ * `min` gives a smaller chunk). The threads take chunks as they come free, so one that starts
  * late (a helper woken from sleep) or runs slow (its core shared) does fewer, and the last chunks are small.
- * At most {@link MAX_CHUNKS} chunks: `min` grows where it would give more.
+ * At most `maxChunks` chunks: `min` grows where it would give more.
  */
-export function guidedChunks(units: number, threads: number, min: number): number[] {
-  min = Math.max(min, Math.ceil(units / MAX_CHUNKS));
+export function guidedChunks(units: number, threads: number, min: number, maxChunks = MAX_CHUNKS): number[] {
+  min = Math.max(min, Math.ceil(units / Math.max(1, maxChunks)));
   const sizes: number[] = [];
   for (let left = units; left > 0; ) {
-    const s = Math.min(left, Math.max(min, Math.ceil(left / (2 * threads))));
+    let s = Math.min(left, Math.max(min, Math.ceil(left / (2 * threads))));
+    if (left - s < min) s = left; // no chunk under the minimum: the last takes what would be left
     sizes.push(s);
     left -= s;
   }
@@ -268,29 +270,42 @@ export function heapGemm(backend: unknown, p: HeapProduct, maxThreads = Infinity
   // A few-row product streams B from memory: it counts as FEW_ROWS rows' work (GPT-2 small's 768 x 768 weight at one
   // row ran at 9 GB/s on one thread, 14 on two).
   const threads = Math.max(p.M, FEW_ROWS) * p.N * p.K * p.batch >= SPLIT_MIN_MACS ? Math.min(maxThreads, g.scratch.length) : 1;
-  // Chunks: [a, b, c, M, N, batch]. By slices when there are enough; else by columns when there are more columns than
-  // rows (each chunk then packs only its part of B, the bigger operand), else by rows; whole tiles per chunk.
+  // Chunks: [a, b, c, M, N, batch]. By slices when there are many, or as many for each thread; else each slice by
+  // columns when there are more columns than rows (each chunk then packs only its part of B, the bigger operand), else
+  // by rows, whole tiles per chunk, all the slices' pieces in one queue (GQA's 3 key/value groups on 2 threads were
+  // 2 slices against 1). A small product gets smaller chunks, at least 4 per thread.
   const chunks: number[][] = [];
+  const smallest = (units: number, most: number) => Math.min(most, Math.max(1, Math.ceil(units / (4 * threads))));
   if (threads === 1) chunks.push([p.a, p.b, p.c, p.M, p.N, p.batch]);
-  else if (p.batch >= threads) {
+  else if (p.batch >= 4 * threads || p.batch % threads === 0) {
     let s0 = 0;
     for (const s of guidedChunks(p.batch, threads, 1)) {
       chunks.push([p.a + s0 * p.sa, p.b + s0 * p.sb, p.c + s0 * p.sc, p.M, p.N, s]);
       s0 += s;
     }
-  } else if (p.N > p.M) {
-    let j0 = 0;
-    for (const s of guidedChunks(Math.ceil(p.N / NR), threads, MIN_CHUNK / NR)) {
-      const cols = Math.min(s * NR, p.N - j0);
-      chunks.push([p.a, p.b + j0 * p.bcs, p.c + j0 * 4, p.M, cols, p.batch]);
-      j0 += cols;
-    }
   } else {
-    let r0 = 0;
-    for (const s of guidedChunks(Math.ceil(p.M / MR), threads, MIN_CHUNK / MR)) {
-      const rows = Math.min(s * MR, p.M - r0);
-      chunks.push([p.a + r0 * p.ars, p.b, p.c + r0 * p.N * 4, rows, p.N, p.batch]);
-      r0 += rows;
+    const perSlice = Math.floor(MAX_CHUNKS / p.batch); // the queue's table holds MAX_CHUNKS
+    for (let s = 0; s < p.batch; s++) {
+      const [a, b, c] = [p.a + s * p.sa, p.b + s * p.sb, p.c + s * p.sc];
+      if (p.N > p.M) {
+        const units = Math.ceil(p.N / NR);
+        let j0 = 0;
+        for (const u of guidedChunks(units, threads, smallest(units, MIN_CHUNK / NR), perSlice)) {
+          const cols = Math.min(u * NR, p.N - j0);
+          chunks.push([a, b + j0 * p.bcs, c + j0 * 4, p.M, cols, 1]);
+          j0 += cols;
+        }
+      } else {
+        const units = Math.ceil(p.M / MR);
+        let r0 = 0;
+        // Two tiles at least: a chunk of at most FEW_ROWS rows would take the few-row path, whose sums run in another
+        // order, and the bits would depend on the split.
+        for (const u of guidedChunks(units, threads, Math.max(2, smallest(units, MIN_CHUNK / MR)), perSlice)) {
+          const rows = Math.min(u * MR, p.M - r0);
+          chunks.push([a + r0 * p.ars, b, c + r0 * p.N * 4, rows, p.N, 1]);
+          r0 += rows;
+        }
+      }
     }
   }
   const args = (chunk: number[], t: number) => {
