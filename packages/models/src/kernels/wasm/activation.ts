@@ -9,23 +9,10 @@ import type { WasmHeapBackend, WasmKernelArgs } from './heap.js';
 import { PEFTKIT_ACTIVATION, PEFTKIT_ACTIVATION_GRAD, type PeftkitActivationAttrs } from '../activation.js';
 import { activationWat } from './activation-wat.js';
 import { activationGradReference, activationReference } from '../reference/activation.js';
-import { assembleWat, backendMemory, WA } from './wasm-module.js';
+import { kernelModule } from './wasm-module.js';
 
-type Exports = Record<string, (...offsets: number[]) => void>;
-const bound = new WeakMap<object, Exports>();
-
-/** The module bound to the backend's memory (made once per backend), or null where its memory is not found. */
-function loops(backend: unknown): Exports | null {
-  const found = backendMemory(backend);
-  if (!found) return null;
-  let ex = bound.get(found.module);
-  if (!ex) {
-    const bin = assembleWat('peftkit-activation.wat', activationWat(found.shared), { simd: true, threads: found.shared });
-    ex = new WA.Instance(new WA.Module(bin), { env: { memory: found.memory } }).exports as Exports;
-    bound.set(found.module, ex);
-  }
-  return ex;
-}
+/** The module's loops bound to the backend's memory, or null where its memory is not found. */
+const loops = kernelModule<Record<string, (...offsets: number[]) => void>>('peftkit-activation.wat', activationWat);
 
 function float32Input(t: tf.TensorInfo, kernel: string): void {
   if (t.dtype !== 'float32') throw new Error(`${kernel}: float32 input expected, got ${t.dtype}`);

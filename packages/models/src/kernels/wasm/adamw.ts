@@ -8,23 +8,10 @@ import type { WasmHeapBackend, WasmKernelArgs } from './heap.js';
 import { PEFTKIT_ADAMW, type AdamWScalars } from '../adamw.js';
 import { adamWReference } from '../reference/adamw.js';
 import { adamWWat } from './adamw-wat.js';
-import { assembleWat, backendMemory, WA } from './wasm-module.js';
+import { kernelModule } from './wasm-module.js';
 
-type AdamWFn = (...args: number[]) => void;
-const bound = new WeakMap<object, AdamWFn>();
-
-/** The loop bound to the backend's memory (made once per backend), or null where its memory is not found. */
-function simdAdamW(backend: unknown): AdamWFn | null {
-  const found = backendMemory(backend);
-  if (!found) return null;
-  let fn = bound.get(found.module);
-  if (!fn) {
-    const bin = assembleWat('peftkit-adamw.wat', adamWWat(found.shared), { simd: true, threads: found.shared });
-    fn = new WA.Instance(new WA.Module(bin), { env: { memory: found.memory } }).exports.adamw as AdamWFn;
-    bound.set(found.module, fn);
-  }
-  return fn;
-}
+/** The module bound to the backend's memory, or null where its memory is not found. */
+const simdModule = kernelModule<{ adamw: (...args: number[]) => void }>('peftkit-adamw.wat', adamWWat);
 
 function adamWWasm(args: WasmKernelArgs): tf.TensorInfo[] {
   const { p, g, m, v } = args.inputs as Record<'p' | 'g' | 'm' | 'v', tf.TensorInfo>;
@@ -38,7 +25,7 @@ function adamWWasm(args: WasmKernelArgs): tf.TensorInfo[] {
   if (n === 0) return outs;
   // Views are taken after makeOutput: allocating may grow the WASM memory and detach older views.
   const [ps, gs, ms, vs, po, mo, vo] = [p, g, m, v, ...outs].map((t) => backend.typedArrayFromHeap(t));
-  const fn = simdAdamW(args.backend);
+  const fn = simdModule(args.backend)?.adamw;
   if (fn) {
     const f = Math.fround;
     fn(ps.byteOffset, gs.byteOffset, ms.byteOffset, vs.byteOffset, po.byteOffset, mo.byteOffset, vo.byteOffset, n,

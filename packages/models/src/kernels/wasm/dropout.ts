@@ -12,23 +12,11 @@ import { PEFTKIT_DROPOUT, type PeftkitDropoutAttrs } from '../dropout.js';
 import { philoxDropoutInto } from '../cpu/philox-dropout.js';
 import { dropoutScale, keepThreshold } from '../reference/philox.js';
 import { dropoutWat } from './dropout-wat.js';
-import { assembleWat, backendMemory, WA } from './wasm-module.js';
+import { kernelModule } from './wasm-module.js';
 
 type DropoutFn = (x: number, y: number, n: number, t: number, s: number, k0: number, k1: number) => void;
-const bound = new WeakMap<object, DropoutFn>();
-
-/** The SIMD loop bound to the backend's memory (made once per backend), or null where its memory is not found. */
-function simdDropout(backend: unknown): DropoutFn | null {
-  const found = backendMemory(backend);
-  if (!found) return null;
-  let fn = bound.get(found.module);
-  if (fn === undefined) {
-    const bin = assembleWat('peftkit-dropout.wat', dropoutWat(found.shared), { simd: true, threads: found.shared });
-    fn = new WA.Instance(new WA.Module(bin), { env: { memory: found.memory } }).exports.dropout as DropoutFn;
-    bound.set(found.module, fn);
-  }
-  return fn;
-}
+/** The SIMD module bound to the backend's memory, or null where its memory is not found. */
+const simdModule = kernelModule<{ dropout: DropoutFn }>('peftkit-dropout.wat', dropoutWat);
 
 function dropoutWasm(args: WasmKernelArgs): tf.TensorInfo {
   const { x } = args.inputs as { x: tf.TensorInfo };
@@ -40,7 +28,7 @@ function dropoutWasm(args: WasmKernelArgs): tf.TensorInfo {
   // Views are taken after makeOutput: allocating may grow the WASM memory and detach older views.
   const xs = backend.typedArrayFromHeap(x);
   const ys = backend.typedArrayFromHeap(out) as Float32Array;
-  const simd = simdDropout(args.backend);
+  const simd = simdModule(args.backend)?.dropout;
   if (simd) simd(xs.byteOffset, ys.byteOffset, n, keepThreshold(rate), dropoutScale(rate), seed0 | 0, seed1 | 0);
   else philoxDropoutInto(xs, ys, n, rate, seed0, seed1);
   return out;

@@ -8,23 +8,10 @@ import type { WasmHeapBackend, WasmKernelArgs } from './heap.js';
 import { PEFTKIT_NORM, PEFTKIT_NORM_GRAD, type PeftkitNormAttrs } from '../norm.js';
 import { normGradReference, normReference } from '../reference/norm.js';
 import { normWat } from './norm-wat.js';
-import { assembleWat, backendMemory, WA } from './wasm-module.js';
+import { kernelModule } from './wasm-module.js';
 
-type Exports = Record<'ln_fwd' | 'rms_fwd' | 'ln_bwd' | 'rms_bwd', (...args: number[]) => void>;
-const bound = new WeakMap<object, Exports>();
-
-/** The module bound to the backend's memory (made once per backend), or null where its memory is not found. */
-function loops(backend: unknown): Exports | null {
-  const found = backendMemory(backend);
-  if (!found) return null;
-  let ex = bound.get(found.module);
-  if (!ex) {
-    const bin = assembleWat('peftkit-norm.wat', normWat(found.shared), { simd: true, threads: found.shared });
-    ex = new WA.Instance(new WA.Module(bin), { env: { memory: found.memory } }).exports as unknown as Exports;
-    bound.set(found.module, ex);
-  }
-  return ex;
-}
+/** The module's loops bound to the backend's memory, or null where its memory is not found. */
+const loops = kernelModule<Record<'ln_fwd' | 'rms_fwd' | 'ln_bwd' | 'rms_bwd', (...args: number[]) => void>>('peftkit-norm.wat', normWat);
 
 /** Rows and D of x [..., D] with float32 x and weight [D] (and the other [D] and [..., 1] inputs named). @throws Error naming what does not fit. */
 function shapes(kernel: string, x: tf.TensorInfo, vectors: tf.TensorInfo[], stats: tf.TensorInfo[], like: tf.TensorInfo[]): [number, number] {

@@ -8,23 +8,11 @@ import * as tf from '@tensorflow/tfjs';
 import type { WasmHeapBackend, WasmKernelArgs } from './heap.js';
 import { PEFTKIT_ROTARY, type PeftkitRotaryAttrs } from '../rotary.js';
 import { rotaryWat } from './rotary-wat.js';
-import { assembleWat, backendMemory, WA } from './wasm-module.js';
+import { kernelModule } from './wasm-module.js';
 
 type RotaryFn = (x: number, cos: number, sin: number, y: number, B: number, H: number, T: number, D: number, csBatch: number, transpose: number) => void;
-const bound = new WeakMap<object, RotaryFn>();
-
-/** The loop bound to the backend's memory (made once per backend), or null where its memory is not found. */
-function simdRotary(backend: unknown): RotaryFn | null {
-  const found = backendMemory(backend);
-  if (!found) return null;
-  let fn = bound.get(found.module);
-  if (!fn) {
-    const bin = assembleWat('peftkit-rotary.wat', rotaryWat(found.shared), { simd: true, threads: found.shared });
-    fn = new WA.Instance(new WA.Module(bin), { env: { memory: found.memory } }).exports.rotary as RotaryFn;
-    bound.set(found.module, fn);
-  }
-  return fn;
-}
+/** The module bound to the backend's memory, or null where its memory is not found. */
+const simdModule = kernelModule<{ rotary: RotaryFn }>('peftkit-rotary.wat', rotaryWat);
 
 function rotaryWasm(args: WasmKernelArgs): tf.TensorInfo {
   const { x, cos, sin } = args.inputs as { x: tf.TensorInfo; cos: tf.TensorInfo; sin: tf.TensorInfo };
@@ -41,7 +29,7 @@ function rotaryWasm(args: WasmKernelArgs): tf.TensorInfo {
   // Views are taken after makeOutput: allocating may grow the WASM memory and detach older views.
   const xs = backend.typedArrayFromHeap(x), cs = backend.typedArrayFromHeap(cos), ss = backend.typedArrayFromHeap(sin);
   const ys = backend.typedArrayFromHeap(out);
-  const simd = simdRotary(args.backend);
+  const simd = simdModule(args.backend)?.rotary;
   if (simd) {
     if (ys.length) simd(xs.byteOffset, cs.byteOffset, ss.byteOffset, ys.byteOffset, B, H, T, D, cb, transpose ? 1 : 0);
     return out;

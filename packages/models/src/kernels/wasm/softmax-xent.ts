@@ -9,7 +9,7 @@ import type { WasmHeapBackend, WasmKernelArgs } from './heap.js';
 import { PEFTKIT_SOFTMAX_XENT, PEFTKIT_SOFTMAX_XENT_GRAD } from '../softmax-xent.js';
 import { softmaxXentGradReference, softmaxXentReference } from '../reference/softmax-xent.js';
 import { softmaxXentWat } from './softmax-xent-wat.js';
-import { assembleWat, backendMemory, WA, type EmscriptenModule } from './wasm-module.js';
+import { backendMemory, kernelModule, type EmscriptenModule } from './wasm-module.js';
 
 interface Loops {
   softmaxRow: (x: number, y: number, n: number, stats: number) => void;
@@ -17,20 +17,19 @@ interface Loops {
   /** 8 bytes of the heap for a row's max and sum (never freed: one per backend). */
   stats: number;
 }
-const bound = new WeakMap<object, Loops>();
+const simdModule = kernelModule<{ softmax_row: Loops['softmaxRow']; scale: Loops['scale'] }>('peftkit-softmax-xent.wat', softmaxXentWat);
+const withStats = new WeakMap<object, Loops>();
 
-/** The module bound to the backend's memory (made once per backend), or null where its memory is not found. */
+/** The module's loops bound to the backend's memory, and their scratch, or null where its memory is not found. */
 function loops(backend: unknown): Loops | null {
-  const found = backendMemory(backend);
-  if (!found) return null;
-  let l = bound.get(found.module);
+  const ex = simdModule(backend);
+  if (!ex) return null;
+  let l = withStats.get(ex);
   if (!l) {
-    const bin = assembleWat('peftkit-softmax-xent.wat', softmaxXentWat(found.shared), { simd: true, threads: found.shared });
-    const ex = new WA.Instance(new WA.Module(bin), { env: { memory: found.memory } }).exports;
-    const stats = (found.module as EmscriptenModule)._malloc(8) >>> 0;
+    const stats = (backendMemory(backend)!.module as EmscriptenModule)._malloc(8) >>> 0;
     if (stats === 0) throw new Error('the WASM heap has no room for PeftkitSoftmaxXent\'s scratch');
-    l = { softmaxRow: ex.softmax_row as Loops['softmaxRow'], scale: ex.scale as Loops['scale'], stats };
-    bound.set(found.module, l);
+    l = { softmaxRow: ex.softmax_row, scale: ex.scale, stats };
+    withStats.set(ex, l);
   }
   return l;
 }

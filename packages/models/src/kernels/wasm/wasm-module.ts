@@ -1,7 +1,7 @@
 /**
- * What peftkit's own WebAssembly kernels (gemm.ts, dropout.ts) share: wabt to assemble their text, the part of the
- * WebAssembly JS API they use, and the memory of tfjs-backend-wasm's module, which they import so that they work on
- * tensors in place.
+ * What peftkit's own WebAssembly kernels (gemm.ts, dropout.ts, activation.ts, ...) share: wabt to assemble their text,
+ * the part of the WebAssembly JS API they use, the memory of tfjs-backend-wasm's module, which they import so that
+ * they work on tensors in place, and one module per backend (`kernelModule`).
  */
 import wabtInit from 'wabt';
 
@@ -61,4 +61,26 @@ export function backendMemory(backend: unknown): { module: EmscriptenModule; mem
 /** The memory import a kernel's text declares for a backend's memory (a shared one must state its maximum). */
 export function memoryImport(shared: boolean): string {
   return `(import "env" "memory" (memory 1${shared ? ' 65536 shared' : ''}))`;
+}
+
+/**
+ * A kernel module for the WASM backend's memory: `text(shared)` assembled (SIMD; threads where the memory is shared)
+ * and instantiated once per backend with the backend's memory as its import.
+ * @param name - the text's name in wabt's messages
+ * @returns a function of the backend that gives the module's exports, or null where the backend's memory is not
+ *   found (the kernels then take their fallbacks)
+ */
+export function kernelModule<E>(name: string, text: (shared: boolean) => string): (backend: unknown) => E | null {
+  const bound = new WeakMap<object, E>();
+  return (backend) => {
+    const found = backendMemory(backend);
+    if (!found) return null;
+    let ex = bound.get(found.module);
+    if (!ex) {
+      const bin = assembleWat(name, text(found.shared), { simd: true, threads: found.shared });
+      ex = new WA.Instance(new WA.Module(bin), { env: { memory: found.memory } }).exports as E;
+      bound.set(found.module, ex);
+    }
+    return ex;
+  };
 }
