@@ -336,10 +336,14 @@ export function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps:
         value: y,
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
           const [sx, sMean, sStd, sw] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-          const xhat = () => tf.div(tf.sub(sx, sMean), sStd);
-          const dx = hasNormKernels()
-            ? normGradKernel('layer', sx, sMean, sStd, sw, dy)
-            : ((gw: tf.Tensor, xh: tf.Tensor) => tf.div(tf.sub(tf.sub(gw, tf.mean(gw, -1, true)), tf.mul(xh, tf.mean(tf.mul(gw, xh), -1, true))), sStd))(tf.mul(dy, sw), xhat());
+          let xh: tf.Tensor | undefined;
+          const xhat = () => (xh ??= tf.div(tf.sub(sx, sMean), sStd)); // only where dx is composed or w is trained
+          let dx: tf.Tensor;
+          if (hasNormKernels()) dx = normGradKernel('layer', sx, sMean, sStd, sw, dy);
+          else {
+            const gw = tf.mul(dy, sw);
+            dx = tf.div(tf.sub(tf.sub(gw, tf.mean(gw, -1, true)), tf.mul(xhat(), tf.mean(tf.mul(gw, xhat()), -1, true))), sStd);
+          }
           const dw = gradW ? sumRows(tf.mul(dy, xhat())) : tf.zerosLike(sw);
           const db = gradB ? sumRows(dy) : tf.zeros(sw.shape);
           return [dx, dw, db];
@@ -384,10 +388,14 @@ export function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor
         value: y,
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
           const [sx, sr, sw] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
-          const xhat = () => tf.mul(sx, sr);
-          const dx = hasNormKernels()
-            ? normGradKernel('rms', sx, sr, undefined, sw, dy)
-            : ((gw: tf.Tensor, xh: tf.Tensor) => tf.mul(sr, tf.sub(gw, tf.mul(xh, tf.mean(tf.mul(gw, xh), -1, true)))))(tf.mul(dy, sw), xhat());
+          let xh: tf.Tensor | undefined;
+          const xhat = () => (xh ??= tf.mul(sx, sr)); // only where dx is composed or w is trained
+          let dx: tf.Tensor;
+          if (hasNormKernels()) dx = normGradKernel('rms', sx, sr, undefined, sw, dy);
+          else {
+            const gw = tf.mul(dy, sw);
+            dx = tf.mul(sr, tf.sub(gw, tf.mul(xhat(), tf.mean(tf.mul(gw, xhat()), -1, true))));
+          }
           return [dx, gradW ? sumRows(tf.mul(dy, xhat())) : tf.zerosLike(sw)];
         }),
       };

@@ -257,9 +257,9 @@ export function guidedChunks(units: number, threads: number, min: number, maxChu
 const MIN_CHUNK = 64;
 
 /**
- * Runs C = A · B on the backend's heap with peftkit's GEMM, shared between the threads in chunks ({@link guidedChunks})
- * of the batch's slices when there are at least as many as threads, else of columns or rows, whichever are more.
- * C must not overlap A or B.
+ * Runs C = A · B on the backend's heap with peftkit's GEMM, shared between the threads in chunks ({@link guidedChunks}):
+ * of the batch's slices when there are at least 4 per thread or as many for each thread, else of each slice's columns
+ * or rows, whichever are more. C must not overlap A or B.
  * @param maxThreads - at most this many threads (tests compare 1 with all)
  * @returns false when peftkit's GEMM is off or cannot run (the caller uses the backend's kernel).
  * @throws Error when a helper thread's share failed (a trap: an operand outside the heap).
