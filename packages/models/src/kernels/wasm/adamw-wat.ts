@@ -4,6 +4,7 @@
  * add, divide and square root are exact roundings, so the bits are theirs).
  */
 import { memoryImport } from './wasm-module.js';
+import { vectorsThenElements } from './simd-wat.js';
 
 /**
  * The module's text. Its export `adamw(p, g, m, v, pOut, mOut, vOut, n, b1, nb1, b2, nb2, eps, decay, bc2, step)`:
@@ -34,15 +35,6 @@ export function adamWWat(shared: boolean): string {
     ${scalars.map((s) => `(local.set $v${s} (f32x4.splat (local.get $${s})))`).join('\n    ')}
     (local.set $end (i32.shl (local.get $n) (i32.const 2)))
     (local.set $endV (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2)))
-    (block $vdone (loop $vl
-      (br_if $vdone (i32.ge_u (local.get $o) (local.get $endV)))
-      ${body('v')}
-      (local.set $o (i32.add (local.get $o) (i32.const 16)))
-      (br $vl)))
-    (block $sdone (loop $sl
-      (br_if $sdone (i32.ge_u (local.get $o) (local.get $end)))
-      ${body('s')}
-      (local.set $o (i32.add (local.get $o) (i32.const 4)))
-      (br $sl))))
+    ${vectorsThenElements('', body('v'), body('s'))})
 )`;
 }

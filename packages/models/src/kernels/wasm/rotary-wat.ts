@@ -4,6 +4,7 @@
  * sums in the order of the composed ops (x cos, then rotate_half(x) sin, then their sum), so the values are theirs.
  */
 import { memoryImport } from './wasm-module.js';
+import { vectorsThenElements } from './simd-wat.js';
 
 /**
  * The module's text. Its export `rotary(x, cos, sin, y, B, H, T, D, csBatch, transpose)`: y = x cos + rotate_half(x) sin
@@ -48,17 +49,7 @@ export function rotaryWat(shared: boolean): string {
           (local.set $cs (i32.mul (i32.add (i32.mul (select (i32.const 0) (local.get $b) (i32.eq (local.get $csBatch) (i32.const 1))) (local.get $T)) (local.get $t)) (local.get $row)))
           (local.set $cr (i32.add (local.get $cos) (local.get $cs)))
           (local.set $sr (i32.add (local.get $sin) (local.get $cs)))
-          (local.set $o (i32.const 0))
-          (block $vdone (loop $vl
-            (br_if $vdone (i32.ge_u (local.get $o) (local.get $hv)))
-            ${step('v')}
-            (local.set $o (i32.add (local.get $o) (i32.const 16)))
-            (br $vl)))
-          (block $sdone (loop $sl
-            (br_if $sdone (i32.ge_u (local.get $o) (local.get $hb)))
-            ${step('s')}
-            (local.set $o (i32.add (local.get $o) (i32.const 4)))
-            (br $sl)))
+          ${vectorsThenElements('', step('v'), step('s'), '$hv', '$hb')}
           (local.set $t (i32.add (local.get $t) (i32.const 1)))
           (br $tl)))
         (local.set $n (i32.add (local.get $n) (i32.const 1)))

@@ -27,6 +27,23 @@ export const set = (name: string, expr: (u: number) => string): Step => (u) => `
 /** The steps for vectors 0..count−1, step by step (vector 0's step, vector 1's, ...), so that they overlap. */
 export const interleave = (steps: Step[], count: number) => steps.map((step) => Array.from({ length: count }, (_, u) => step(u)).join('\n      ')).join('\n      ');
 
+/**
+ * A pass over an array: `vec` for each whole vector of 4 floats (byte offset $o), then `scalar` for each remaining
+ * element (offset $o). `endV` and `end` are i32 locals holding the bytes of the whole vectors and of all elements;
+ * `id` keeps the loops' labels apart within a function. Uses $o.
+ */
+export const vectorsThenElements = (id: string, vec: string, scalar: string, endV = '$endV', end = '$end') => `(local.set $o (i32.const 0))
+      (block $v${id}done (loop $v${id}
+        (br_if $v${id}done (i32.ge_u (local.get $o) (local.get ${endV})))
+        ${vec}
+        (local.set $o (i32.add (local.get $o) (i32.const 16)))
+        (br $v${id})))
+      (block $s${id}done (loop $s${id}
+        (br_if $s${id}done (i32.ge_u (local.get $o) (local.get ${end})))
+        ${scalar}
+        (local.set $o (i32.add (local.get $o) (i32.const 4)))
+        (br $s${id})))`;
+
 /** Declarations of v128 locals `name_u` for every name and u < count. */
 export const vectorLocals = (names: string[], count: number) => Array.from({ length: count }, (_, u) => names.map((l) => `(local $${l}_${u} v128)`).join(' ')).join('\n    ');
 
