@@ -40,7 +40,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { writeJsonAtomic } from '@peftkit/core';
-import { MODES, runSpec, type Mode } from './spec.js';
+import { median, MODES, runSpec, type Mode } from './spec.js';
 import type { RunResult } from './train.js';
 import spec from './train-spec.json' with { type: 'json' };
 
@@ -100,10 +100,6 @@ rmSync(tmp, { recursive: true, force: true });
 if (args.json) writeJsonAtomic(args.json, runs);
 
 const mean = (xs: number[] | undefined) => (xs?.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 /** The runs of one (impl, model, mode, threads) over the rounds as one result: median tokens/s, largest memory, every step. */
 function merge(group: RoundResult[]): RoundResult | undefined {
   const ok = group.filter((r) => !r.error);

@@ -1,6 +1,7 @@
 /**
  * What tools/bench/train.ts and tools/bench/compare.ts share about tools/bench/train-spec.json: the modes and
- * each (model, mode)'s run. A module of its own because train.ts runs its benchmark when imported.
+ * each (model, mode)'s run; and the median both take. A module of its own because train.ts runs its benchmark when
+ * imported.
  */
 import spec from './train-spec.json' with { type: 'json' };
 
@@ -23,4 +24,10 @@ export interface RunSpec {
 export function runSpec(model: string, mode: Mode): RunSpec | undefined {
   const m = (spec.models as Record<string, { runs: Partial<Record<Mode, RunSpec>> } | undefined>)[model];
   return m?.runs[mode];
+}
+
+/** The median of `xs` (the mean of the two middle values for an even count); NaN for none. */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }

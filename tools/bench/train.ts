@@ -55,7 +55,7 @@ import { injectLora } from '@peftkit/lora';
 import { AdamW } from '../../packages/steps/src/training/adamw.js';
 import { causalLmModelNllSum } from '../../packages/steps/src/training/losses.js';
 import spec from './train-spec.json' with { type: 'json' };
-import { MODES, runSpec, type Mode, type RunSpec } from './spec.js';
+import { median, MODES, runSpec, type Mode, type RunSpec } from './spec.js';
 
 type ModelKey = keyof typeof spec.models;
 
@@ -326,8 +326,7 @@ async function runOne(key: ModelKey, mode: Mode): Promise<RunResult> {
   }
   const loadAvg: [number, number] = [load0, loadAverage()];
   const mean = stepSeconds.reduce((a, b) => a + b, 0) / stepSeconds.length;
-  const sorted = [...stepSeconds].sort((a, b) => a - b);
-  const median = sorted.length % 2 ? sorted[(sorted.length - 1) / 2] : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
+  const medianSeconds = median(stepSeconds);
   const prof = args.profile ? await profileKernels(step) : undefined;
   const profile = prof?.rows;
   const result: RunResult = {
@@ -343,7 +342,7 @@ async function runOne(key: ModelKey, mode: Mode): Promise<RunResult> {
     stepSeconds,
     cpuSeconds,
     loadAverage: loadAvg,
-    tokensPerSecond: mode === 'generate' ? (B * newTokens) / median : (B * T) / mean,
+    tokensPerSecond: mode === 'generate' ? (B * newTokens) / medianSeconds : (B * T) / mean,
     parameters,
     trainable,
     buildSeconds,
